@@ -1,0 +1,88 @@
+# Image Generation from First Principles: every target bootstraps what it needs, once.
+#   make book       execute every notebook and build the HTML book (_build/html/index.html)
+#   make test       unit tests + every notebook (nbval) + exercise tests, on the CPU
+#   make test-gpu   the same with COURSE_DEVICE=cuda (fails clearly without a GPU)
+#   make lab        JupyterLab on the course
+#   make exercises  regenerate exercises/ from solutions/ (nbgrader ClearSolutions)
+#   make bench      the side-by-side benchmarks
+#   make lint       ruff
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+PYTEST_WORKERS ?= 2
+PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
+
+.PHONY: all venv npm book test test-unit test-notebooks test-exercises test-gpu lab exercises \
+        bench lint clean freeze check-python
+
+all: test
+
+check-python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "error: $(PYTHON) not found. Install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+
+# The virtual environment is rebuilt only when requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml | check-python
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	@touch $@
+
+venv: $(STAMP)
+
+# MathJax and the ipywidgets manager, served from node_modules so that the book reads offline.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm: $(NPM_STAMP)
+
+book: $(STAMP) $(NPM_STAMP)
+	$(BIN)/python tools/offline_assets.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" COURSE_DEVICE=$${COURSE_DEVICE:-cpu} \
+	  $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tools/offline_assets.py --check _build/html
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_PAR) -q
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(PYTEST_PAR) -q -p no:cacheprovider \
+	  notebooks solutions
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	  tests --nbval-lax --nbval-current-env notebooks solutions
+
+test-gpu: $(STAMP)
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else \
+	  'make test-gpu: no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is False)')"
+	COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	  tests --nbval-lax --nbval-current-env notebooks solutions
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=.
+
+exercises: $(STAMP)
+	$(BIN)/python tools/make_exercises.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/gmm_vs_sklearn.py
+	$(BIN)/python benchmarks/mrf_gibbs.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check course_lib tests benchmarks tools
+
+freeze: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch' | \
+	  { echo "# Pinned environment (Python 3.11); regenerate with 'make freeze'."; cat; echo "torch==2.13.0"; } \
+	  > requirements.txt.new && mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf _build .pytest_cache
