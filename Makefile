@@ -37,7 +37,7 @@ venv: $(STAMP)
 
 # MathJax and the ipywidgets manager, served from node_modules so that the book reads offline.
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 npm: $(NPM_STAMP)
