@@ -62,7 +62,7 @@ def check_close(value, expected, what: str, *, rtol: float = 1e-5, atol: float =
         raise GradingError(f"{what} contains NaN or infinite values")
     if not np.allclose(arr, expected, rtol=rtol, atol=atol):
         err = np.abs(arr - expected)
-        where = np.unravel_index(np.argmax(err), err.shape) if err.ndim else ()
+        where = tuple(int(i) for i in np.unravel_index(np.argmax(err), err.shape)) if err.ndim else ()
         msg = (
             f"{what} is wrong: the largest difference is {err.max():.3g} at index {where} "
             f"(got {arr[where]:.6g}, expected {expected[where]:.6g})"
