@@ -14,6 +14,8 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_WORKERS ?= 2
 PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
+# One BLAS/torch thread per pytest worker: two workers on two cores; more threads only contend.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: all venv npm book test test-unit test-notebooks test-exercises test-gpu lab exercises \
         bench lint clean freeze check-python
@@ -50,20 +52,20 @@ book: $(STAMP) $(NPM_STAMP)
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_PAR) -q
+	$(TEST_ENV) $(BIN)/python -m pytest tests $(PYTEST_PAR) -q
 
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(PYTEST_PAR) -q -p no:cacheprovider \
+	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(PYTEST_PAR) -q -p no:cacheprovider \
 	  notebooks solutions
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PAR) -q \
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
 test-gpu: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else \
 	  'make test-gpu: no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is False)')"
-	COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	$(TEST_ENV) COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q \
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
 lab: $(STAMP)

@@ -1,0 +1,234 @@
+"""course_lib.gmm.GaussianMixture against sklearn.mixture.GaussianMixture, side by side.
+
+Both fit the same data from the same initial parameters (weights_init, means_init,
+precisions_init) in the same process, with ``tol=0`` and the same ``max_iter``, so that both do
+exactly the same number of EM iterations (checked): equal work is timed. For every
+N x D x K x covariance type the table gives the median wall time of several runs,
+the ratio course_lib / scikit-learn (below 1: course_lib is faster) for course_lib in float64
+and in float32, and the relative difference of the final lower bound (mean log-likelihood)
+from scikit-learn's float64 one.
+
+scikit-learn always runs on the CPU in float64. course_lib runs on the CPU and, when a CUDA
+GPU is present (and ``--device`` allows), also on the GPU.
+
+    python benchmarks/gmm_vs_sklearn.py            # full table, saved to benchmarks/results/
+    python benchmarks/gmm_vs_sklearn.py --quick    # smoke run (seconds), nothing saved
+
+The CPU is shared with whatever else runs on the machine: the script prints the load average
+before and after, and timings taken under load are noisy (repeat them when it is low).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.cluster import kmeans_plusplus
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from course_lib.gmm import COVARIANCE_TYPES, GaussianMixture, NumericalTroubleWarning
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_data(n, d, k, seed=0):
+    """A mixture of k Gaussians with random means and random full covariances."""
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(k, d) * 2.0
+    labels = rng.randint(k, size=n)
+    X = np.empty((n, d))
+    for j in range(k):
+        idx = np.flatnonzero(labels == j)
+        A = np.eye(d) + 0.3 * rng.randn(d, d) / np.sqrt(d)  # well conditioned
+        X[idx] = centres[j] + rng.randn(len(idx), d) @ A
+    return X
+
+
+def make_init(X, k, covariance_type, seed=0):
+    """Same start for both: k-means++ seeds (on a subsample) as means, equal weights, and the
+    data's mean variance as every (isotropic) covariance."""
+    rng = np.random.RandomState(seed)
+    sub = X[rng.choice(len(X), size=min(len(X), 5000), replace=False)]
+    means, _ = kmeans_plusplus(sub, k, random_state=seed)
+    d = X.shape[1]
+    precision = 1.0 / X.var(0).mean()
+    precisions = {
+        "full": np.tile(np.eye(d) * precision, (k, 1, 1)),
+        "tied": np.eye(d) * precision,
+        "diag": np.full((k, d), precision),
+        "spherical": np.full(k, precision),
+    }[covariance_type]
+    return dict(weights_init=np.full(k, 1.0 / k), means_init=means, precisions_init=precisions)
+
+
+def timed_fits(makers, X, repeats):
+    """Fit each model ``repeats`` times, interleaving the models so that all of them see the
+    same machine load; return per model (median seconds, last fitted model, warned)."""
+    times = {name: [] for name in makers}
+    models, warned = {}, {name: False for name in makers}
+    for _ in range(repeats):
+        for name, make_model in makers.items():
+            model = make_model()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                start = time.perf_counter()
+                model.fit(X)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - start)
+            warned[name] |= any(issubclass(w.category, NumericalTroubleWarning) for w in caught)
+            models[name] = model
+    return {name: (statistics.median(times[name]), models[name], warned[name]) for name in makers}
+
+
+def load():
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "load average n/a"
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run: a smoke test")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per timing (median)")
+    parser.add_argument("--iters", type=int, default=10, help="EM iterations per fit")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "all"],
+        default="all",
+        help="where course_lib runs (all: the CPU, and the GPU if present)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--n", type=int, nargs="+", help="sample sizes (default 2000 20000 200000)")
+    parser.add_argument("--d", type=int, nargs="+", help="dimensions (default 8 64)")
+    parser.add_argument("--k", type=int, nargs="+", help="components (default 4 16)")
+    parser.add_argument(
+        "--cov", nargs="+", choices=COVARIANCE_TYPES, default=list(COVARIANCE_TYPES)
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit both libraries to this many CPU threads (torch and NumPy's BLAS); default: "
+        "each library's own default. One thread gives a per-core comparison that other "
+        "programs running on the machine disturb much less.",
+    )
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
+
+    if args.quick:
+        sizes, dims, comps, repeats, iters = [2000], [8], [4], 1, 3
+    else:
+        sizes, dims, comps = [2000, 20000, 200000], [8, 64], [4, 16]
+        repeats, iters = args.repeats, args.iters
+    sizes, dims, comps = args.n or sizes, args.d or dims, args.k or comps
+    devices = []
+    if args.device in ("cpu", "all"):
+        devices.append("cpu")
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append("cuda")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA GPU is available")
+
+    # warm-up (library loading, first-call allocations) outside the timings
+    warm = make_data(500, 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SkGaussianMixture(2, max_iter=2).fit(warm)
+        for dev in devices:
+            GaussianMixture(2, max_iter=2, device=dev).fit(warm)
+
+    lines = []
+
+    def emit(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    emit(
+        f"# course_lib GaussianMixture vs scikit-learn {sklearn.__version__}  "
+        f"({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)"
+    )
+    blas_threads = "default" if args.threads is None else args.threads
+    emit(
+        f"# CPU: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, numpy {np.__version__} (BLAS threads: "
+        f"{blas_threads})"
+    )
+    if "cuda" in devices:
+        emit(f"# GPU: {torch.cuda.get_device_name()}")
+    emit(
+        f"# {iters} EM iterations per fit (tol=0, same initial parameters), median of "
+        f"{repeats} run(s); ratio = course_lib time / scikit-learn time (< 1: faster);"
+    )
+    emit("# dLB = |lower bound - scikit-learn's| / |scikit-learn's| (both mean log-likelihoods);")
+    emit("# * = course_lib had to regularise a singular covariance (NumericalTroubleWarning)")
+    emit(f"# at start: {load()}")
+    header = f"{'N':>7} {'D':>3} {'K':>3} {'cov':>9} {'sklearn s':>10}"
+    for dev in devices:
+        for prec in ("f64", "f32"):
+            header += f" | {dev + ' ' + prec + ' s':>12} {'ratio':>6} {'dLB':>8} "
+    emit(header)
+    emit("-" * len(header))
+
+    for n in sizes:
+        for d in dims:
+            X = make_data(n, d, max(comps))
+            for k in comps:
+                for cov in args.cov:
+                    init = make_init(X, k, cov)
+                    common = dict(covariance_type=cov, tol=0.0, max_iter=iters, **init)
+                    makers = {"sklearn": lambda k=k, common=common: SkGaussianMixture(k, **common)}
+                    for dev in devices:
+                        for dtype in (torch.float64, torch.float32):
+                            makers[dev, dtype] = lambda dev=dev, dtype=dtype, k=k, common=common: (
+                                GaussianMixture(k, device=dev, dtype=dtype, **common)
+                            )
+                    results = timed_fits(makers, X, repeats)
+                    t_sk, sk, _ = results.pop("sklearn")
+                    row = f"{n:>7} {d:>3} {k:>3} {cov:>9} {t_sk:>10.3f}"
+                    for t_cl, cl, warned in results.values():
+                        assert cl.n_iter_ == sk.n_iter_ == iters
+                        dlb = abs(cl.lower_bound_ - sk.lower_bound_) / abs(sk.lower_bound_)
+                        flag = "*" if warned else " "
+                        row += f" | {t_cl:>12.3f} {t_cl / t_sk:>6.2f} {dlb:>8.1e}{flag}"
+                    emit(row)
+    emit(f"# at end: {load()}")
+
+    out = args.out
+    if out is None and not args.quick:
+        suffix = "gpu" if "cuda" in devices else "cpu"
+        if args.threads is not None:
+            suffix += f"_{args.threads}thread"
+        out = RESULTS / f"gmm_vs_sklearn_{suffix}.txt"
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
+        print(f"saved to {out}")
+
+
+if __name__ == "__main__":
+    main()

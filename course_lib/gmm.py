@@ -1,0 +1,931 @@
+"""Gaussian mixture models fitted by expectation-maximisation (EM).
+
+The chapter "Gaussian mixtures" (book/03_gmm.md) derives every formula used here. Each one
+lives in exactly one module-level function, named after the book's equation label:
+
+=====================================  ==========================================
+function                               book equation
+=====================================  ==========================================
+:func:`estimate_log_gaussian_prob`     ``gmm-log-gauss``  log N(x_n | mu_k, Sigma_k)
+:func:`e_step`                         ``gmm-estep``      responsibilities (log-sum-exp)
+:func:`m_step`                         ``gmm-mstep``      weights, means, covariances
+:func:`compute_precision_cholesky`     (how a covariance is stored: its inverse's Cholesky factor)
+:func:`n_parameters`                   ``gmm-bic``        free parameters counted by BIC/AIC
+=====================================  ==========================================
+
+These functions take and return torch tensors, work on any device, and are batched over
+components: there is no Python loop over components or over samples (the only loops walk over
+*blocks* of samples, so that memory stays bounded for large data sets).
+
+:class:`GaussianMixture` strings them together with scikit-learn's interface and semantics:
+given the same initial parameters, ``tol`` and ``max_iter`` it reaches the same ``lower_bound_``
+(within 1e-6 relative, in float64) after the same number of iterations as
+``sklearn.mixture.GaussianMixture`` (tested in ``tests/test_gmm.py``).
+
+How covariances are stored (as scikit-learn does)
+-------------------------------------------------
+``covariance_type`` fixes the shape of the covariance parameters (K components, D features):
+
+- ``"full"``: one D×D matrix per component, shape (K, D, D);
+- ``"tied"``: one D×D matrix shared by all components, shape (D, D);
+- ``"diag"``: one diagonal per component, shape (K, D);
+- ``"spherical"``: one variance per component (Sigma_k = s_k I), shape (K,).
+
+The log-density needs the *inverse* covariance (the precision). We keep an upper-triangular
+``P`` with ``P @ P.T = Sigma^{-1}`` (for diag/spherical: ``1/sqrt(variance)``), called
+``precisions_cholesky``: then ``(x - mu)^T Sigma^{-1} (x - mu) = ||(x - mu) @ P||^2`` and
+``log det Sigma^{-1} = 2 sum(log diag P)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils import check_random_state
+
+from ._core import as_tensor, check_choice, check_int, check_real, progress, resolve_device
+
+__all__ = [
+    "GaussianMixture",
+    "NumericalTroubleWarning",
+    "COVARIANCE_TYPES",
+    "INIT_PARAMS",
+    "estimate_log_gaussian_prob",
+    "e_step",
+    "m_step",
+    "compute_precision_cholesky",
+    "n_parameters",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+#: A component whose responsibilities add up to less than this many machine epsilons of the
+#: working precision (2.2e-15 of a data point in float64, 1.2e-6 in float32) "has lost all its
+#: points": the ``10 * eps`` guard of the M-step then dominates N_k and pulls its mean towards
+#: the origin, so the component is dead. :class:`GaussianMixture` re-seeds such a component
+#: (see its docstring). Components with a little more mass (even 1e-7 of a point) are left
+#: alone: they can and do come back to life.
+EMPTY_COMPONENT_EPS = 10.0
+
+#: Temporaries of shape (block of samples, K, D) hold at most this many numbers; larger data
+#: are processed block by block. On a CPU a block that stays in the cache (4 MiB in float64)
+#: is about twice as fast as one big product; a GPU prefers few, large blocks.
+_BLOCK_ELEMENTS = {"cpu": 2**19, "cuda": 2**25}
+
+
+class NumericalTroubleWarning(RuntimeWarning):
+    """EM met a degenerate situation (an empty component, a singular covariance) and repaired
+    it as documented in :class:`GaussianMixture`; the fit goes on and never returns NaN."""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _blocks(n_rows: int, row_width: int, device: torch.device):
+    """Yield slices of rows covering ``range(n_rows)``, each block holding at most
+    ``_BLOCK_ELEMENTS`` numbers when a row holds ``row_width`` of them."""
+    budget = _BLOCK_ELEMENTS.get(device.type, _BLOCK_ELEMENTS["cuda"])
+    step = max(1, budget // max(1, row_width))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def _check_covariance_type(covariance_type):
+    return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+
+
+def _eps(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).eps
+
+
+def _empty_mass(dtype: torch.dtype) -> float:
+    return EMPTY_COMPONENT_EPS * _eps(dtype)
+
+
+def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
+    """log det(P) per component, i.e. half of log det(Sigma_k^{-1}); shape (K,) or scalar (tied)."""
+    if covariance_type == "full":
+        return torch.log(torch.diagonal(precisions_cholesky, dim1=-2, dim2=-1)).sum(-1)
+    if covariance_type == "tied":
+        return torch.log(torch.diagonal(precisions_cholesky)).sum()
+    if covariance_type == "diag":
+        return torch.log(precisions_cholesky).sum(-1)
+    return n_features * torch.log(precisions_cholesky)  # spherical
+
+
+# --------------------------------------------------------------------------- the book's equations
+
+
+def estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
+    """Log-density of every sample under every component, log N(x_n | mu_k, Sigma_k).
+
+    Implements eq. (gmm-log-gauss)::
+
+        log N(x | mu, Sigma) = -1/2 [ D log(2 pi) + (x - mu)^T Sigma^{-1} (x - mu) ]
+                               + 1/2 log det Sigma^{-1}
+
+    with ``Sigma^{-1} = P P^T`` (``P = precisions_cholesky``), so the quadratic form is the
+    squared length of ``(x - mu) P`` and ``1/2 log det Sigma^{-1} = sum(log diag P)``.
+
+    Parameters
+    ----------
+    X : tensor (N, D)
+    means : tensor (K, D)
+    precisions_cholesky : tensor, shape set by ``covariance_type`` (see the module docstring)
+    covariance_type : {"full", "tied", "diag", "spherical"}
+
+    Returns
+    -------
+    tensor (N, K)
+    """
+    _check_covariance_type(covariance_type)
+    N, D = X.shape
+    K = means.shape[0]
+    P = precisions_cholesky
+
+    if covariance_type == "full":
+        # y_nk = x_n P_k - mu_k P_k for all k at once: X times the (D, K*D) matrix [P_1 ... P_K].
+        P_all = P.permute(1, 0, 2).reshape(D, K * D)
+        shift = torch.einsum("kd,kde->ke", means, P).reshape(1, K * D)
+        mahalanobis = X.new_empty(N, K)
+        for rows in _blocks(N, K * D, X.device):  # blocks of samples: small temporaries
+            y = torch.addmm(shift, X[rows], P_all, beta=-1)  # = X P_all - shift, (n, K*D)
+            mahalanobis[rows] = torch.linalg.vector_norm(y.view(-1, K, D), dim=-1).square_()
+    elif covariance_type == "tied":
+        # One shared P: whiten once, then ||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2 for all pairs.
+        XP = X @ P
+        muP = means @ P
+        mahalanobis = torch.addmm(muP.square().sum(1), XP, muP.T, alpha=-2.0)  # (N, K)
+        mahalanobis += torch.linalg.vector_norm(XP, dim=1).square_()[:, None]
+    elif covariance_type == "diag":
+        # sum_d (x_d - mu_kd)^2 / sigma_kd^2 = sum_d x_d^2 lambda_kd - 2 x_d mu_kd lambda_kd
+        # + mu_kd^2 lambda_kd with lambda = 1 / sigma^2: two matrix products for all (n, k)
+        precisions = P.square()  # (K, D)
+        constant = (means.square() * precisions).sum(1)  # (K,)
+        mahalanobis = X.new_empty(N, K)
+        for rows in _blocks(N, D, X.device):  # blocks small enough to stay in the cache
+            x = X[rows]
+            block = torch.addmm(constant, x, (means * precisions).T, alpha=-2.0)
+            mahalanobis[rows] = block.addmm_(x.square(), precisions.T)
+    else:  # spherical
+        # ||x - mu_k||^2 / s_k = (||x||^2 - 2 x.mu_k + ||mu_k||^2) / s_k
+        precisions = P.square()  # (K,): 1 / s_k
+        mahalanobis = torch.addmm(means.square().sum(1), X, means.T, alpha=-2.0)  # (N, K)
+        mahalanobis += torch.linalg.vector_norm(X, dim=1).square_()[:, None]
+        mahalanobis *= precisions
+
+    # log N = -1/2 mahalanobis + (log det P - D/2 log 2 pi), computed in place
+    constant = _log_det_cholesky(P, covariance_type, D) - 0.5 * D * math.log(2.0 * math.pi)
+    return mahalanobis.mul_(-0.5).add_(constant)
+
+
+def e_step(X, weights, means, precisions_cholesky, covariance_type):
+    """E-step: log-responsibilities and per-sample log-likelihood, computed in log space.
+
+    Implements eq. (gmm-estep)::
+
+        log r_nk = log pi_k + log N(x_n | mu_k, Sigma_k) - log p(x_n)
+        log p(x_n) = logsumexp_k [ log pi_k + log N(x_n | mu_k, Sigma_k) ]
+
+    The log-sum-exp subtracts the largest term before exponentiating, so nothing underflows
+    even when every density is far below the smallest float.
+
+    Returns
+    -------
+    log_resp : tensor (N, K)
+        ``log r_nk``; ``exp(log_resp)`` sums to one along each row.
+    log_prob : tensor (N,)
+        ``log p(x_n)``; its mean is the lower bound EM tracks (the mean log-likelihood).
+    """
+    weighted = estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type)
+    weighted += torch.log(weights)  # log pi_k + log N(x_n | mu_k, Sigma_k), (N, K)
+    log_prob = torch.logsumexp(weighted, dim=1)
+    log_resp = weighted.sub_(log_prob[:, None])  # in place: the (N, K) array is reused
+    return log_resp, log_prob
+
+
+def m_step(X, resp, covariance_type, reg_covar):
+    """M-step: the weights, means and covariances that maximise the expected log-likelihood.
+
+    Implements eq. (gmm-mstep), with N_k = sum_n r_nk::
+
+        pi_k    = N_k / N
+        mu_k    = (1 / N_k) sum_n r_nk x_n
+        Sigma_k = (1 / N_k) sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T + reg_covar * I
+
+    The other covariance types constrain Sigma_k: ``tied`` shares one matrix (the responsibility-weighted
+    average over components), ``diag`` keeps only the diagonal, ``spherical`` the mean of the
+    diagonal. As in scikit-learn, ``10 * eps`` is added to N_k so that an empty component
+    divides by a tiny number instead of zero, and ``reg_covar`` is added to every variance.
+
+    Parameters
+    ----------
+    X : tensor (N, D)
+    resp : tensor (N, K), rows summing to one
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    reg_covar : float >= 0
+
+    Returns
+    -------
+    weights (K,), means (K, D), covariances (shape set by ``covariance_type``)
+    """
+    _check_covariance_type(covariance_type)
+    N, D = X.shape
+    K = resp.shape[1]
+    nk = resp.sum(0) + 10.0 * _eps(resp.dtype)
+    means = (resp.T @ X) / nk[:, None]
+
+    if covariance_type == "full":
+        # scatter matrices of all components at once, one batched product per block of samples:
+        # diff[k, n] = x_n - mu_k, and S_k = sum_n (r_nk diff[k, n])^T diff[k, n]
+        scatter = X.new_zeros(K, D, D)
+        for rows in _blocks(N, K * D, X.device):
+            diff = X[None, rows, :] - means[:, None, :]  # (K, n, D)
+            scatter.baddbmm_((diff * resp[rows].T[:, :, None]).mT, diff)
+        covariances = scatter / nk[:, None, None]
+        covariances.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+    else:
+        # The other types use "mean of squares minus square of the mean", which subtracts two
+        # large numbers when the data sit far from the origin (fatal in float32). Measuring
+        # everything from the data mean c first changes nothing in exact arithmetic.
+        c = X.mean(0)
+        means_c = means - c
+        if covariance_type == "tied":
+            # sum_k sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T = sum_n x_n x_n^T - sum_k N_k mu_k mu_k^T
+            second = X.new_zeros(D, D)
+            for rows in _blocks(N, D, X.device):
+                xc = X[rows] - c
+                second.addmm_(xc.T, xc)
+            covariances = (second - (nk[:, None] * means_c).T @ means_c) / nk.sum()
+            covariances.diagonal().add_(reg_covar)
+        else:
+            # diag: sigma_kd^2 = sum_n r_nk x_nd^2 / N_k - mu_kd^2; spherical: their mean over d
+            second = X.new_zeros(K, D)  # sum_n r_nk (x_nd - c_d)^2
+            for rows in _blocks(N, D, X.device):
+                second.addmm_(resp[rows].T, (X[rows] - c).square_())
+            variances = second / nk[:, None] - means_c.square() + reg_covar
+            covariances = variances if covariance_type == "diag" else variances.mean(1)
+
+    weights = nk / nk.sum()
+    return weights, means, covariances
+
+
+def _precision_cholesky_or_failures(covariances, covariance_type):
+    """Like :func:`compute_precision_cholesky`, but returns ``(P, failed)`` instead of raising;
+    ``failed`` is a boolean tensor (K,) (or (1,) for tied) marking non-positive-definite ones."""
+    if covariance_type in ("full", "tied"):
+        batch = covariances if covariance_type == "full" else covariances[None]
+        L, info = torch.linalg.cholesky_ex(batch)  # Sigma = L L^T, L lower triangular
+        failed = info > 0
+        eye = torch.eye(batch.shape[-1], dtype=batch.dtype, device=batch.device)
+        # P = L^{-T} (upper triangular) so that P P^T = L^{-T} L^{-1} = Sigma^{-1}
+        P = torch.linalg.solve_triangular(L, eye.expand_as(batch), upper=False).mT
+        return (P if covariance_type == "full" else P[0]), failed
+    failed = (covariances <= 0).reshape(covariances.shape[0], -1).any(1)
+    return torch.rsqrt(covariances.clamp_min(torch.finfo(covariances.dtype).tiny)), failed
+
+
+def compute_precision_cholesky(covariances, covariance_type):
+    """Cholesky factor ``P`` of the precision matrices: upper triangular, ``P P^T = Sigma^{-1}``.
+
+    For ``full``/``tied``: factor ``Sigma = L L^T`` and take ``P = L^{-T}`` (one batched
+    triangular solve for all components). For ``diag``/``spherical``: ``P = 1/sqrt(variance)``.
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite (a collapsed component with
+        ``reg_covar=0``). :class:`GaussianMixture` catches this case and regularises instead.
+    """
+    _check_covariance_type(covariance_type)
+    P, failed = _precision_cholesky_or_failures(covariances, covariance_type)
+    if bool(failed.any()):
+        bad = torch.nonzero(failed).flatten().tolist()
+        raise ValueError(
+            f"covariances: component(s) {bad} are not positive definite (a component collapsed "
+            "onto too few points or onto a zero-variance feature). Increase reg_covar, use "
+            "fewer components, or rescale the data."
+        )
+    return P
+
+
+def _precision_cholesky_from_precisions(precisions, covariance_type):
+    """Upper-triangular P with P P^T = precisions (full/tied), or sqrt(precisions).
+
+    ``torch.linalg.cholesky`` gives a *lower* factor; reversing rows and columns before and
+    after turns it into the upper factor we need (J A J = L L^T  =>  A = (J L J)(J L J)^T).
+    """
+    if covariance_type in ("full", "tied"):
+        flip = (-2, -1)
+        return torch.linalg.cholesky(precisions.flip(flip)).flip(flip)
+    return torch.sqrt(precisions)
+
+
+def n_parameters(n_components, n_features, covariance_type):
+    """Number of free parameters of a Gaussian mixture, the ``p`` of eq. (gmm-bic).
+
+    ``BIC = -2 log L + p log N`` and ``AIC = -2 log L + 2 p`` with
+    ``p = (K - 1) [weights] + K D [means] + covariance parameters``, where the covariance
+    parameters are ``K D (D + 1) / 2`` (full), ``D (D + 1) / 2`` (tied), ``K D`` (diag) and
+    ``K`` (spherical).
+    """
+    K = check_int(n_components, "n_components", minimum=1)
+    D = check_int(n_features, "n_features", minimum=1)
+    _check_covariance_type(covariance_type)
+    covariance_params = {
+        "full": K * D * (D + 1) // 2,
+        "tied": D * (D + 1) // 2,
+        "diag": K * D,
+        "spherical": K,
+    }[covariance_type]
+    return (K - 1) + K * D + covariance_params
+
+
+# --------------------------------------------------------------------------- the estimator
+
+
+def _as_torch_dtype(dtype) -> torch.dtype:
+    mapping = {
+        torch.float64: torch.float64,
+        torch.float32: torch.float32,
+        "float64": torch.float64,
+        "float32": torch.float32,
+        np.float64: torch.float64,
+        np.float32: torch.float32,
+    }
+    try:
+        return mapping[dtype]
+    except (KeyError, TypeError):
+        pass
+    try:
+        return mapping[np.dtype(dtype).type]
+    except (KeyError, TypeError):
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}") from None
+
+
+class GaussianMixture(BaseEstimator):
+    """Gaussian mixture model fitted by EM, with scikit-learn's interface and semantics.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of Gaussian components K.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+        Shape of the covariances (see the module docstring).
+    tol : float >= 0, default 1e-3
+        EM stops when the lower bound (the mean log-likelihood per sample) changes by less
+        than ``tol`` between two iterations.
+    reg_covar : float >= 0, default 1e-6
+        Added to the diagonal of every covariance estimate (keeps them positive definite).
+    max_iter : int >= 1, default 100
+        Maximum number of EM iterations per initialisation.
+    n_init : int >= 1, default 1
+        Number of initialisations; the one with the best final lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+        How the initial responsibilities are chosen, exactly as scikit-learn does (and with
+        the same random draws, so that the same ``random_state`` gives the same start):
+        ``kmeans`` runs ``sklearn.cluster.KMeans(n_init=1)`` **on the CPU** and uses its hard
+        labels; ``k-means++`` picks K seeds with ``sklearn.cluster.kmeans_plusplus``;
+        ``random_from_data`` picks K distinct data points; ``random`` draws uniform
+        responsibilities and normalises them. One M-step on these responsibilities gives
+        the initial parameters. (Difference: for ``k-means++`` and ``random_from_data``
+        scikit-learn leaves the initial weights unnormalised, summing to K/N, which shifts its
+        first recorded lower bound by log(K/N); here they are normalised. The EM trajectory
+        is otherwise identical.)
+    weights_init, means_init, precisions_init : array-like or None
+        User-provided initial parameters; they replace those from ``init_params``. Shapes:
+        (K,), (K, D) (or (K, C, H, W) for images), and for the precisions (inverse
+        covariances) (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
+    random_state : int, numpy RandomState or None
+        Seeds the initialisation and :meth:`sample`. Same value, same result on the CPU.
+    warm_start : bool, default False
+        If True, a second :meth:`fit` starts from the previous solution (``n_init`` ignored).
+    device : str, torch.device or None
+        Where EM runs; ``None`` means :func:`course_lib.get_device` (the GPU if present).
+    dtype : torch.float64 (default) or torch.float32
+        Precision of the computation. float64 reproduces scikit-learn (lower bound within
+        1e-12 relative). float32 is about twice as fast on a CPU; on the benchmark's data its
+        lower bound is within 3e-6 relative of float64's (about 1e-4 when components hold
+        fewer points than there are features, whose covariances are then nearly singular);
+        see ``benchmarks/gmm_vs_sklearn.py``. In float32 a nearly singular covariance
+        (reg_covar small compared with the data's variances) may need the repair described
+        below.
+    progress : bool, default False
+        Show a progress bar over EM iterations.
+    verbose : int, default 0
+        1: print each initialisation; 2: also print the lower bound every 10 iterations.
+
+    Attributes
+    ----------
+    weights_ (K,), means_ (K, D), covariances_, precisions_, precisions_cholesky_ : ndarray
+        The fitted parameters, NumPy arrays with scikit-learn's shapes (means are flattened
+        for images: reshape with ``image_shape_``).
+    converged_ : bool
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    lower_bound_ : float
+        Mean log-likelihood of the training data (nats per sample) at the last E-step.
+    history_ : list of float
+        The lower bound after each iteration of the best initialisation (also available
+        under scikit-learn's name ``lower_bounds_``). Non-decreasing: EM never lowers the
+        likelihood (except at an iteration where an empty component was re-seeded).
+    n_features_in_ : int
+    image_shape_ : tuple (C, H, W) or None
+        Set when fitted on images; :meth:`sample` then returns images.
+
+    Numerical trouble (what happens, instead of NaN)
+    ------------------------------------------------
+    - **Empty component** (its responsibilities add up to less than
+      ``EMPTY_COMPONENT_EPS`` = 10 machine epsilons of a data point, i.e. 2e-15 in float64
+      and 1e-6 in float32: in practice exactly zero, e.g. after k-means on data with fewer
+      distinct points than K, or for a component that drifted away from all the data).
+      scikit-learn keeps such a dead component (its mean collapses towards a meaningless
+      point). Here it is **re-seeded**: its mean moves to the worst-explained data point
+      (lowest log p(x) under the current model; several empty components take the several
+      worst points), its covariance becomes the average covariance of the other components,
+      and its weight becomes 1/N (the weights are renormalised). A
+      :class:`NumericalTroubleWarning` says so. The lower bound may drop at that iteration.
+    - **Duplicate points, features with zero variance, K close to N** (a component sitting on
+      one point): the sample covariance is singular; ``reg_covar`` (default 1e-6) on the
+      diagonal keeps it positive definite, exactly as in scikit-learn. The likelihood can
+      then be very large (a narrow spike on a point) but stays finite.
+    - **A covariance that is still not positive definite** (``reg_covar=0`` with any of the
+      cases above, or float32 round-off): scikit-learn raises ``ValueError``. Here the
+      smallest of ``1e-10, 1e-9, ..., 1e-1`` times the data's mean variance that makes it
+      positive definite is added to its diagonal (to the variances for diag/spherical),
+      the regularised covariance is kept in ``covariances_``, and a
+      :class:`NumericalTroubleWarning` says so. Only if even that fails is a ``ValueError``
+      raised.
+    - **max_iter reached** without convergence: ``ConvergenceWarning``, as in scikit-learn.
+    - A lower bound that is not finite (should not happen after the repairs above) raises
+      ``FloatingPointError`` instead of returning NaN.
+
+    Bad input (NaN/inf, wrong rank, n_components > n_samples, unknown options, negative
+    ``tol``/``reg_covar``, wrong initial shapes, wrong feature count) raises ``ValueError``
+    or ``TypeError`` naming the argument; using an unfitted model raises
+    ``sklearn.exceptions.NotFittedError``.
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        device=None,
+        dtype=torch.float64,
+        progress=False,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_hyperparameters(self):
+        check_int(self.n_components, "n_components", minimum=1)
+        _check_covariance_type(self.covariance_type)
+        check_real(self.tol, "tol", minimum=0.0)
+        check_real(self.reg_covar, "reg_covar", minimum=0.0)
+        check_int(self.max_iter, "max_iter", minimum=1)
+        check_int(self.n_init, "n_init", minimum=1)
+        check_choice(self.init_params, "init_params", INIT_PARAMS)
+        check_int(self.verbose, "verbose", minimum=0)
+        for name in ("warm_start", "progress"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, np.random.RandomState)):
+            check_int(rs, "random_state", minimum=0)
+        return _as_torch_dtype(self.dtype), resolve_device(self.device)
+
+    def _check_is_fitted(self):
+        if not hasattr(self, "means_"):
+            raise NotFittedError(
+                "This GaussianMixture instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator."
+            )
+
+    def _validate_X(self, X, *, reset, dtype=None, device=None):
+        """Return X as a (N, D) tensor on the working device; images are flattened."""
+        dtype = dtype if dtype is not None else self._dtype
+        device = device if device is not None else self._device
+        X = as_tensor(X, "X", ndim=(2, 4), dtype=dtype, device=device)
+        image_shape = tuple(X.shape[1:]) if X.dim() == 4 else None
+        X = X.reshape(X.shape[0], -1)
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            self.image_shape_ = image_shape
+        else:
+            if image_shape is not None and self.image_shape_ is not None:
+                if image_shape != tuple(self.image_shape_):
+                    raise ValueError(
+                        f"X has images of shape {image_shape}, but this GaussianMixture was "
+                        f"fitted on images of shape {tuple(self.image_shape_)}"
+                    )
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but this GaussianMixture was fitted with "
+                    f"{self.n_features_in_} features"
+                )
+        return X
+
+    def _precisions_shape(self, K, D):
+        return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[
+            self.covariance_type
+        ]
+
+    def _check_initial_parameters(self, K, D):
+        """Validate weights_init, means_init, precisions_init; return tensors (or None)."""
+        kw = dict(dtype=self._dtype, device=self._device)
+        weights = means = precisions = None
+        if self.weights_init is not None:
+            weights = as_tensor(self.weights_init, "weights_init", ndim=1, **kw)
+            if tuple(weights.shape) != (K,):
+                raise ValueError(f"weights_init must have shape ({K},), got {tuple(weights.shape)}")
+            if bool((weights < 0).any()) or bool((weights > 1).any()):
+                raise ValueError("weights_init must lie in [0, 1]")
+            atol = 1e-6 if self._dtype == torch.float32 else 1e-8
+            if abs(float(weights.sum()) - 1.0) > atol:
+                raise ValueError(f"weights_init must sum to 1, got {float(weights.sum()):.6g}")
+        if self.means_init is not None:
+            means = as_tensor(self.means_init, "means_init", ndim=(2, 4), **kw)
+            means = means.reshape(means.shape[0], -1)
+            if tuple(means.shape) != (K, D):
+                raise ValueError(f"means_init must have shape ({K}, {D}), got {tuple(means.shape)}")
+        if self.precisions_init is not None:
+            shape = self._precisions_shape(K, D)
+            precisions = as_tensor(self.precisions_init, "precisions_init", ndim=len(shape), **kw)
+            if tuple(precisions.shape) != shape:
+                raise ValueError(
+                    f"precisions_init must have shape {shape} for covariance_type="
+                    f"{self.covariance_type!r}, got {tuple(precisions.shape)}"
+                )
+            if self.covariance_type in ("full", "tied"):
+                symmetric = torch.allclose(precisions, precisions.mT, rtol=1e-5, atol=1e-8)
+                if not symmetric or bool((torch.linalg.eigvalsh(precisions) <= 0).any()):
+                    raise ValueError("precisions_init must be symmetric positive definite")
+            elif bool((precisions <= 0).any()):
+                raise ValueError("precisions_init must be positive")
+        return weights, means, precisions
+
+    # ------------------------------------------------------------------ numerical repairs
+
+    def _safe_precision_cholesky(self, covariances, iteration, X):
+        """compute_precision_cholesky, regularising (and warning) where it would fail."""
+        P, failed = _precision_cholesky_or_failures(covariances, self.covariance_type)
+        if not bool(failed.any()):
+            return covariances, P
+        bad = torch.nonzero(failed).flatten()
+        # the jitter is measured in units of a typical variance of the data
+        scale = float(X.var(0).mean())
+        scale = scale if scale > 0 else 1.0
+        for factor in 10.0 ** np.arange(-10, 0):
+            jitter = factor * scale
+            repaired = covariances.clone()
+            if self.covariance_type == "full":
+                repaired[bad] += jitter * torch.eye(
+                    covariances.shape[-1], dtype=covariances.dtype, device=covariances.device
+                )
+            elif self.covariance_type == "tied":
+                repaired.diagonal().add_(jitter)
+            else:  # variances: negative round-off becomes 0 before the jitter is added
+                repaired[bad] = covariances[bad].clamp_min(0.0) + jitter
+            P, failed = _precision_cholesky_or_failures(repaired, self.covariance_type)
+            if not bool(failed.any()):
+                which = (
+                    "the shared (tied) covariance"
+                    if self.covariance_type == "tied"
+                    else f"the covariance of component(s) {bad.tolist()}"
+                )
+                warnings.warn(
+                    f"GaussianMixture: {which} was not positive definite at EM iteration "
+                    f"{iteration} (reg_covar={self.reg_covar}); added {jitter:.3g} to its "
+                    "diagonal.",
+                    NumericalTroubleWarning,
+                    stacklevel=4,
+                )
+                return repaired, P
+        raise ValueError(
+            "Fitting the mixture failed: some covariances stay singular even after "
+            "regularisation. Increase reg_covar, use fewer components or rescale the data."
+        )
+
+    def _reseed_empty(self, X, nk, log_prob, weights, means, covariances, iteration):
+        """Move components that lost all their points onto the worst-explained samples."""
+        empty = nk < _empty_mass(X.dtype)
+        if not bool(empty.any()):
+            return weights, means, covariances
+        n_empty = int(empty.sum())
+        worst = torch.topk(log_prob, n_empty, largest=False).indices
+        means = means.clone()
+        means[empty] = X[worst]
+        if self.covariance_type != "tied":
+            covariances = covariances.clone()
+            covariances[empty] = covariances[~empty].mean(0)
+        weights = weights.clone()
+        weights[empty] = 1.0 / X.shape[0]
+        weights = weights / weights.sum()
+        warnings.warn(
+            f"GaussianMixture: component(s) {torch.nonzero(empty).flatten().tolist()} lost all "
+            f"their points at EM iteration {iteration}; re-seeded on the worst-explained "
+            "data point(s).",
+            NumericalTroubleWarning,
+            stacklevel=4,
+        )
+        return weights, means, covariances
+
+    # ------------------------------------------------------------------ initialisation
+
+    def _initial_responsibilities(self, X, random_state):
+        """(N, K) initial responsibilities, drawn exactly as scikit-learn draws them."""
+        N, K = X.shape[0], self.n_components
+        resp = np.zeros((N, K))
+        if self.init_params in ("kmeans", "k-means++"):
+            from sklearn.cluster import KMeans, kmeans_plusplus
+
+            X_np = X.cpu().numpy()  # k-means runs on the CPU, in scikit-learn
+            if self.init_params == "kmeans":
+                labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(X_np).labels_
+                resp[np.arange(N), labels] = 1.0
+            else:
+                _, indices = kmeans_plusplus(X_np, K, random_state=random_state)
+                resp[indices, np.arange(K)] = 1.0
+        elif self.init_params == "random":
+            resp = random_state.uniform(size=(N, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+        else:  # random_from_data
+            indices = random_state.choice(N, size=K, replace=False)
+            resp[indices, np.arange(K)] = 1.0
+        return torch.as_tensor(resp, dtype=X.dtype, device=X.device)
+
+    def _initial_parameters(self, X, random_state, inits):
+        weights_init, means_init, precisions_init = inits
+        covariances = None
+        if weights_init is None or means_init is None or precisions_init is None:
+            resp = self._initial_responsibilities(X, random_state)
+            weights, means, covariances = m_step(X, resp, self.covariance_type, self.reg_covar)
+            nk = resp.sum(0)
+            if bool((nk < _empty_mass(X.dtype)).any()):
+                # judge the worst-explained points by the components that did get points
+                ok = nk >= _empty_mass(X.dtype)
+                _, P_ok = self._safe_precision_cholesky(
+                    covariances if self.covariance_type == "tied" else covariances[ok], 0, X
+                )
+                _, log_prob = e_step(
+                    X, weights[ok] / weights[ok].sum(), means[ok], P_ok, self.covariance_type
+                )
+                weights, means, covariances = self._reseed_empty(
+                    X, nk, log_prob, weights, means, covariances, 0
+                )
+        if weights_init is not None:
+            weights = weights_init
+        if means_init is not None:
+            means = means_init
+        if precisions_init is None:
+            covariances, P = self._safe_precision_cholesky(covariances, 0, X)
+        else:
+            P = _precision_cholesky_from_precisions(precisions_init, self.covariance_type)
+            if self.covariance_type in ("full", "tied"):
+                covariances = torch.linalg.inv(precisions_init)
+            else:
+                covariances = 1.0 / precisions_init
+        return weights, means, covariances, P
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None):
+        """Fit the mixture with EM (``n_init`` starts, best kept). Returns ``self``."""
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit the mixture with EM and return the most probable component of each sample."""
+        self._dtype, self._device = self._check_hyperparameters()
+        X = self._validate_X(X, reset=True)
+        N, D = X.shape
+        K = self.n_components
+        if N < 2:
+            raise ValueError(f"X must contain at least 2 samples, got {N}")
+        if K > N:
+            raise ValueError(
+                f"n_components={K} must be <= n_samples={N} (each component needs data)"
+            )
+        inits = self._check_initial_parameters(K, D)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        best = None
+        max_lower_bound = -math.inf
+
+        for init in range(n_init):
+            if self.verbose:
+                print(f"Initialization {init}")
+            if do_init:
+                params = self._initial_parameters(X, random_state, inits)
+                lower_bound = -math.inf
+            else:
+                params = self._fitted_tensors()
+                lower_bound = self.lower_bound_
+            weights, means, covariances, P = params
+            history = []
+            converged = False
+            n_iter = 0
+            iterations = progress(
+                range(1, self.max_iter + 1),
+                self.progress,
+                desc=f"EM (init {init + 1}/{n_init})",
+                leave=False,
+            )
+            for n_iter in iterations:
+                previous = lower_bound
+                log_resp, log_prob = e_step(X, weights, means, P, self.covariance_type)
+                lower_bound = float(log_prob.mean())
+                if not math.isfinite(lower_bound):
+                    raise FloatingPointError(
+                        f"GaussianMixture: the log-likelihood became {lower_bound} at EM "
+                        f"iteration {n_iter}; check the data scale or increase reg_covar."
+                    )
+                resp = log_resp.exp_()  # in place: log_resp is not needed any more
+                weights, means, covariances = m_step(X, resp, self.covariance_type, self.reg_covar)
+                weights, means, covariances = self._reseed_empty(
+                    X, resp.sum(0), log_prob, weights, means, covariances, n_iter
+                )
+                covariances, P = self._safe_precision_cholesky(covariances, n_iter, X)
+                history.append(lower_bound)
+                if self.verbose >= 2 and n_iter % 10 == 0:
+                    print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}")
+                if abs(lower_bound - previous) < self.tol:
+                    converged = True
+                    break
+            if hasattr(iterations, "close"):
+                iterations.close()
+            if self.verbose:
+                state = "converged" if converged else "did not converge"
+                print(f"Initialization {state}. lower bound {lower_bound:.6f}")
+            if lower_bound > max_lower_bound or max_lower_bound == -math.inf:
+                max_lower_bound = lower_bound
+                best = (weights, means, covariances, P, n_iter, history, converged)
+
+        weights, means, covariances, P, n_iter, history, converged = best
+        if not converged:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._store_parameters(weights, means, covariances, P)
+        self.converged_ = converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = max_lower_bound
+        self.history_ = list(history)
+        self.lower_bounds_ = self.history_
+        # a final E-step so that fit_predict(X) == fit(X).predict(X)
+        log_resp, _ = e_step(X, weights, means, P, self.covariance_type)
+        return log_resp.argmax(1).cpu().numpy()
+
+    def _store_parameters(self, weights, means, covariances, P):
+        def to_np(t):
+            return t.detach().cpu().numpy()
+
+        self.weights_ = to_np(weights)
+        self.means_ = to_np(means)
+        self.covariances_ = to_np(covariances)
+        self.precisions_cholesky_ = to_np(P)
+        if self.covariance_type in ("full", "tied"):
+            self.precisions_ = to_np(P @ P.mT)
+        else:
+            self.precisions_ = to_np(P.square())
+
+    def _fitted_tensors(self):
+        """The fitted parameters (NumPy attributes) as tensors on the working device."""
+        self._check_is_fitted()
+        dtype = getattr(self, "_dtype", None) or _as_torch_dtype(self.dtype)
+        device = getattr(self, "_device", None) or resolve_device(self.device)
+
+        def t(a):
+            return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+        return t(self.weights_), t(self.means_), t(self.covariances_), t(self.precisions_cholesky_)
+
+    # ------------------------------------------------------------------ using the fit
+
+    def _e_step_on(self, X):
+        self._check_is_fitted()
+        weights, means, _, P = self._fitted_tensors()
+        X = self._validate_X(X, reset=False, dtype=means.dtype, device=means.device)
+        return e_step(X, weights, means, P, self.covariance_type)
+
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of each sample (nats), NumPy array (N,)."""
+        return self._e_step_on(X)[1].cpu().numpy()
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample (nats), a float."""
+        return float(self._e_step_on(X)[1].mean())
+
+    def predict(self, X):
+        """Most probable component of each sample, int64 array (N,)."""
+        return self._e_step_on(X)[0].argmax(1).cpu().numpy()
+
+    def predict_proba(self, X):
+        """Responsibilities ``p(z_n = k | x_n)``, array (N, K) whose rows sum to one."""
+        return torch.exp(self._e_step_on(X)[0]).cpu().numpy()
+
+    def bic(self, X):
+        """Bayesian information criterion ``-2 log L + p log N`` (eq. gmm-bic); lower is better."""
+        log_prob = self._e_step_on(X)[1]
+        n = log_prob.shape[0]
+        p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
+        return float(-2.0 * log_prob.sum() + p * math.log(n))
+
+    def aic(self, X):
+        """Akaike information criterion ``-2 log L + 2 p`` (eq. gmm-bic); lower is better."""
+        log_prob = self._e_step_on(X)[1]
+        p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
+        return float(-2.0 * log_prob.sum() + 2 * p)
+
+    def sample(self, n_samples=1):
+        """Draw new samples from the fitted mixture.
+
+        First a component for each sample (``z ~ Categorical(weights)``), then
+        ``x = mu_z + L_z eps`` with ``eps ~ N(0, I)`` and ``L_z`` the Cholesky factor of
+        ``Sigma_z``. Drawn on the CPU in float64 from ``random_state`` (an int gives the same
+        samples at every call, as in scikit-learn; None uses torch's global generator).
+
+        Returns
+        -------
+        X : ndarray (n_samples, D), or (n_samples, C, H, W) when fitted on images. The
+            values are raw Gaussian draws (not clipped to [0, 1]); clip them for display.
+        y : ndarray (n_samples,) int64, the component of each sample, sorted (as scikit-learn).
+        """
+        self._check_is_fitted()
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            rs = int(rs.randint(0, 2**31 - 1))
+        gen = torch.Generator(device="cpu")
+        if rs is None:
+            gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        else:
+            gen.manual_seed(int(rs))
+
+        weights = torch.as_tensor(np.asarray(self.weights_), dtype=torch.float64)
+        means = torch.as_tensor(np.asarray(self.means_), dtype=torch.float64)
+        cov = torch.as_tensor(np.asarray(self.covariances_), dtype=torch.float64)
+        K, D = means.shape
+        y = torch.multinomial(weights / weights.sum(), n_samples, replacement=True, generator=gen)
+        y = torch.sort(y).values
+        noise = torch.randn(n_samples, D, generator=gen, dtype=torch.float64)
+        # scale of each component, as a matrix L with L L^T = Sigma (or a vector of std devs)
+        if self.covariance_type == "full":
+            scale = torch.linalg.cholesky(cov)  # (K, D, D)
+        elif self.covariance_type == "tied":
+            scale = torch.linalg.cholesky(cov).expand(K, D, D)
+        elif self.covariance_type == "diag":
+            scale = cov.sqrt()  # (K, D)
+        else:
+            scale = cov.sqrt()[:, None].expand(K, D)
+        counts = torch.bincount(y, minlength=K).tolist()
+        pieces = []
+        # y is sorted, so the noise splits into one consecutive block per component
+        for k, eps in enumerate(torch.split(noise, counts)):
+            if scale.dim() == 3:
+                pieces.append(means[k] + eps @ scale[k].T)
+            else:
+                pieces.append(means[k] + eps * scale[k])
+        X = torch.cat(pieces).numpy()
+        if self.image_shape_ is not None:
+            X = X.reshape(n_samples, *self.image_shape_)
+        return X, y.numpy()

@@ -1,0 +1,394 @@
+"""Checks for the MRF chapter's exercises (``solutions/04_*.ipynb``).
+
+Each check builds its own inputs with a fixed seed, runs the learner's function, compares the
+result with the reference computed from :mod:`course_lib.mrf`, and raises
+:class:`~course_lib.grading.GradingError` with a message that says what is wrong. Where a
+mistake is common (a missing factor 2, updating every site at once, forgetting the data term)
+the check recognises it and says so.
+
+Conventions shared with the exercises:
+
+- spins are ``±1`` float tensors of shape ``(N, H, W)`` (a batch of lattices);
+- a checkerboard colour is ``0`` (sites with ``row + col`` even) or ``1`` (odd);
+- binary images are ``{0, 1}`` tensors of shape ``(H, W)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import GradingError, call_learner, check_close, check_shape, passed
+
+__all__ = [
+    "check_local_field",
+    "check_half_sweep",
+    "check_sampler_distribution",
+    "check_icm",
+    "check_pl_gradient",
+    "check_pl_estimate",
+]
+
+
+# ------------------------------------------------------------------ references
+
+
+def _mrf():
+    from .. import mrf  # imported lazily: grading must import even while mrf is being edited
+
+    return mrf
+
+
+def _colour_mask(shape, colour: int) -> torch.Tensor:
+    """Boolean ``(H, W)`` mask of the sites with ``(row + col) % 2 == colour``: the two
+    checkerboard colours of eq. (mrf-checkerboard) (open boundary, or periodic with even
+    sides)."""
+    H, W = shape
+    rows = torch.arange(H).reshape(-1, 1)
+    cols = torch.arange(W).reshape(1, -1)
+    return (rows + cols) % 2 == colour
+
+
+def _ref_local_field(s: torch.Tensor, J: float, h: float, periodic: bool = True) -> torch.Tensor:
+    """Eq. (mrf-local-field) from course_lib.mrf, as a float64 CPU tensor."""
+    return torch.as_tensor(_mrf().local_field(s, J=J, h=h, periodic=periodic)).double().cpu()
+
+
+def _ref_half_sweep(s, beta, colour, u, J, h, factor=2.0, compare=">"):
+    """The checkerboard half-sweep of eq. (mrf-checkerboard) with given uniforms ``u``.
+
+    ``factor`` and ``compare`` exist only to recognise the usual mistakes.
+    """
+    field = _ref_local_field(s, J, h)
+    p_up = torch.sigmoid(factor * beta * field)
+    up = (u.double() < p_up) if compare == ">" else (u.double() > p_up)
+    proposal = torch.where(up, 1.0, -1.0).double()
+    mask = _colour_mask(s.shape[-2:], colour)
+    return torch.where(mask, proposal, s.double())
+
+
+def _random_spins(shape, generator) -> torch.Tensor:
+    return torch.where(torch.rand(shape, generator=generator) < 0.5, 1.0, -1.0)
+
+
+def _as_spins(value, shape, what: str) -> np.ndarray:
+    arr = check_shape(value, shape, what)
+    if not np.all(np.isin(arr, (-1.0, 1.0))):
+        bad = arr[~np.isin(arr, (-1.0, 1.0))][:3]
+        raise GradingError(f"{what} must contain only the spins -1 and +1, found e.g. {bad}")
+    return arr
+
+
+# ------------------------------------------------------------------ exercise 1: Gibbs sampler
+
+
+def check_local_field(local_field) -> None:
+    """``local_field(s, J, h)`` → ``J * (sum of the 4 periodic neighbours) + h`` for ``(N, H, W)``."""
+    gen = torch.Generator().manual_seed(4)
+    for shape, J, h in [((3, 5, 6), 1.0, 0.0), ((2, 4, 4), 0.7, 0.25), ((1, 6, 3), -0.5, -1.0)]:
+        s = _random_spins(shape, gen)
+        got = call_learner(local_field, s.clone(), J, h, what="local_field")
+        expected = _ref_local_field(s, J, h)
+        got_arr = check_shape(got, shape, f"local_field(s of shape {shape}, J={J}, h={h})")
+        if not np.allclose(got_arr, expected.numpy(), atol=1e-5):
+            hint = ""
+            if np.allclose(got_arr, _ref_local_field(s, J, h, periodic=False).numpy(), atol=1e-5):
+                hint = ("your field is right inside the lattice but not on its border: the "
+                        "lattice is periodic, so the neighbour above row 0 is the last row "
+                        "(torch.roll wraps around)")
+            elif np.allclose(got_arr, (_ref_local_field(s, 1.0, 0.0) * J).numpy(), atol=1e-5):
+                hint = "you forgot to add the external field h"
+            elif np.allclose(got_arr, (_ref_local_field(s, 1.0, 0.0) + h).numpy(), atol=1e-5):
+                hint = "multiply the neighbour sum by the coupling J"
+            elif np.allclose(got_arr, (_ref_local_field(s, J, h) + J * s).numpy(), atol=1e-5):
+                hint = "the site itself is not one of its neighbours: do not include s in the sum"
+            check_close(got_arr, expected.numpy(), f"local_field(s of shape {shape}, J={J}, h={h})",
+                        atol=1e-5, hint=hint or "f_i = J * (up + down + left + right) + h")
+    passed("local_field matches eq. (mrf-local-field) on three lattices")
+
+
+def check_half_sweep(half_sweep) -> None:
+    """``half_sweep(s, beta, colour, u, J, h)`` → spins after redrawing one colour.
+
+    Sites of ``colour`` become ``+1`` where ``u < sigmoid(2 beta f)`` and ``-1`` elsewhere;
+    sites of the other colour keep their value.
+    """
+    gen = torch.Generator().manual_seed(5)
+    cases = [((4, 6, 8), 0.6, 0, 1.0, 0.1), ((3, 4, 4), 0.3, 1, 1.0, 0.0),
+             ((2, 8, 6), 1.2, 0, 0.8, -0.3)]
+    for shape, beta, colour, J, h in cases:
+        s = _random_spins(shape, gen)
+        u = torch.rand(shape, generator=gen)
+        what = f"half_sweep(s of shape {shape}, beta={beta}, colour={colour})"
+        got = call_learner(half_sweep, s.clone(), beta, colour, u.clone(), J, h, what="half_sweep")
+        got = _as_spins(got, shape, what)
+        mask = _colour_mask(shape[-2:], colour).numpy()
+        other = ~np.broadcast_to(mask, shape)
+        if not np.array_equal(got[other], s.numpy()[other]):
+            raise GradingError(
+                f"{what} changed sites of the OTHER colour. Only the sites with "
+                f"(row + col) % 2 == {colour} may be redrawn; their neighbours must stay fixed. "
+                "Updating all sites at once from the old values is not a Gibbs sampler: "
+                "neighbours would be drawn together from conditionals that each assume the "
+                "other is fixed."
+            )
+        expected = _ref_half_sweep(s, beta, colour, u, J, h).numpy()
+        if not np.array_equal(got, expected):
+            n_bad = int((got != expected).sum())
+            if np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, factor=1.0).numpy()):
+                hint = ("you used sigmoid(beta * f). The two values of a spin differ by 2 f in "
+                        "the exponent, so P(s = +1 | neighbours) = sigmoid(2 * beta * f)")
+            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, compare="<").numpy()):
+                hint = ("a spin should become +1 when u < P(s = +1 | neighbours) (then it is +1 "
+                        "with exactly that probability); you compared the other way round")
+            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, factor=-2.0).numpy()):
+                hint = "sign error: P(s = +1) = sigmoid(+2 * beta * f) grows with the field f"
+            else:
+                hint = ("compute f with your local_field(s, J, h), then "
+                        "s_new = +1 where u < sigmoid(2 * beta * f), -1 elsewhere, on the "
+                        "sites of this colour only")
+            raise GradingError(f"{what}: {n_bad} spins differ from the reference. Hint: {hint}")
+    passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (mrf-checkerboard)")
+
+
+def _exact_energy_distribution(L: int, beta: float):
+    """Exact distribution of the Ising energy on an L×L periodic lattice (J=1, h=0).
+
+    Enumerates all 2**(L*L) states (L=4: 65 536) and returns (energies, probabilities).
+    """
+    n = L * L
+    idx = np.arange(2**n, dtype=np.int64)
+    bits = (idx[:, None] >> np.arange(n)) & 1
+    s = (2 * bits - 1).reshape(-1, L, L).astype(np.int64)
+    bonds = (s * np.roll(s, 1, axis=1)).sum(axis=(1, 2)) + (s * np.roll(s, 1, axis=2)).sum(axis=(1, 2))
+    energy = -bonds
+    levels, inverse = np.unique(energy, return_inverse=True)
+    weights = np.exp(-beta * (energy - energy.min()))
+    probs = np.bincount(inverse, weights=weights) / weights.sum()
+    return levels, probs
+
+
+def check_sampler_distribution(half_sweep, beta: float = 0.35, n_chains: int = 4000,
+                               n_sweeps: int = 40, seed: int = 0) -> dict:
+    """Run a Gibbs sampler built from the learner's ``half_sweep`` on a 4×4 periodic lattice
+    and compare the distribution of the energy with the exact one (enumeration of all 65 536
+    states) by a chi-square test. Returns the test's numbers."""
+    from scipy import stats
+
+    L = 4
+    gen = torch.Generator().manual_seed(seed)
+    s = _random_spins((n_chains, L, L), gen)
+    for _ in range(n_sweeps):
+        for colour in (0, 1):
+            u = torch.rand(s.shape, generator=gen)
+            out = call_learner(half_sweep, s, beta, colour, u, 1.0, 0.0, what="half_sweep")
+            s = torch.as_tensor(_as_spins(out, (n_chains, L, L), "half_sweep(...)"),
+                                dtype=torch.float32)
+    s_np = s.numpy().astype(np.int64)
+    bonds = (s_np * np.roll(s_np, 1, axis=1)).sum(axis=(1, 2)) + \
+        (s_np * np.roll(s_np, 1, axis=2)).sum(axis=(1, 2))
+    energies = -bonds
+    levels, probs = _exact_energy_distribution(L, beta)
+    observed = np.array([(energies == e).sum() for e in levels], dtype=float)
+    if observed.sum() != n_chains:
+        raise GradingError("half_sweep produced states whose energy is impossible on a 4x4 lattice")
+    expected = probs * n_chains
+    # merge rare energy levels (expected count < 5) into one bin, as the chi-square test needs
+    rare = expected < 5
+    obs = np.append(observed[~rare], observed[rare].sum())
+    exp = np.append(expected[~rare], expected[rare].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    chi2 = float(((obs - exp) ** 2 / exp).sum())
+    dof = len(obs) - 1
+    p_value = float(stats.chi2.sf(chi2, dof))
+    mean_sampled = float(energies.mean()) / (L * L)
+    mean_exact = float((levels * probs).sum()) / (L * L)
+    if p_value < 1e-3:
+        raise GradingError(
+            f"your sampler does not sample the Ising distribution: on a 4x4 lattice at "
+            f"beta={beta} the mean energy per spin is {mean_sampled:.4f}, exactly "
+            f"{mean_exact:.4f}; chi-square = {chi2:.1f} with {dof} degrees of freedom "
+            f"(p = {p_value:.1e}). Check the factor 2 in sigmoid(2 beta f) and that only one "
+            f"colour is redrawn at a time."
+        )
+    passed(f"energy distribution matches the exact one on 4x4 (chi2 = {chi2:.1f}, dof = {dof}, "
+           f"p = {p_value:.2f}; mean energy/spin {mean_sampled:.4f} vs exact {mean_exact:.4f})")
+    return {"chi2": chi2, "dof": dof, "p_value": p_value,
+            "mean_energy_sampled": mean_sampled, "mean_energy_exact": mean_exact}
+
+
+# ------------------------------------------------------------------ exercise 2: ICM
+
+
+def _denoise_field(labels: torch.Tensor, noisy: torch.Tensor, coupling: float, data_weight: float):
+    """Field of the denoising energy (free boundary): J * sum of neighbour spins + lambda * t."""
+    s = 2.0 * labels.double() - 1.0
+    t = 2.0 * noisy.double() - 1.0
+    return _ref_local_field(s, coupling, 0.0, periodic=False) + data_weight * t
+
+
+def _ref_icm(noisy: torch.Tensor, coupling: float, data_weight: float, max_sweeps: int = 50):
+    """ICM with the schedule of the exercise: start at the noisy image; each sweep sets the
+    colour-0 sites, then the colour-1 sites, to the sign of their field (ties: unchanged);
+    stop after a sweep that changes nothing."""
+    labels = noisy.clone().double()
+    for _ in range(max_sweeps):
+        changed = False
+        for colour in (0, 1):
+            mask = _colour_mask(noisy.shape, colour)
+            f = _denoise_field(labels, noisy, coupling, data_weight)
+            new = torch.where(f > 0, 1.0, torch.where(f < 0, 0.0, labels))
+            new = torch.where(mask, new, labels)
+            changed |= bool((new != labels).any())
+            labels = new
+        if not changed:
+            break
+    return labels
+
+
+def _denoise_energy(labels, noisy, coupling, data_weight) -> float:
+    """Eq. (mrf-denoise-energy), computed here by hand (free boundary)."""
+    s = 2.0 * torch.as_tensor(labels).double() - 1.0
+    t = 2.0 * torch.as_tensor(noisy).double() - 1.0
+    pairs = (s[1:, :] * s[:-1, :]).sum() + (s[:, 1:] * s[:, :-1]).sum()
+    return float(-coupling * pairs - data_weight * (s * t).sum())
+
+
+def _icm_instance(seed: int, H: int = 24, W: int = 30, p: float = 0.15):
+    """A small binary image (a disc and a bar) with a fraction p of its pixels flipped."""
+    gen = torch.Generator().manual_seed(seed)
+    r, c = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    clean = (((r - H / 2) ** 2 + (c - W / 3) ** 2) < (H / 3.5) ** 2) | ((c > 0.7 * W) & (r > 3))
+    flips = torch.rand((H, W), generator=gen) < p
+    noisy = (clean ^ flips).double()
+    return clean.double(), noisy
+
+
+def check_icm(icm_denoise) -> None:
+    """``icm_denoise(noisy, coupling, data_weight, max_sweeps)`` → ``{0,1}`` image ``(H, W)``.
+
+    Compared with the reference schedule (checkerboard order, ties keep their value) and, to
+    explain a difference, tested for being a local minimum of eq. (mrf-denoise-energy)."""
+    cases = [(0, 1.0, 0.9), (1, 0.6, 1.1), (2, 1.5, 0.4)]
+    for seed, coupling, data_weight in cases:
+        clean, noisy = _icm_instance(seed)
+        what = f"icm_denoise(noisy, coupling={coupling}, data_weight={data_weight})"
+        got = call_learner(icm_denoise, noisy.clone(), coupling, data_weight, 50,
+                           what="icm_denoise")
+        got = check_shape(got, noisy.shape, what)
+        if not np.all(np.isin(got, (0.0, 1.0))):
+            raise GradingError(f"{what} must return labels 0 and 1 (not spins -1/+1)")
+        expected = _ref_icm(noisy, coupling, data_weight).numpy()
+        if np.array_equal(got, expected):
+            continue
+        e_got = _denoise_energy(got, noisy, coupling, data_weight)
+        e_ref = _denoise_energy(expected, noisy, coupling, data_weight)
+        e_noisy = _denoise_energy(noisy, noisy, coupling, data_weight)
+        if np.array_equal(got, _ref_icm(noisy, coupling, 0.0).numpy()):
+            hint = ("you left out the data term: the field of a pixel is "
+                    "coupling * (sum of neighbour spins) + data_weight * t_i, with t = 2y - 1. "
+                    "Without it ICM only smooths and forgets the observed image")
+        elif np.array_equal(got, _ref_icm(noisy, -coupling, -data_weight).numpy()):
+            hint = "sign error: set a pixel to 1 when its field is POSITIVE (that lowers the energy)"
+        elif e_got > e_noisy:
+            hint = ("your result has a HIGHER energy than the noisy image you started from; "
+                    "every ICM step must lower (or keep) the energy")
+        else:
+            s = 2.0 * torch.as_tensor(got) - 1.0
+            f = _denoise_field(torch.as_tensor(got), noisy, coupling, data_weight)
+            gain = (2 * s * f).numpy()  # energy change when pixel i is flipped
+            if (gain < -1e-9).any():
+                r, c = np.unravel_index(np.argmin(gain), gain.shape)
+                hint = (f"it is not even a local minimum: flipping pixel ({r}, {c}) lowers the "
+                        f"energy by {-gain[r, c]:.3g}. Did you stop too early, or update all "
+                        "pixels at once from the old values?")
+            else:
+                hint = ("it is a local minimum, but not the one the prescribed schedule reaches: "
+                        "start from the noisy image, update colour 0 then colour 1 in each "
+                        "sweep, leave a pixel unchanged when its field is exactly 0")
+        raise GradingError(f"{what} differs from the reference in {int((got != expected).sum())} "
+                           f"pixels (energy {e_got:.2f}, reference {e_ref:.2f}). Hint: {hint}")
+    passed("icm_denoise matches the reference ICM on three noisy images")
+
+
+# ------------------------------------------------------------------ exercise 3: pseudo-likelihood
+
+
+def _ref_pl_objective(s: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Mean over samples and sites of log p(s_i | neighbours) for the Ising model, J=1, h=0
+    (eq. (mrf-pseudolikelihood)), written independently of the learner's formula."""
+    f = _ref_local_field(s, 1.0, 0.0)
+    # log p(s_i | f_i) = beta s_i f_i - log(2 cosh(beta f_i)) = log sigmoid(2 beta s_i f_i)
+    return torch.nn.functional.logsigmoid(2.0 * beta * s.double() * f).mean()
+
+
+def _ref_pl_gradient(s: torch.Tensor, beta: float) -> float:
+    b = torch.tensor(float(beta), dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(_ref_pl_objective(s, b), b)
+    return float(grad)
+
+
+def check_pl_gradient(pl_gradient) -> None:
+    """``pl_gradient(s, beta)`` → d/d beta of the mean log pseudo-likelihood (a float)."""
+    gen = torch.Generator().manual_seed(7)
+    for shape, beta in [((5, 6, 6), 0.3), ((2, 8, 4), 0.8), ((3, 4, 6), 0.05)]:
+        s = _random_spins(shape, gen)
+        # make the spins smoother than random so that the gradient is not ~0
+        s = torch.where(torch.rand(shape, generator=gen) < 0.3, torch.roll(s, 1, dims=-1), s)
+        what = f"pl_gradient(s of shape {shape}, beta={beta})"
+        got = call_learner(pl_gradient, s.clone(), beta, what="pl_gradient")
+        got = float(check_shape(got, (), what))
+        expected = _ref_pl_gradient(s, beta)
+        if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        f = _ref_local_field(s, 1.0, 0.0)
+        sd = s.double()
+        n = s.numel()
+        hint = ("d/d beta of [beta s_i f_i - log(2 cosh(beta f_i))] is f_i (s_i - tanh(beta f_i)); "
+                "average it over all sites and samples")
+        if math.isclose(got, -expected, rel_tol=1e-4, abs_tol=1e-6):
+            hint = "sign error: the gradient is f_i (s_i - tanh(beta f_i)), data minus model"
+        elif math.isclose(got, expected * n, rel_tol=1e-4):
+            hint = "take the MEAN over samples and sites, not the sum"
+        elif math.isclose(got, float((f * (sd - torch.tanh(2 * beta * f))).mean()), rel_tol=1e-4):
+            hint = "the conditional mean of s_i is tanh(beta f_i), not tanh(2 beta f_i)"
+        elif math.isclose(got, float((f * (sd - torch.sigmoid(2 * beta * f))).mean()), rel_tol=1e-4):
+            hint = ("you mixed 0/1 and -1/+1: the mean of a ±1 spin is "
+                    "2 sigmoid(2 beta f) - 1 = tanh(beta f), not sigmoid(2 beta f)")
+        raise GradingError(f"{what} = {got:.6g}, expected {expected:.6g}. Hint: {hint}")
+    passed("pl_gradient matches the derivative of the log pseudo-likelihood (autograd)")
+
+
+def check_pl_estimate(pl_gradient, samples, beta_true: float, tolerance: float = 0.05) -> float:
+    """Find the root of the learner's ``pl_gradient`` on ``samples`` by bisection on
+    [0.01, 2] and check that it is within ``tolerance`` (relative) of ``beta_true``."""
+    s = torch.as_tensor(samples, dtype=torch.float32)
+
+    def g(beta):
+        return float(check_shape(call_learner(pl_gradient, s, beta, what="pl_gradient"), (),
+                                 "pl_gradient(samples, beta)"))
+
+    lo, hi = 0.01, 2.0
+    g_lo, g_hi = g(lo), g(hi)
+    if not (g_lo > 0 > g_hi):
+        raise GradingError(
+            f"the pseudo-likelihood gradient should be positive at beta={lo} ({g_lo:.3g}) and "
+            f"negative at beta={hi} ({g_hi:.3g}): log PL is concave with its maximum in between"
+        )
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if g(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    beta_hat = 0.5 * (lo + hi)
+    err = abs(beta_hat - beta_true) / beta_true
+    if err > tolerance:
+        raise GradingError(f"the maximum pseudo-likelihood estimate {beta_hat:.4f} is "
+                           f"{100 * err:.1f}% away from the true beta={beta_true}")
+    passed(f"maximum pseudo-likelihood beta = {beta_hat:.4f} (true {beta_true}, "
+           f"error {100 * err:.1f}%)")
+    return beta_hat

@@ -1,0 +1,620 @@
+"""Tests of course_lib.gmm: parity with scikit-learn, the EM formulas against a naive
+implementation, sampling, numerical trouble and bad input."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from course_lib.data import load_digits
+from course_lib.gmm import (
+    COVARIANCE_TYPES,
+    GaussianMixture,
+    NumericalTroubleWarning,
+    compute_precision_cholesky,
+    e_step,
+    estimate_log_gaussian_prob,
+    m_step,
+    n_parameters,
+)
+
+CPU = "cpu"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _blobs_2d(seed=0, n_per=150):
+    rng = np.random.RandomState(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, 5.0]])
+    parts = [c + rng.randn(n_per, 2) @ rng.randn(2, 2) * 0.6 for c in centres]
+    return np.concatenate(parts)
+
+
+def _random_8d(seed=1, n=400):
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(4, 8) * 2.0
+    X = centres[rng.randint(4, size=n)] + rng.randn(n, 8) @ rng.randn(8, 8) * 0.5
+    return X
+
+
+def _digits_64():
+    X, _ = load_digits("train")
+    return X.reshape(len(X), -1).astype(np.float64)
+
+
+DATASETS = {"blobs2d": (_blobs_2d, 3), "random8d": (_random_8d, 4), "digits64": (_digits_64, 4)}
+_CACHE: dict = {}
+
+
+def dataset(name):
+    if name not in _CACHE:
+        make, k = DATASETS[name]
+        _CACHE[name] = (make(), k)
+    return _CACHE[name]
+
+
+def broad_init(X, K, covariance_type, seed=0):
+    """Initial parameters: K random data points as means, equal weights, and every covariance
+    equal to the data's mean variance times I (a broad, poor start: EM needs many steps)."""
+    rng = np.random.RandomState(seed)
+    N, D = X.shape
+    precision = 1.0 / X.var(0).mean()
+    precisions = {
+        "full": np.tile(np.eye(D) * precision, (K, 1, 1)),
+        "tied": np.eye(D) * precision,
+        "diag": np.full((K, D), precision),
+        "spherical": np.full(K, precision),
+    }[covariance_type]
+    return dict(
+        weights_init=np.full(K, 1.0 / K),
+        means_init=X[rng.choice(N, K, replace=False)],
+        precisions_init=precisions,
+    )
+
+
+def random_parameters(K, D, covariance_type, seed=0):
+    """Random weights, means, covariances (numpy) for the formula tests."""
+    rng = np.random.RandomState(seed)
+    weights = rng.dirichlet(np.ones(K))
+    means = rng.randn(K, D)
+    A = rng.randn(K, D, D) * 0.5
+    full = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(D)
+    cov = {
+        "full": full,
+        "tied": full[0],
+        "diag": rng.uniform(0.3, 2.0, size=(K, D)),
+        "spherical": rng.uniform(0.3, 2.0, size=K),
+    }[covariance_type]
+    return weights, means, cov
+
+
+def full_covariances(cov, K, D, covariance_type):
+    """Any covariance parametrisation as a (K, D, D) stack of matrices (naive reference)."""
+    if covariance_type == "full":
+        return np.asarray(cov)
+    if covariance_type == "tied":
+        return np.repeat(np.asarray(cov)[None], K, axis=0)
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([c * np.eye(D) for c in cov])
+
+
+def t(a):
+    return torch.as_tensor(np.asarray(a), dtype=torch.float64)
+
+
+def quiet(**kw):
+    """A CPU GaussianMixture (the tests must not depend on a GPU being there)."""
+    kw.setdefault("device", CPU)
+    return GaussianMixture(**kw)
+
+
+# --------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_parity_with_sklearn_same_init(name, covariance_type):
+    X, K = dataset(name)
+    init = broad_init(X, K, covariance_type)
+    kw = dict(covariance_type=covariance_type, tol=1e-4, max_iter=300, **init)
+    sk = SkGaussianMixture(K, **kw).fit(X)
+    ours = quiet(n_components=K, **kw).fit(X)
+    assert sk.converged_ and ours.converged_
+    assert ours.n_iter_ == sk.n_iter_
+    assert ours.n_iter_ > 2  # a real run, not an immediate stop
+    assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-6, abs_tol=1e-9)
+    np.testing.assert_allclose(ours.history_, sk.lower_bounds_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.weights_, sk.weights_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(ours.means_, sk.means_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.covariances_, sk.covariances_, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_parity_with_sklearn_max_iter_reached(covariance_type):
+    X, K = dataset("random8d")
+    init = broad_init(X, K, covariance_type, seed=3)
+    kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=7, **init)
+    with pytest.warns(ConvergenceWarning):
+        sk = SkGaussianMixture(K, **kw).fit(X)
+    with pytest.warns(ConvergenceWarning):
+        ours = quiet(n_components=K, **kw).fit(X)
+    assert ours.n_iter_ == sk.n_iter_ == 7
+    assert not ours.converged_
+    assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_parity_with_sklearn_same_random_state(init_params):
+    """Same random_state -> same initial responsibilities as scikit-learn -> same fit."""
+    X, K = dataset("random8d")
+    kw = dict(covariance_type="diag", init_params=init_params, random_state=5, n_init=2)
+    sk = SkGaussianMixture(K, **kw).fit(X)
+    ours = quiet(n_components=K, **kw).fit(X)
+    assert ours.n_iter_ == sk.n_iter_
+    assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-6)
+
+
+def test_warm_start_matches_sklearn():
+    X, K = dataset("random8d")
+    init = broad_init(X, K, "full", seed=2)
+    kw = dict(covariance_type="full", tol=1e-5, max_iter=5, warm_start=True, **init)
+    sk = SkGaussianMixture(K, **kw)
+    ours = quiet(n_components=K, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            sk.fit(X)
+            ours.fit(X)
+            assert ours.n_iter_ == sk.n_iter_
+            assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-8)
+
+
+# --------------------------------------------------------------------------- EM behaviour
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_lower_bound_is_monotone(covariance_type):
+    X, _ = dataset("digits64")
+    gm = quiet(
+        n_components=6,
+        covariance_type=covariance_type,
+        tol=1e-6,
+        max_iter=60,
+        init_params="random",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    h = np.array(gm.history_)
+    assert len(h) == gm.n_iter_ >= 10
+    steps = np.diff(h)
+    assert np.all(steps >= -1e-10 * np.abs(h[1:])), steps.min()
+    assert h[-1] > h[0] + 1.0  # EM really climbed
+    assert gm.lower_bound_ == h[-1]
+
+
+def test_fit_predict_equals_fit_then_predict():
+    X, K = dataset("blobs2d")
+    a = quiet(n_components=K, random_state=0).fit_predict(X)
+    b = quiet(n_components=K, random_state=0).fit(X).predict(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_result_and_n_init():
+    X, K = dataset("random8d")
+    kw = dict(n_components=K, init_params="random", random_state=7, n_init=3)
+    a, b = quiet(**kw).fit(X), quiet(**kw).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.lower_bound_ == b.lower_bound_
+    np.testing.assert_array_equal(a.sample(50)[0], b.sample(50)[0])
+    # n_init keeps the best start: at least as good as any single start drawn from the same seeds
+    single = quiet(n_components=K, init_params="random", random_state=7).fit(X)
+    assert a.lower_bound_ >= single.lower_bound_ - 1e-12
+
+
+def test_float32_close_to_float64():
+    X, K = dataset("digits64")
+    init = broad_init(X, K, "full")
+    kw = dict(n_components=K, covariance_type="full", tol=0.0, max_iter=15, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        g64 = quiet(**kw).fit(X)
+        g32 = quiet(dtype=torch.float32, **kw).fit(X)
+    assert g32.means_.dtype == np.float32
+    assert abs(g32.lower_bound_ - g64.lower_bound_) <= 1e-4 * abs(g64.lower_bound_)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu():
+    X, K = dataset("digits64")
+    init = broad_init(X, K, "full")
+    kw = dict(n_components=K, covariance_type="full", tol=1e-4, max_iter=200, **init)
+    cpu = GaussianMixture(device="cpu", **kw).fit(X)
+    gpu = GaussianMixture(device="cuda", **kw).fit(X)
+    assert gpu.n_iter_ == cpu.n_iter_
+    assert math.isclose(gpu.lower_bound_, cpu.lower_bound_, rel_tol=1e-6)
+
+
+# --------------------------------------------------------------------------- formulas vs naive
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_estimate_log_gaussian_prob_and_e_step_against_scipy(covariance_type):
+    K, D, N = 4, 3, 25
+    rng = np.random.RandomState(3)
+    X = rng.randn(N, D) * 1.5
+    weights, means, cov = random_parameters(K, D, covariance_type)
+    covs = full_covariances(cov, K, D, covariance_type)
+    expected = np.stack(
+        [multivariate_normal(means[k], covs[k]).logpdf(X) for k in range(K)], axis=1
+    )
+    P = compute_precision_cholesky(t(cov), covariance_type)
+    got = estimate_log_gaussian_prob(t(X), t(means), P, covariance_type)
+    assert got.shape == (N, K)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+    log_resp, log_prob = e_step(t(X), t(weights), t(means), P, covariance_type)
+    joint = expected + np.log(weights)
+    naive_log_prob = np.log(np.exp(joint).sum(1))
+    np.testing.assert_allclose(log_prob.numpy(), naive_log_prob, rtol=1e-10)
+    np.testing.assert_allclose(
+        np.exp(log_resp.numpy()), np.exp(joint - naive_log_prob[:, None]), atol=1e-12
+    )
+
+
+def test_e_step_is_stable_far_from_the_data():
+    """log-sum-exp: densities far below the smallest float give finite log-likelihoods."""
+    X = torch.tensor([[1e3, 1e3], [0.0, 0.0]], dtype=torch.float64)
+    means = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    P = compute_precision_cholesky(torch.tensor([0.01, 0.01], dtype=torch.float64), "spherical")
+    log_resp, log_prob = e_step(
+        X, torch.tensor([0.5, 0.5], dtype=torch.float64), means, P, "spherical"
+    )
+    assert torch.isfinite(log_resp).all() and torch.isfinite(log_prob).all()
+    assert log_prob[0] < -1e6
+    np.testing.assert_allclose(log_resp.exp().sum(1).numpy(), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_m_step_against_naive(covariance_type):
+    K, D, N, reg = 3, 4, 40, 1e-3
+    rng = np.random.RandomState(4)
+    X = rng.randn(N, D) + 2.0
+    resp = rng.dirichlet(np.ones(K), size=N)
+    weights, means, covs = m_step(t(X), t(resp), covariance_type, reg)
+
+    nk = resp.sum(0)
+    exp_means = np.stack([(resp[:, k, None] * X).sum(0) / nk[k] for k in range(K)])
+    scatter = [
+        sum(resp[n, k] * np.outer(X[n] - exp_means[k], X[n] - exp_means[k]) for n in range(N))
+        for k in range(K)
+    ]
+    exp_full = np.stack([scatter[k] / nk[k] + reg * np.eye(D) for k in range(K)])
+    exp_cov = {
+        "full": exp_full,
+        "tied": sum(scatter) / N + reg * np.eye(D),
+        "diag": np.stack([np.diag(c) for c in exp_full]),
+        "spherical": np.array([np.diag(c).mean() for c in exp_full]),
+    }[covariance_type]
+    np.testing.assert_allclose(weights.numpy(), nk / N, rtol=1e-10)
+    np.testing.assert_allclose(means.numpy(), exp_means, rtol=1e-10)
+    np.testing.assert_allclose(covs.numpy(), exp_cov, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_compute_precision_cholesky(covariance_type):
+    K, D = 3, 4
+    _, _, cov = random_parameters(K, D, covariance_type, seed=5)
+    P = compute_precision_cholesky(t(cov), covariance_type).numpy()
+    if covariance_type in ("full", "tied"):
+        np.testing.assert_allclose(
+            P @ np.swapaxes(P, -1, -2), np.linalg.inv(cov), rtol=1e-9, atol=1e-12
+        )
+        np.testing.assert_allclose(np.tril(P, -1), 0.0)  # upper triangular
+    else:
+        np.testing.assert_allclose(P, 1.0 / np.sqrt(cov), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_compute_precision_cholesky_raises_on_singular(covariance_type):
+    K, D = 2, 3
+    singular = {
+        "full": np.zeros((K, D, D)),
+        "tied": np.ones((D, D)),
+        "diag": np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]),
+        "spherical": np.array([1.0, -1.0]),
+    }[covariance_type]
+    with pytest.raises(ValueError, match="positive definite"):
+        compute_precision_cholesky(t(singular), covariance_type)
+
+
+def test_n_parameters_by_hand():
+    K, D = 3, 5
+    assert n_parameters(K, D, "full") == 2 + 15 + 3 * 15
+    assert n_parameters(K, D, "tied") == 2 + 15 + 15
+    assert n_parameters(K, D, "diag") == 2 + 15 + 15
+    assert n_parameters(K, D, "spherical") == 2 + 15 + 3
+
+
+# --------------------------------------------------------------------------- using a fitted model
+
+
+def _sklearn_with_params_of(ours):
+    sk = SkGaussianMixture(ours.n_components, covariance_type=ours.covariance_type)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        setattr(sk, name, getattr(ours, name).copy())
+    sk.n_features_in_ = ours.n_features_in_
+    sk.converged_, sk.n_iter_, sk.lower_bound_ = True, ours.n_iter_, ours.lower_bound_
+    return sk
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_scores_agree_with_sklearn_given_same_parameters(covariance_type):
+    X, K = dataset("random8d")
+    ours = quiet(n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
+    sk = _sklearn_with_params_of(ours)
+    X_new = _random_8d(seed=9, n=100)
+    np.testing.assert_allclose(ours.score_samples(X_new), sk.score_samples(X_new), rtol=1e-10)
+    assert math.isclose(ours.score(X_new), sk.score(X_new), rel_tol=1e-10)
+    np.testing.assert_array_equal(ours.predict(X_new), sk.predict(X_new))
+    np.testing.assert_allclose(ours.predict_proba(X_new), sk.predict_proba(X_new), atol=1e-10)
+    assert math.isclose(ours.bic(X_new), sk.bic(X_new), rel_tol=1e-10)
+    assert math.isclose(ours.aic(X_new), sk.aic(X_new), rel_tol=1e-10)
+    np.testing.assert_allclose(ours.precisions_, sk.precisions_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_shapes_and_moments(covariance_type):
+    X, K = dataset("blobs2d")
+    gm = quiet(n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
+    Xs, ys = gm.sample(7)
+    assert Xs.shape == (7, 2) and ys.shape == (7,) and ys.dtype == np.int64
+    assert np.all(np.diff(ys) >= 0)  # sorted by component, as scikit-learn
+
+    n = 200_000
+    Xs, ys = gm.sample(n)
+    D = X.shape[1]
+    covs = full_covariances(gm.covariances_, K, D, covariance_type)
+    w, mu = gm.weights_, gm.means_
+    mean = w @ mu
+    second = sum(w[k] * (covs[k] + np.outer(mu[k], mu[k])) for k in range(K))
+    cov = second - np.outer(mean, mean)
+    # standard errors of a mean of n draws: sqrt(var / n); allow 5 of them
+    np.testing.assert_allclose(Xs.mean(0), mean, atol=5 * np.sqrt(np.diag(cov) / n).max())
+    np.testing.assert_allclose(np.cov(Xs.T), cov, atol=0.02 * np.abs(cov).max())
+    np.testing.assert_allclose(np.bincount(ys, minlength=K) / n, w, atol=5 * np.sqrt(0.25 / n))
+    for k in range(K):  # each component on its own
+        np.testing.assert_allclose(Xs[ys == k].mean(0), mu[k], atol=0.03)
+        np.testing.assert_allclose(
+            np.cov(Xs[ys == k].T), covs[k], atol=0.03 * np.abs(covs[k]).max()
+        )
+
+
+def test_images_in_images_out():
+    images, _ = load_digits("train")
+    gm = quiet(n_components=3, covariance_type="diag", random_state=0).fit(images)
+    assert gm.image_shape_ == (1, 8, 8) and gm.n_features_in_ == 64
+    assert gm.means_.shape == (3, 64)
+    samples, labels = gm.sample(5)
+    assert samples.shape == (5, 1, 8, 8) and labels.shape == (5,)
+    flat = images.reshape(len(images), -1)
+    np.testing.assert_allclose(gm.score_samples(images), gm.score_samples(flat))
+    np.testing.assert_array_equal(gm.predict(images[:10]), gm.predict(flat[:10]))
+    with pytest.raises(ValueError, match="shape"):
+        gm.predict(images.reshape(-1, 1, 4, 16))
+    point = quiet(n_components=2, random_state=0).fit(dataset("blobs2d")[0])
+    assert point.image_shape_ is None and point.sample(3)[0].shape == (3, 2)
+
+
+def test_numpy_and_torch_inputs_identical():
+    X, K = dataset("random8d")
+    a = quiet(n_components=K, random_state=1).fit(X)
+    b = quiet(n_components=K, random_state=1).fit(torch.from_numpy(X))
+    c = quiet(n_components=K, random_state=1).fit(X.astype(np.float32).tolist())
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.lower_bound_ == b.lower_bound_
+    assert math.isclose(a.lower_bound_, c.lower_bound_, rel_tol=1e-5)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(torch.from_numpy(X)))
+
+
+def test_progress_bar_does_not_change_the_result(capsys):
+    X, K = dataset("blobs2d")
+    a = quiet(n_components=K, random_state=0).fit(X)
+    b = quiet(n_components=K, random_state=0, progress=True, verbose=2).fit(X)
+    assert a.lower_bound_ == b.lower_bound_
+    assert "Initialization" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- numerical trouble
+
+
+def _assert_finite(gm):
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(gm, name))), name
+    assert np.isfinite(gm.lower_bound_)
+    assert np.all(np.isfinite(gm.history_))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_duplicate_points_fewer_distinct_than_components(covariance_type):
+    """3 distinct points, K = 5: k-means leaves clusters empty; they are re-seeded."""
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 10, axis=0)
+    gm = quiet(n_components=5, covariance_type=covariance_type, random_state=0)
+    with pytest.warns(NumericalTroubleWarning, match="lost all"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # from k-means itself
+            gm.fit(X)
+    _assert_finite(gm)
+    assert math.isclose(gm.weights_.sum(), 1.0)
+    assert np.all(np.isfinite(gm.score_samples(X)))
+
+
+def test_component_far_from_the_data_is_reseeded():
+    X, _ = dataset("blobs2d")
+    means = np.array([[0.0, 0.0], [4.0, 1.0], [1e4, 1e4]])  # third one explains nothing
+    precisions = np.array([1.0, 1.0, 1.0])
+    gm = quiet(
+        n_components=3,
+        covariance_type="spherical",
+        means_init=means,
+        precisions_init=precisions,
+        weights_init=np.array([0.4, 0.4, 0.2]),
+    )
+    with pytest.warns(NumericalTroubleWarning, match=r"component\(s\) \[2\] lost all"):
+        gm.fit(X)
+    _assert_finite(gm)
+    assert np.abs(gm.means_[2]).max() < 50  # moved onto the data
+    assert gm.weights_[2] > 0.05  # and took over a share of it
+    # scikit-learn keeps the dead component (weight ~ 1e-16)
+    sk = SkGaussianMixture(
+        3,
+        covariance_type="spherical",
+        means_init=means,
+        precisions_init=precisions,
+        weights_init=np.array([0.4, 0.4, 0.2]),
+    ).fit(X)
+    assert sk.weights_.min() < 1e-10
+    assert gm.lower_bound_ > sk.lower_bound_
+
+
+def test_k_close_to_n():
+    X = _random_8d(seed=3, n=12)
+    gm = quiet(n_components=12, covariance_type="full", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    _assert_finite(gm)
+    assert np.all(np.isfinite(gm.score_samples(X)))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_zero_variance_feature(covariance_type):
+    X = _random_8d(seed=4, n=200)
+    X[:, 3] = 0.5  # a constant feature
+    # reg_covar > 0: as scikit-learn, no warning needed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalTroubleWarning)
+        gm = quiet(n_components=3, covariance_type=covariance_type, random_state=0).fit(X)
+    _assert_finite(gm)
+    if covariance_type == "spherical":
+        return  # one variance averaged over all features: not singular
+    # reg_covar = 0: scikit-learn raises, we regularise and warn
+    with pytest.raises(ValueError):
+        SkGaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(X)
+    gm0 = quiet(n_components=3, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+    with pytest.warns(NumericalTroubleWarning, match="not\\s+positive definite"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm0.fit(X)
+    _assert_finite(gm0)
+    assert np.all(np.isfinite(gm0.score_samples(X)))
+    # the regularised covariance is the one kept, consistent with the precisions
+    covs = full_covariances(gm0.covariances_, 3, X.shape[1], covariance_type)
+    assert np.all(np.linalg.eigvalsh(covs) > 0)
+    precisions = full_covariances(gm0.precisions_, 3, X.shape[1], covariance_type)
+    np.testing.assert_allclose(
+        precisions @ covs, np.broadcast_to(np.eye(X.shape[1]), covs.shape), atol=1e-6
+    )
+
+
+def test_max_iter_warns():
+    X, K = dataset("random8d")
+    with pytest.warns(ConvergenceWarning):
+        gm = quiet(n_components=K, max_iter=2, tol=0.0, random_state=0).fit(X)
+    assert gm.n_iter_ == 2 and not gm.converged_
+
+
+# --------------------------------------------------------------------------- bad input
+
+X_OK = _blobs_2d()
+
+
+@pytest.mark.parametrize(
+    "kwargs, X, exc, match",
+    [
+        (dict(n_components=0), X_OK, ValueError, "n_components"),
+        (dict(n_components=2.5), X_OK, TypeError, "n_components"),
+        (dict(n_components=10), X_OK[:5], ValueError, "n_components"),
+        (dict(covariance_type="banana"), X_OK, ValueError, "covariance_type"),
+        (dict(init_params="magic"), X_OK, ValueError, "init_params"),
+        (dict(reg_covar=-1.0), X_OK, ValueError, "reg_covar"),
+        (dict(tol=-1e-3), X_OK, ValueError, "tol"),
+        (dict(max_iter=0), X_OK, ValueError, "max_iter"),
+        (dict(n_init=0), X_OK, ValueError, "n_init"),
+        (dict(dtype=torch.int64), X_OK, ValueError, "dtype"),
+        (dict(warm_start="yes"), X_OK, TypeError, "warm_start"),
+        (dict(random_state=-3), X_OK, ValueError, "random_state"),
+        (dict(), X_OK[:, 0], ValueError, "X must have 2 or 4"),
+        (dict(), np.where(np.arange(len(X_OK))[:, None] == 3, np.nan, X_OK), ValueError, "NaN"),
+        (dict(), np.where(np.arange(len(X_OK))[:, None] == 3, np.inf, X_OK), ValueError, "X"),
+        (dict(), [["a", "b"]], TypeError, "X"),
+        (dict(n_components=1), X_OK[:1], ValueError, "at least 2 samples"),
+        (dict(n_components=2, weights_init=[0.5, 0.2, 0.3]), X_OK, ValueError, "weights_init"),
+        (dict(n_components=2, weights_init=[0.5, 0.2]), X_OK, ValueError, "weights_init"),
+        (dict(n_components=2, weights_init=[1.5, -0.5]), X_OK, ValueError, "weights_init"),
+        (dict(n_components=2, means_init=np.zeros((2, 3))), X_OK, ValueError, "means_init"),
+        (
+            dict(n_components=2, precisions_init=np.ones((2, 3, 3))),
+            X_OK,
+            ValueError,
+            "precisions_init",
+        ),
+        (
+            dict(n_components=2, precisions_init=-np.ones((2, 2, 2)) * np.eye(2)),
+            X_OK,
+            ValueError,
+            "precisions_init",
+        ),
+        (
+            dict(n_components=2, covariance_type="diag", precisions_init=np.zeros((2, 2))),
+            X_OK,
+            ValueError,
+            "precisions_init",
+        ),
+        (
+            dict(n_components=2, covariance_type="spherical", precisions_init=np.ones((2, 2))),
+            X_OK,
+            ValueError,
+            "precisions_init",
+        ),
+    ],
+)
+def test_bad_input(kwargs, X, exc, match):
+    kwargs = {"n_components": 2, **kwargs}
+    with pytest.raises(exc, match=match):
+        quiet(**kwargs).fit(X)
+
+
+def test_use_before_fit_and_wrong_features():
+    gm = quiet(n_components=2)
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(NotFittedError):
+            getattr(gm, method)(X_OK)
+    with pytest.raises(NotFittedError):
+        gm.sample(3)
+    gm.fit(X_OK)
+    with pytest.raises(ValueError, match="3 features"):
+        gm.predict(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="n_samples"):
+        gm.sample(0)
+    with pytest.raises(ValueError, match="NaN"):
+        gm.score_samples(np.array([[np.nan, 0.0]]))
+
+
+def test_public_functions_validate_covariance_type():
+    X = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="covariance_type"):
+        m_step(X, torch.ones(3, 1, dtype=torch.float64), "wrong", 1e-6)
+    with pytest.raises(ValueError, match="covariance_type"):
+        n_parameters(2, 2, "wrong")
