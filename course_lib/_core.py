@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
