@@ -81,8 +81,8 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def rate(fn, n_spin_updates: int, repeats: int, device: str) -> tuple[float, float]:
-    """(median, best) spin updates per second over ``repeats`` timed runs after a warm-up."""
+def timings(fn, repeats: int, device: str) -> list[float]:
+    """Wall times in seconds of ``repeats`` runs of ``fn`` after one warm-up run."""
     fn()
     sync(device)
     times = []
@@ -91,6 +91,12 @@ def rate(fn, n_spin_updates: int, repeats: int, device: str) -> tuple[float, flo
         fn()
         sync(device)
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def rate(fn, n_spin_updates: int, repeats: int, device: str) -> tuple[float, float]:
+    """(median, best) spin updates per second over ``repeats`` timed runs after a warm-up."""
+    times = timings(fn, repeats, device)
     return n_spin_updates / statistics.median(times), n_spin_updates / min(times)
 
 
@@ -175,15 +181,7 @@ def cost_breakdown(device: str, quick: bool) -> list[str]:
     uniform = torch.empty(f.shape, device=device)
 
     def ns_per_spin(fn) -> float:
-        fn()
-        sync(device)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times) / n * 1e9
+        return statistics.median(timings(fn, repeats, device)) / n * 1e9
 
     steps = [
         ("neighbour sum (int8, 4 shifted reads)", lambda: lattice.colour_neighbour_sums("black")),
