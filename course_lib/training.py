@@ -1,0 +1,351 @@
+"""The one training machinery of the course's neural models (the GAN and the VAE).
+
+Three pieces, each small enough to read in one go:
+
+- :func:`minibatches`: an endless stream of shuffled mini-batches of row indices, reshuffled
+  at every epoch by a ``torch.Generator`` (so the order is fixed by a seed);
+- :func:`train_loop`: calls a model's ``step(t)`` ``n_steps`` times behind a ``tqdm`` progress
+  bar that can be switched off, records every named scalar the step returns (the *history*,
+  which :func:`course_lib.viz.plot_history` plots), and stops with :class:`DivergenceError`,
+  naming the quantity and what to try, as soon as one of them is NaN or infinite;
+- :class:`NeuralEstimator`: the scikit-learn-shaped base class of the neural models: device
+  placement through :func:`course_lib._core.resolve_device`, seeding (same ``random_state``,
+  same result on the CPU), and ``save(path)`` / ``load(path)``, which store the weights as a
+  state dict together with the hyperparameters and load them with ``weights_only=True``,
+  refusing a file made for another model or another architecture.
+
+A model owns its networks and its losses; it hands the loop a ``step`` function. The loop owns
+nothing but the bookkeeping, so that the GAN chapter and the VAE chapter share it unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ._core import check_int, resolve_device
+from ._core import progress as _progress  # `progress` is also an argument name below
+
+__all__ = [
+    "DivergenceError",
+    "minibatches",
+    "train_loop",
+    "seeded",
+    "save_atomically",
+    "save_checkpoint",
+    "load_checkpoint",
+    "NeuralEstimator",
+    "CHECKPOINT_FORMAT",
+]
+
+#: Version of the checkpoint layout written by :func:`save_checkpoint`.
+CHECKPOINT_FORMAT = 1
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite value; raised by :func:`train_loop`."""
+
+
+# ----------------------------------------------------------------------------- mini-batches
+
+
+def minibatches(
+    n_rows: int, batch_size: int, generator: torch.Generator, *, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
+    """Yield index tensors of mini-batches forever, reshuffling at the start of every epoch.
+
+    Parameters
+    ----------
+    n_rows : number of training rows.
+    batch_size : rows per batch; larger than ``n_rows`` means one batch of every row.
+    generator : the ``torch.Generator`` (on the CPU) that draws the permutations; the same
+        seed gives the same sequence of batches.
+    drop_last : drop the last, smaller batch of each epoch (useful when a loss is sensitive to
+        the batch size, e.g. a discriminator with packing).
+    """
+    n_rows = check_int(n_rows, "n_rows", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = min(batch_size, n_rows)
+    while True:
+        order = torch.randperm(n_rows, generator=generator)
+        for start in range(0, n_rows, batch_size):
+            idx = order[start : start + batch_size]
+            if drop_last and len(idx) < batch_size:
+                break
+            yield idx
+
+
+# ----------------------------------------------------------------------------- the loop
+
+_ADVICE = (
+    "Try a smaller learning rate (lr), fewer steps, or check the data for extreme values; "
+    "with a GAN, a gradient penalty (r1) also keeps the discriminator in check."
+)
+
+
+def _as_float(value) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"a step must return scalars, got a tensor of shape {tuple(value.shape)}")
+        return float(value.detach().item())
+    if isinstance(value, (Real, np.floating, np.integer)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"a step must return numbers or 0-d tensors, got {type(value).__name__}")
+
+
+def train_loop(
+    step: Callable[[int], dict],
+    n_steps: int,
+    *,
+    progress: bool = False,
+    desc: str = "training",
+    check: Iterable[str] | None = None,
+    postfix_every: int = 50,
+) -> dict[str, list[float]]:
+    """Run ``step(t)`` for ``t = 0, …, n_steps - 1`` and return the history of its scalars.
+
+    Parameters
+    ----------
+    step : function of the step index returning a dict ``{name: scalar}`` (floats or 0-d
+        tensors: losses, penalties, learning rate, …). The names must be the same at every
+        step. The function does the work (forward, backward, optimiser steps).
+    n_steps : number of steps, >= 1.
+    progress : show a ``tqdm.auto`` bar whose postfix shows the latest values.
+    desc : label of the bar and of error messages (e.g. ``"GAN"``).
+    check : the names whose values must stay finite (default: every name). A NaN or infinite
+        value raises :class:`DivergenceError` naming it, the step and what to try.
+    postfix_every : how often (in steps) the bar's postfix is refreshed.
+
+    Returns
+    -------
+    dict name -> list of floats, one entry per step: the *history* that
+    :func:`course_lib.viz.plot_history` plots.
+    """
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
+    history: dict[str, list[float]] = {}
+    watched = None if check is None else set(check)
+    bar = _progress(range(n_steps), progress, desc=desc, leave=False)
+    try:
+        for t in bar:
+            values = step(t)
+            if not isinstance(values, dict):
+                raise TypeError(f"step must return a dict of named scalars, got {type(values).__name__}")
+            for name, value in values.items():
+                v = _as_float(value)
+                if not math.isfinite(v) and (watched is None or name in watched):
+                    raise DivergenceError(
+                        f"{desc}: {name} became {v} at step {t + 1} of {n_steps}; training "
+                        f"stopped. {_ADVICE}"
+                    )
+                history.setdefault(name, []).append(v)
+            if progress and hasattr(bar, "set_postfix") and t % postfix_every == 0:
+                bar.set_postfix({k: f"{vals[-1]:.3g}" for k, vals in history.items()}, refresh=False)
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()
+    return history
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with torch's global RNG seeded, then restore the caller's RNG state.
+
+    ``torch.nn`` layers draw their initial weights from the global generator; building the
+    networks inside ``with seeded(seed):`` makes them depend on ``seed`` only.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_atomically(obj, path) -> None:
+    """``torch.save(obj)`` to a temporary file in the same folder, then rename it to ``path``.
+
+    A reader never sees half a file, even if the process dies while writing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _plain(value) -> bool:
+    """True for the values ``torch.load(weights_only=True)`` reads back: numbers, strings,
+    None, booleans, and lists/tuples/dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def save_checkpoint(path, *, kind: str, params: dict, meta: dict, state: dict) -> None:
+    """Write ``{"format", "kind", "params", "meta", "state"}`` with :func:`save_atomically`.
+
+    ``params`` and ``meta`` must hold plain values (numbers, strings, lists, dicts);
+    ``state`` maps names to state dicts of tensors (one per network or optimiser).
+    """
+    for name, d in (("params", params), ("meta", meta)):
+        if not _plain(d):
+            raise TypeError(f"{name} must hold only numbers, strings, lists and dicts")
+    save_atomically(
+        {"format": CHECKPOINT_FORMAT, "kind": kind, "params": params, "meta": meta, "state": state},
+        path,
+    )
+
+
+def load_checkpoint(path, *, kind: str) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not a
+    checkpoint of the course, is damaged, or was written for another kind of model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or not a torch file at all
+        raise ValueError(f"path: {path} is not a readable checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"path: {path} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
+    if ckpt.get("kind") != kind:
+        raise ValueError(
+            f"path: {path} holds a {ckpt.get('kind')!r} model, not a {kind!r}; load it with "
+            f"{ckpt.get('kind')}.load"
+        )
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- the estimator
+
+
+class NeuralEstimator(BaseEstimator):
+    """Base class of the course's neural models (scikit-learn's estimator shape).
+
+    Subclasses take hyperparameters only in ``__init__`` (including ``random_state`` and
+    ``device``) and implement:
+
+    - ``_state_dict_()`` -> dict name -> ``state_dict()`` of each network;
+    - ``_meta_()`` -> plain dict of what :meth:`save` must remember besides the
+      hyperparameters (data shape, number of classes, standardisation constants, ...);
+    - ``_load_(meta, state)`` -> rebuild the networks from the hyperparameters and ``meta``
+      and load ``state`` into them (``load_state_dict(strict=True)``), setting the fitted
+      attributes.
+
+    and set fitted attributes (names ending in ``_``) only at the very end of ``fit``, so that
+    a ``fit`` that raises leaves the model as it was.
+    """
+
+    #: attribute whose presence means "fitted" (subclasses may override)
+    _fitted_attribute = "history_"
+
+    # ---------------------------------------------------------------- device and seed
+    def _device_(self) -> torch.device:
+        return resolve_device(getattr(self, "device", None))
+
+    def _seed_(self) -> int:
+        """An int seed from ``random_state`` (``None``: a fresh one from torch's global RNG)."""
+        rs = getattr(self, "random_state", None)
+        if rs is None:
+            return int(torch.randint(0, 2**62, (1,)).item())
+        return check_int(rs, "random_state", minimum=0, maximum=2**63 - 1)
+
+    @staticmethod
+    def _generator_(seed: int, device) -> torch.Generator:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+        return gen
+
+    def _check_fitted_(self) -> None:
+        if not hasattr(self, self._fitted_attribute):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    # ---------------------------------------------------------------- save / load
+    def _state_dict_(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _meta_(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _load_(self, meta: dict, state: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _plain_params(self) -> dict:
+        """Hyperparameters that a checkpoint can store (user-supplied networks cannot)."""
+        params = self.get_params(deep=False)
+        return {k: v for k, v in params.items() if _plain(v)}
+
+    def save(self, path) -> None:
+        """Save the fitted model: weights (state dicts), hyperparameters and shapes.
+
+        Written atomically with ``torch.save``; read back with :meth:`load`. A model built
+        with user-supplied networks saves their weights, and :meth:`load` then needs the same
+        networks passed again as keyword arguments.
+        """
+        self._check_fitted_()
+        state = {
+            name: {k: v.detach().cpu() for k, v in sd.items()}
+            for name, sd in self._state_dict_().items()
+        }
+        meta = dict(self._meta_())
+        meta["history"] = {k: [float(x) for x in v] for k, v in getattr(self, "history_", {}).items()}
+        save_checkpoint(path, kind=type(self).__name__, params=self._plain_params(), meta=meta,
+                        state=state)
+
+    @classmethod
+    def load(cls, path, **params):
+        """Load a model saved by :meth:`save` (``weights_only=True``: no code is executed).
+
+        ``params`` override stored hyperparameters (e.g. ``device="cpu"``, or the user's own
+        networks when the model was built with them). Raises ``ValueError`` naming the problem
+        when the file holds another kind of model or weights that do not fit the architecture.
+        """
+        ckpt = load_checkpoint(path, kind=cls.__name__)
+        valid = cls().get_params(deep=False)
+        stored = {k: v for k, v in ckpt["params"].items() if k in valid}
+        unknown = set(params) - set(valid)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.load got unknown hyperparameters {sorted(unknown)}")
+        for k, v in stored.items():  # tuples come back from the file as lists
+            if isinstance(valid[k], tuple) and isinstance(v, list):
+                stored[k] = tuple(v)
+        model = cls(**{**stored, **params})
+        meta = dict(ckpt["meta"])
+        history = meta.pop("history", {})
+        try:
+            model._load_(meta, ckpt["state"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"path: the weights in {path} do not fit the architecture of this "
+                f"{cls.__name__} (hyperparameters {stored}): {exc}"
+            ) from exc
+        model.history_ = history
+        return model
