@@ -4,13 +4,16 @@
   fixed, stratified 80/20 train/test split.
 - ``ring_of_gaussians`` / ``grid_of_gaussians``: the 2D mixtures used to study mode collapse.
 - ``load_binary_image`` and ``flip_noise``: binary images from scikit-image for MRF denoising.
+- ``load_image_folder``: a reader's own PNG/JPEG images, in the course's image format.
+- ``read_idx`` / ``load_mnist_idx``: MNIST (or Fashion-MNIST) from local IDX files; nothing is
+  downloaded.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import as_numpy, check_binary, check_choice, check_int, check_real
+from ._core import as_numpy, check_binary, check_bool, check_choice, check_int, check_real
 
 __all__ = [
     "DIGIT_LEVELS",
@@ -21,6 +24,10 @@ __all__ = [
     "BINARY_IMAGES",
     "load_binary_image",
     "flip_noise",
+    "IMAGE_EXTENSIONS",
+    "load_image_folder",
+    "read_idx",
+    "load_mnist_idx",
 ]
 
 #: Number of grey levels in scikit-learn's digits (integers 0..16).
@@ -210,3 +217,243 @@ def flip_noise(image, p: float, seed=0):
     out = arr.copy()
     out[flip] = np.where(arr[flip] == one, zero, one).astype(arr.dtype)
     return out
+
+
+# ---------------------------------------------------------------- a folder of your own images
+
+#: File name endings that :func:`load_image_folder` reads (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _check_size(size) -> tuple[int, int]:
+    """``size`` as ``(height, width)``: an int ``s`` means ``(s, s)``."""
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f"size must be an int or a (height, width) pair, got {size!r}")
+        h, w = (check_int(v, f"size[{i}]", minimum=1) for i, v in enumerate(size))
+        return h, w
+    s = check_int(size, "size", minimum=1)
+    return s, s
+
+
+def _image_to_array(img, grayscale: bool) -> np.ndarray:
+    """A PIL image as float32 ``(H, W)`` or ``(H, W, 3)`` in [0, 1] (alpha over white)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit grey: scale by the type
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F":
+            top = max(1.0, float(arr.max()))
+        arr = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
+        return arr if grayscale else np.repeat(arr[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    img = img.convert("L" if grayscale else "RGB")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _fit(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Centre-crop ``arr`` to the aspect ratio of ``hw``, then resize it to ``hw`` (area)."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    th, tw = hw
+    if h * tw > w * th:  # too tall: crop rows
+        ch, cw = max(1, round(w * th / tw)), w
+    else:  # too wide: crop columns
+        ch, cw = h, max(1, round(h * tw / th))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    arr = arr[top : top + ch, left : left + cw]
+    if arr.shape[:2] == (th, tw):
+        return arr
+    channels = [arr] if arr.ndim == 2 else [arr[..., c] for c in range(arr.shape[2])]
+    out = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F")
+                      .resize((tw, th), Image.Resampling.BOX if ch >= th and cw >= tw
+                              else Image.Resampling.BICUBIC), dtype=np.float32)
+           for c in channels]
+    res = out[0] if arr.ndim == 2 else np.stack(out, axis=2)
+    return np.clip(res, 0.0, 1.0)
+
+
+def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool = False,
+                      return_paths: bool = False):
+    """Your own images (PNG, JPEG, ...) as the course's images ``(N, C, H, W)`` in [0, 1].
+
+    Every file of ``path`` whose name ends in one of :data:`IMAGE_EXTENSIONS` is read (not
+    subfolders; files in name order). Each image is centre-cropped to the aspect ratio of
+    ``size`` and resized to it by averaging pixels (area resampling); a transparent background
+    becomes white; 16-bit images are scaled by 65535.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of images.
+    size : int or (int, int)
+        Output height and width (an int means a square). Every image must be at least this
+        large unless ``allow_upscale=True``: enlarging a small image invents detail.
+    grayscale : bool
+        One channel (luminance, ``C=1``) if True, else RGB (``C=3``).
+    return_paths : bool
+        Also return the list of files read, in the order of the images.
+
+    Returns
+    -------
+    X : np.ndarray, float32, shape (N, C, H, W), values in [0, 1]
+    paths : list of Path (only with ``return_paths=True``)
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    NotADirectoryError
+        ``path`` is a file.
+    ValueError
+        The folder holds no image file; a file cannot be read as an image (every such file is
+        named); ``size`` is not positive; an image is smaller than ``size``.
+    """
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    grayscale = check_bool(grayscale, "grayscale")
+    allow_upscale = check_bool(allow_upscale, "allow_upscale")
+    hw = _check_size(size)
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"path={str(path)!r}: no such folder")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"path={str(path)!r} is a file; give the folder that holds "
+                                 "the images")
+    files = sorted(f for f in folder.iterdir()
+                   if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        others = sorted(f.name for f in folder.iterdir())[:5]
+        raise ValueError(
+            f"path={str(path)!r} contains no image file (looked for names ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}; subfolders are not searched)"
+            + (f"; it holds: {', '.join(others)}" if others else "; it is empty"))
+    images, bad, small = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img.load()
+                arr = _image_to_array(img, grayscale)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            bad.append(f"{f.name} ({type(err).__name__}: {err})")
+            continue
+        if not allow_upscale and (arr.shape[0] < hw[0] or arr.shape[1] < hw[1]):
+            small.append(f"{f.name} is {arr.shape[0]}x{arr.shape[1]}")
+            continue
+        images.append(_fit(arr, hw))
+    if bad:
+        raise ValueError(f"{len(bad)} of {len(files)} files in {str(path)!r} cannot be read "
+                         "as images: " + "; ".join(bad[:10]))
+    if small:
+        raise ValueError(
+            f"size={size!r} asks for {hw[0]}x{hw[1]} pixels but {len(small)} image(s) are "
+            f"smaller ({'; '.join(small[:5])}): choose a size of at most the smallest "
+            "image, or pass allow_upscale=True")
+    X = np.stack(images).astype(np.float32)
+    X = X[:, None] if grayscale else X.transpose(0, 3, 1, 2)
+    X = np.ascontiguousarray(X)
+    return (X, files) if return_paths else X
+
+
+# ---------------------------------------------------------------- MNIST from IDX files
+
+#: IDX type codes -> big-endian NumPy dtypes (http://yann.lecun.com/exdb/mnist/, "file formats").
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file (the format of MNIST and Fashion-MNIST), gzipped or not.
+
+    The header is two zero bytes, a type code, the number of dimensions ``d`` and ``d``
+    big-endian 32-bit sizes; the data follow, big-endian. Returns an array of that shape with
+    the native-endian version of the file's type (``uint8`` for MNIST).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file when
+    the header is not IDX or the data are shorter or longer than the header says.
+    """
+    import gzip
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path={str(path)!r}: no such file")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip magic
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path.name}: a damaged gzip file ({err})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path.name} is not an IDX file (its first bytes are "
+                         f"{raw[:4].hex(' ')}; IDX starts with 00 00, a type code in "
+                         f"{sorted(hex(k) for k in _IDX_DTYPES)} and a rank)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path.name}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(f"{path.name}: the header announces shape {shape} ({expected} bytes "
+                         f"of {dtype.str}) but the file holds {len(raw) - header} bytes of "
+                         "data (truncated or not an IDX file)")
+    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="))
+
+
+#: File names tried by :func:`load_mnist_idx` for each split (first found wins), without
+#: and with ``.gz``. The second spelling is that of some mirrors.
+MNIST_FILES = {
+    "train": (("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+              ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte")),
+    "test": (("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+             ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")),
+}
+
+
+def load_mnist_idx(path, split: str = "train"):
+    """MNIST (or Fashion-MNIST) from the four IDX files in a local folder: no download.
+
+    ``path`` is the folder holding ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte``
+    (``split="train"``, 60,000 images) or ``t10k-images-idx3-ubyte`` /
+    ``t10k-labels-idx1-ubyte`` (``split="test"``, 10,000), each possibly gzipped (``.gz``).
+
+    Returns ``(X, y)``: ``X`` float32 ``(N, 1, 28, 28)`` = grey level / 255 in [0, 1],
+    ``y`` int64 ``(N,)``; the same format as :func:`load_digits`.
+    """
+    from pathlib import Path
+
+    check_choice(split, "split", tuple(MNIST_FILES))
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"path={str(path)!r}: no such folder (give the folder that "
+                                "holds the MNIST IDX files)")
+
+    def find(names):
+        for name in names:
+            for cand in (folder / name, folder / f"{name}.gz"):
+                if cand.is_file():
+                    return cand
+        raise FileNotFoundError(f"{str(path)!r} has no {names[0]} (or {names[0]}.gz, "
+                                f"{names[1]}): the {split} split of MNIST needs it")
+
+    images_file, labels_file = (find(names) for names in MNIST_FILES[split])
+    images, labels = read_idx(images_file), read_idx(labels_file)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise ValueError(f"{images_file.name} must hold (N, H, W) images and {labels_file.name}"
+                         f" (N,) labels; got shapes {images.shape} and {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_file.name} holds {len(images)} images but "
+                         f"{labels_file.name} {len(labels)} labels")
+    if images.dtype != np.uint8:
+        raise ValueError(f"{images_file.name} holds {images.dtype} data; MNIST images are uint8")
+    X = (images.astype(np.float32) / 255.0)[:, None]
+    return np.ascontiguousarray(X), labels.astype(np.int64)
