@@ -57,6 +57,19 @@ __all__ = [
     "mode_coverage",
     "nearest_neighbour_distance",
     "memorisation_ratio",
+    "predict_digits",
+    "class_accuracy",
+    "mean_pairwise_distance",
+    "Evaluation",
+    "evaluate",
+    "evaluate_floor",
+    "comparison_table",
+    "Table",
+    "EVAL_SIZE",
+    "EVAL_DRAWS",
+    "EVAL_SEED",
+    "EVAL_METRICS",
+    "CLASSIFIER_MIN_ACCURACY",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -317,23 +330,41 @@ class DigitCNN(nn.Module):
         return self.fc2(self.features(x))
 
 
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
 def _cache_dir() -> Path:
-    """``$COURSE_CACHE_DIR``, else ``<repo root>/.cache`` if writable, else ``~/.cache/course_lib``."""
+    """Where cached artefacts (the digit classifier's weights) live.
+
+    ``$COURSE_CACHE_DIR`` if set (an error if it cannot be written), else ``<repo root>/.cache``
+    if writable, else ``~/.cache/course_lib`` if writable, else a folder in the system's
+    temporary directory, with a warning (a read-only home costs a retraining per session).
+    """
     env = os.environ.get("COURSE_CACHE_DIR", "").strip()
     if env:
         path = Path(env).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        if not _writable_dir(path):
+            raise OSError(f"COURSE_CACHE_DIR={env!r} is not a writable folder")
         return path
-    repo_cache = Path(__file__).resolve().parent.parent / ".cache"
-    try:
-        repo_cache.mkdir(parents=True, exist_ok=True)
-        if os.access(repo_cache, os.W_OK):
-            return repo_cache
-    except OSError:
-        pass
-    home_cache = Path.home() / ".cache" / "course_lib"
-    home_cache.mkdir(parents=True, exist_ok=True)
-    return home_cache
+    for path in (
+        Path(__file__).resolve().parent.parent / ".cache",
+        Path.home() / ".cache" / "course_lib",
+    ):
+        if _writable_dir(path):
+            return path
+    path = Path(tempfile.gettempdir()) / "course_lib_cache"
+    warnings.warn(
+        f"no writable cache folder (repository .cache, ~/.cache/course_lib): using {path}; set "
+        "COURSE_CACHE_DIR to keep the digit classifier between sessions",
+        stacklevel=3,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _classifier_path() -> Path:
@@ -399,48 +430,94 @@ def _train_classifier_one_thread() -> DigitCNN:
     return model.eval()
 
 
-def _save_atomically(state_dict: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+#: The digit classifier must label at least this fraction of the test split correctly,
+#: after training and after every load from the cache; otherwise it is not used (measured:
+#: 0.989 with the configuration above).
+CLASSIFIER_MIN_ACCURACY = 0.95
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _classifier_problem(model: DigitCNN) -> str | None:
+    """Why ``model`` must not be used (non-finite weights, low test accuracy), or None."""
+    from .data import load_digits
+
+    if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values()):
+        return "its weights contain NaN or infinite values"
+    X, y = load_digits("test")
+    with torch.no_grad():
+        logits = model.to("cpu").eval()(torch.from_numpy(X))
+    if not bool(torch.isfinite(logits).all()):
+        return "its outputs contain NaN or infinite values"
+    accuracy = float((logits.argmax(1) == torch.from_numpy(y)).float().mean())
+    if accuracy < CLASSIFIER_MIN_ACCURACY:
+        return f"its test accuracy is {accuracy:.3f} < {CLASSIFIER_MIN_ACCURACY}"
+    return None
+
+
+def _load_cached_classifier(path: Path) -> DigitCNN | None:
+    """The cached classifier if its file is intact and the network passes the sanity check.
+
+    The file's SHA-256 is stored next to it (``.sha256``) when it is written: a truncated or
+    altered file, a file for another architecture or a network with broken weights is reported
+    with a warning and ``None`` is returned, so that the caller retrains.
+    """
+    if not path.exists():
+        return None
+    digest_file = path.with_name(path.name + ".sha256")
     try:
-        torch.save(state_dict, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        expected = digest_file.read_text().strip()
+    except OSError:
+        expected = None
+    why = None
+    if expected != _file_digest(path):
+        why = "its checksum does not match" if expected else "its checksum file is missing"
+    else:
+        model = DigitCNN()
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as exc:  # unreadable, or made for another architecture
+            why = f"it cannot be loaded ({type(exc).__name__})"
+        else:
+            why = _classifier_problem(model)
+    if why is None:
+        return model
+    warnings.warn(
+        f"the cached digit classifier {path} is not usable ({why}): retraining it", stacklevel=3
+    )
+    return None
 
 
 def digit_classifier(device=None) -> DigitCNN:
     """The trained digit CNN in eval mode, on ``device`` (``None``: :func:`get_device`).
 
     The first call trains it on the CPU (seed 0, a few seconds) and saves its weights to the
-    cache folder (``$COURSE_CACHE_DIR``, else ``<repo>/.cache``, else ``~/.cache/course_lib``);
-    later calls load them (``weights_only=True``). The module is memoised per process: do not
-    modify it in place.
+    cache folder (``$COURSE_CACHE_DIR``, else ``<repo>/.cache``, else ``~/.cache/course_lib``,
+    else a temporary folder), with their SHA-256 beside them. Later calls load them
+    (``weights_only=True``) and verify them: the checksum, finite weights, and a test accuracy
+    of at least :data:`CLASSIFIER_MIN_ACCURACY`; a cache that fails is reported and rebuilt,
+    never used. The module is memoised per process: do not modify it in place.
     """
     device = resolve_device(device)
     path = _classifier_path()
     key = (str(path), str(device))
     if key in _CLASSIFIER_MEMO:
         return _CLASSIFIER_MEMO[key]
-    model = DigitCNN()
-    state = None
-    if path.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except Exception:  # corrupt or incompatible file: retrain and overwrite it
-            state = None
-    if state is None:
+    model = _load_cached_classifier(path)
+    if model is None:
         # The caller may be inside torch.no_grad() (e.g. digit_features): training needs grads.
         with torch.inference_mode(False), torch.enable_grad():
             model = _train_classifier()
+        why = _classifier_problem(model)
+        if why is not None:  # pragma: no cover - the configuration above reaches 0.989
+            raise RuntimeError(f"the digit classifier failed its sanity check after training: {why}")
         try:
-            _save_atomically(model.state_dict(), path)
+            from .training import save_atomically
+
+            save_atomically(model.state_dict(), path)
+            path.with_name(path.name + ".sha256").write_text(_file_digest(path) + "\n")
         except OSError as exc:  # a read-only cache folder costs a retraining next time, no more
             warnings.warn(f"could not cache the digit classifier at {path}: {exc}", stacklevel=2)
     model = model.to(device).eval()
@@ -711,3 +788,273 @@ def memorisation_ratio(samples, train, test) -> float:
     if reference == 0.0:
         raise ValueError("test has a median distance of 0 to train: test contains training rows")
     return float(np.median(nearest_neighbour_distance(samples, train))) / reference
+
+
+# ===================================================================== the evaluation protocol
+#
+# One protocol for every chapter: the same reference set, the same set sizes for real and
+# generated images, several independent draws, mean ± standard deviation. Its constants are
+# fixed here once for the whole course (and documented on the book's evaluation page).
+
+#: Generated images per draw: the size of the digits test split, so that real and generated
+#: sets always have the same size.
+EVAL_SIZE = 359
+#: Independent draws of a generated set; every score is reported as mean ± std over them.
+EVAL_DRAWS = 10
+#: Seed of the first draw (draw ``d`` uses ``EVAL_SEED + d``).
+EVAL_SEED = 0
+#: The scores of the protocol, in the order of its tables.
+EVAL_METRICS = ("fid", "kid", "precision", "recall", "classes", "diversity", "memorisation")
+#: What each score measures and which way is better (for tables and the book page).
+EVAL_DESCRIPTIONS = {
+    "fid": "Fréchet distance of CNN features to the test split (lower is better)",
+    "kid": "kernel distance (unbiased MMD², cubic kernel) to the test split (lower is better; 0 = same distribution)",
+    "precision": "fraction of generated images inside the test split's k-NN manifold (higher: more realistic)",
+    "recall": "fraction of test images inside the generated set's k-NN manifold (higher: more diverse)",
+    "classes": "digit classes (of 10) that receive at least half their share of the samples",
+    "diversity": "mean pixel-space distance between two generated images",
+    "memorisation": "median NN distance to the train split, relative to the test split's (≈1 generalises, →0 copies)",
+}
+
+_REFERENCE_MEMO: dict = {}  # device -> dict of reference quantities
+
+
+def _reference(device) -> dict:
+    """Test-split features, class shares and the memorisation reference, computed once."""
+    from .data import load_digits
+
+    key = (str(_classifier_path()), str(device))
+    if key not in _REFERENCE_MEMO:
+        X_test, y_test = load_digits("test")
+        X_train, _ = load_digits("train")
+        _REFERENCE_MEMO[key] = {
+            "features": digit_features(X_test, device=device),
+            "class_share": np.bincount(y_test, minlength=10) / len(y_test),
+            "test": X_test,
+            "train": X_train,
+            "nn_test_train": float(np.median(nearest_neighbour_distance(X_test, X_train))),
+        }
+    return _REFERENCE_MEMO[key]
+
+
+@torch.no_grad()
+def predict_digits(X, device=None) -> np.ndarray:
+    """The digit classifier's label (0-9) of each image ``(N, 1, 8, 8)`` in [0, 1]."""
+    device = resolve_device(device)
+    x = _check_digit_images(X, "X", device)
+    model = digit_classifier(device)
+    return torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)]).cpu().numpy()
+
+
+def class_accuracy(images, labels, device=None) -> float:
+    """Fraction of ``images`` that the digit classifier labels as the requested ``labels``.
+
+    The check of a conditional generator: ask for digit ``labels[i]``, get ``images[i]``.
+    """
+    pred = predict_digits(images, device=device)
+    labels = np.asarray(labels)
+    if labels.shape != pred.shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be {len(pred)} integers (one per image), got {labels.shape}")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError("labels must be digit classes 0..9")
+    return float((pred == labels).mean())
+
+
+def mean_pairwise_distance(X) -> float:
+    """Mean Euclidean distance between two different rows (images flattened): diversity."""
+    x = torch.from_numpy(_as_rows(X, "X"))
+    if len(x) < 2:
+        raise ValueError(f"X needs at least 2 rows, got {len(x)}")
+    d = _pairwise_distances(x, x)
+    return float(d.sum() / (len(x) * (len(x) - 1)))
+
+
+def _score_draw(fake: np.ndarray, ref: dict, device) -> dict:
+    """Every score of the protocol for one generated set of ``EVAL_SIZE``-like images."""
+    ff = digit_features(fake, device=device)
+    fr = ref["features"]
+    k_mean, _ = kid(fr, ff, n_subsets=1, subset_size=min(len(fr), len(ff)))
+    precision, recall = precision_recall(fr, ff, k=3)
+    counts = np.bincount(predict_digits(fake, device=device), minlength=10)
+    classes = int((counts >= 0.5 * ref["class_share"] * len(fake)).sum())
+    nn_fake = float(np.median(nearest_neighbour_distance(fake, ref["train"])))
+    return {
+        "fid": fid(fr, ff),
+        "kid": k_mean,
+        "precision": precision,
+        "recall": recall,
+        "classes": float(classes),
+        "diversity": mean_pairwise_distance(fake),
+        "memorisation": nn_fake / ref["nn_test_train"],
+    }
+
+
+class Evaluation:
+    """Scores of one model under the course's evaluation protocol: every draw kept.
+
+    ``ev["fid"]`` is ``(mean, std)`` over the draws; ``ev.draws["fid"]`` the values;
+    ``ev.format("fid")`` a string ``"12.3 ± 0.4"``. In a notebook it displays as a table.
+    """
+
+    def __init__(self, draws: dict, name: str = "model", n_draws: int = 0, size: int = 0):
+        self.draws = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
+        self.name = name
+        self.n_draws = n_draws
+        self.size = size
+
+    def __getitem__(self, metric: str) -> tuple[float, float]:
+        v = self.draws[metric]
+        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+    def __iter__(self):
+        return iter(self.draws)
+
+    def keys(self):
+        return self.draws.keys()
+
+    def mean(self, metric: str) -> float:
+        return self[metric][0]
+
+    def std(self, metric: str) -> float:
+        return self[metric][1]
+
+    def format(self, metric: str, digits: int | None = None) -> str:
+        """``"mean ± std"`` with a sensible number of digits for the metric."""
+        m, s = self[metric]
+        if digits is None:
+            digits = {"fid": 1, "kid": 1, "classes": 1, "diversity": 2}.get(metric, 3)
+        return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={self.format(k)}" for k in self.draws)
+        return f"Evaluation({self.name!r}: {body}; {self.n_draws} draws of {self.size})"
+
+    def _repr_html_(self) -> str:
+        return comparison_table({self.name: self}).to_html()
+
+
+class Table:
+    """A small table that shows as one HTML table in a notebook and as Markdown in text.
+
+    ``columns``: header names; ``rows``: dict row label -> list of cell strings.
+    """
+
+    def __init__(self, columns, rows: dict, title: str = ""):
+        self.columns = list(columns)
+        self.rows = {str(k): [str(c) for c in v] for k, v in rows.items()}
+        self.title = title
+
+    def __str__(self) -> str:
+        head = ["", *self.columns]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join([k, *v]) + " |" for k, v in self.rows.items()]
+        return (self.title + "\n\n" if self.title else "") + "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(c)}</th>" for c in ["", *self.columns])
+        body = "".join(
+            "<tr><th>" + escape(k) + "</th>" + "".join(f"<td>{escape(c)}</td>" for c in v) + "</tr>"
+            for k, v in self.rows.items()
+        )
+        caption = f"<caption>{escape(self.title)}</caption>" if self.title else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def comparison_table(evaluations: dict, metrics=EVAL_METRICS, title: str = "") -> Table:
+    """One row per model, one column per score, cells ``"mean ± std"`` (:class:`Table`)."""
+    rows = {name: [ev.format(m) for m in metrics] for name, ev in evaluations.items()}
+    return Table(metrics, rows, title=title)
+
+
+def _draw(sampler, d: int, size: int, seed: int):
+    if callable(sampler):
+        out = sampler(size, seed + d)
+        if isinstance(out, tuple):  # e.g. GaussianMixture.sample returns (X, y)
+            out = out[0]
+        return out
+    return sampler[d * size : (d + 1) * size]
+
+
+def evaluate(
+    sampler,
+    *,
+    name: str = "model",
+    n_draws: int = EVAL_DRAWS,
+    size: int = EVAL_SIZE,
+    seed: int = EVAL_SEED,
+    device=None,
+) -> Evaluation:
+    """The course's evaluation protocol for a generator of 8×8 digits.
+
+    ``n_draws`` times, draw ``size`` images and score them against the **test split** (359
+    real images never used for training): FID, KID, precision and recall on the digit CNN's
+    features, the number of digit classes covered (by the digit classifier), the diversity
+    (mean pairwise pixel distance) and the memorisation ratio against the train split. Every
+    score is reported as mean ± standard deviation over the draws (:class:`Evaluation`), so
+    that a difference between two models can be compared with the spread of each.
+
+    Parameters
+    ----------
+    sampler : a function ``sampler(n, seed)`` returning ``n`` images ``(n, 1, 8, 8)`` in
+        [0, 1] (or a tuple whose first item they are) that draws fresh images for every
+        ``seed``; or an array of at least ``n_draws * size`` images, cut into ``n_draws``
+        disjoint sets.
+    name : label of the model in tables.
+    n_draws : >= 2. size : >= 10 (FID needs a covariance; precision/recall need neighbours).
+    seed : draw ``d`` calls ``sampler(size, seed + d)``.
+
+    Raises ``ValueError`` when a draw has the wrong shape or values outside [0, 1] (clip the
+    samples first: the scores compare images, not raw model outputs), or when two draws are
+    identical (the sampler ignores its seed, and the spread would be a lie).
+    """
+    n_draws = check_int(n_draws, "n_draws", minimum=2)
+    size = check_int(size, "size", minimum=10)
+    seed = check_int(seed, "seed", minimum=0)
+    device = resolve_device(device)
+    if not callable(sampler):
+        if _rank(sampler) != 4 or len(sampler) < n_draws * size:
+            raise ValueError(
+                f"sampler must be a function sampler(n, seed) or at least n_draws*size = "
+                f"{n_draws * size} images (N, 1, 8, 8)"
+            )
+    ref = _reference(device)
+    draws: dict[str, list] = {k: [] for k in EVAL_METRICS}
+    previous = None
+    for d in range(n_draws):
+        images = _draw(sampler, d, size, seed)
+        fake = _check_digit_images(images, f"draw {d} of the sampler", "cpu").numpy()
+        if len(fake) != size:
+            raise ValueError(f"sampler returned {len(fake)} images for draw {d}, expected {size}")
+        if previous is not None and np.array_equal(previous, fake):
+            raise ValueError(
+                "sampler returned identical images for two seeds: it must draw fresh images "
+                "for each seed (e.g. pass the seed on to the model's sample method)"
+            )
+        previous = fake
+        for k, v in _score_draw(fake, ref, device).items():
+            draws[k].append(v)
+    return Evaluation(draws, name=name, n_draws=n_draws, size=size)
+
+
+def evaluate_floor(*, n_draws: int = EVAL_DRAWS, size: int = EVAL_SIZE, seed: int = EVAL_SEED,
+                   device=None) -> Evaluation:
+    """The real-vs-real floor: :func:`evaluate` of a "model" that returns random training images.
+
+    Each draw takes ``size`` distinct images of the train split: real digits from the same
+    distribution as the test split, so their scores are the best a generator can expect at
+    this set size (FID is biased upwards at small sizes; KID is not). Their memorisation ratio
+    is 0 by construction: they *are* training images.
+    """
+    from .data import load_digits
+
+    X_train, _ = load_digits("train")
+
+    def real(n, s):
+        rng = np.random.default_rng(s)
+        return X_train[rng.choice(len(X_train), n, replace=False)]
+
+    return evaluate(real, name="real (floor)", n_draws=n_draws, size=size, seed=seed, device=device)
