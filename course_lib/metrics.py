@@ -65,6 +65,7 @@ __all__ = [
     "evaluate_floor",
     "comparison_table",
     "Table",
+    "separated",
     "EVAL_SIZE",
     "EVAL_DRAWS",
     "EVAL_SEED",
@@ -968,6 +969,18 @@ def comparison_table(evaluations: dict, metrics=EVAL_METRICS, title: str = "") -
     """One row per model, one column per score, cells ``"mean ± std"`` (:class:`Table`)."""
     rows = {name: [ev.format(m) for m in metrics] for name, ev in evaluations.items()}
     return Table(metrics, rows, title=title)
+
+
+def separated(a: Evaluation, b: Evaluation, metric: str, n_sigma: float = 2.0) -> bool:
+    """True when the means of ``metric`` differ by more than ``n_sigma`` times their spread.
+
+    The spread is ``sqrt(std_a² + std_b²)`` with the per-draw standard deviations: a
+    conservative rule (the standard error of a mean over ``EVAL_DRAWS`` draws is about three
+    times smaller). The book interprets only differences for which this is True.
+    """
+    n_sigma = check_real(n_sigma, "n_sigma", minimum=0.0)
+    (ma, sa), (mb, sb) = a[metric], b[metric]
+    return abs(ma - mb) > n_sigma * math.hypot(sa, sb)
 
 
 def _draw(sampler, d: int, size: int, seed: int):

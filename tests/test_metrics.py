@@ -682,3 +682,13 @@ def test_mean_pairwise_distance_brute_force():
     X = rng.random((7, 3))
     brute = np.mean([np.linalg.norm(X[i] - X[j]) for i in range(7) for j in range(7) if i != j])
     assert metrics.mean_pairwise_distance(X) == pytest.approx(brute)
+
+
+def test_separated_uses_the_spread_of_both():
+    a = metrics.Evaluation({"fid": [10.0, 12.0]})
+    b = metrics.Evaluation({"fid": [14.0, 16.0]})
+    c = metrics.Evaluation({"fid": [30.0, 32.0]})
+    # stds sqrt(2) each: spread 2; |10+... means 11 vs 15: diff 4 = 2 spreads exactly -> not more
+    assert not metrics.separated(a, b, "fid")
+    assert metrics.separated(a, b, "fid", n_sigma=1.5)
+    assert metrics.separated(a, c, "fid")
