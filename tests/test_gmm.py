@@ -181,19 +181,22 @@ def test_warm_start_matches_sklearn():
 # --------------------------------------------------------------------------- EM behaviour
 
 
+def _dequantised_digits():
+    if "deq" not in _CACHE:
+        X, _ = load_digits("train", dequantize=True)
+        _CACHE["deq"] = X.reshape(len(X), -1).astype(np.float64)
+    return _CACHE["deq"]
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_lower_bound_is_monotone(covariance_type):
-    X, _ = dataset("digits64")
-    gm = quiet(
-        n_components=6,
-        covariance_type=covariance_type,
-        tol=1e-6,
-        max_iter=60,
-        init_params="random",
-        random_state=0,
-    )
+def test_lower_bound_is_monotone_without_regularisation(covariance_type):
+    """EM's guarantee: with reg_covar=0 (and no repair) the log-likelihood never decreases."""
+    X = _dequantised_digits()
+    gm = GaussianMixture(6, covariance_type=covariance_type, tol=1e-6, max_iter=60,
+                         init_params="random", random_state=0, reg_covar=0.0, device=CPU)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", NumericalTroubleWarning)  # no repair may happen here
         gm.fit(X)
     h = np.array(gm.history_)
     assert len(h) == gm.n_iter_ >= 10
@@ -201,6 +204,56 @@ def test_lower_bound_is_monotone(covariance_type):
     assert np.all(steps >= -1e-10 * np.abs(h[1:])), steps.min()
     assert h[-1] > h[0] + 1.0  # EM really climbed
     assert gm.lower_bound_ == h[-1]
+
+
+def test_regularised_em_can_lower_the_likelihood():
+    """With reg_covar > 0 the M-step is not the maximiser of the bound: the log-likelihood can
+    drop (the book and the history_ docstring say so; this run shows it)."""
+    X = _dequantised_digits()
+    drops = []
+    for seed in range(3):
+        gm = GaussianMixture(10, covariance_type="diag", reg_covar=1e-3, tol=1e-10, max_iter=100,
+                             random_state=seed, device=CPU)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("error", NumericalTroubleWarning)
+            gm.fit(X)
+        drops.append(np.diff(gm.history_).min())
+    assert min(drops) < -1e-5, drops  # far beyond rounding (about 1e-13 here)
+
+
+@pytest.mark.parametrize("init_params", ["random_from_data", "k-means++"])
+def test_initial_covariances_of_point_initialisations(init_params):
+    """random_from_data and k-means++ start from K single points: means on data points, weights
+    1/K, covariances exactly reg_covar * I; after one EM iteration every component is fitted to
+    the Voronoi cell of its seed (nearest seed in Euclidean distance)."""
+    from sklearn.utils import check_random_state
+
+    X = _blobs_2d()
+    reg = 1e-4
+    gm = GaussianMixture(3, init_params=init_params, reg_covar=reg, random_state=0, device=CPU)
+    gm._dtype, gm._device = gm._check_hyperparameters()
+    Xt = torch.as_tensor(X)
+    w, mu, cov, _ = gm._initial_parameters(Xt, check_random_state(0), (None, None, None))
+    mu = mu.numpy()
+    nearest = np.min(np.abs(X[None] - mu[:, None]).max(-1), axis=1)
+    assert np.all(nearest < 1e-12 * (1 + np.abs(mu).max()))  # each mean is a data point
+    np.testing.assert_allclose(w.numpy(), np.full(3, 1 / 3), rtol=1e-12)
+    np.testing.assert_allclose(cov.numpy(), np.stack([reg * np.eye(2)] * 3), rtol=1e-9,
+                               atol=1e-20)
+    # one iteration: the components are the nearest-seed cells
+    one = GaussianMixture(3, init_params=init_params, reg_covar=reg, random_state=0,
+                          max_iter=1, device=CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one.fit(X)
+    cell = np.argmin(((X[:, None, :] - mu[None]) ** 2).sum(-1), axis=1)
+    for k in range(3):
+        np.testing.assert_allclose(one.means_[k], X[cell == k].mean(0), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(one.covariances_[k],
+                                   np.cov(X[cell == k], rowvar=False, bias=True)
+                                   + reg * np.eye(2), rtol=1e-5, atol=1e-9)
+    assert one.history_[0] < -100  # the narrow spheres explain the data very badly
 
 
 def test_fit_predict_equals_fit_then_predict():
@@ -555,7 +608,7 @@ X_OK = _blobs_2d()
         (dict(dtype=torch.int64), X_OK, ValueError, "dtype"),
         (dict(warm_start="yes"), X_OK, TypeError, "warm_start"),
         (dict(random_state=-3), X_OK, ValueError, "random_state"),
-        (dict(), X_OK[:, 0], ValueError, "X must have 2 or 4"),
+        (dict(), X_OK[:, 0], ValueError, "Expected a 2D array"),
         (dict(), np.where(np.arange(len(X_OK))[:, None] == 3, np.nan, X_OK), ValueError, "NaN"),
         (dict(), np.where(np.arange(len(X_OK))[:, None] == 3, np.inf, X_OK), ValueError, "X"),
         (dict(), [["a", "b"]], TypeError, "X"),
@@ -618,3 +671,209 @@ def test_public_functions_validate_covariance_type():
         m_step(X, torch.ones(3, 1, dtype=torch.float64), "wrong", 1e-6)
     with pytest.raises(ValueError, match="covariance_type"):
         n_parameters(2, 2, "wrong")
+
+
+# --------------------------------------------------------------------------- issue 12: robustness
+
+
+def test_passes_sklearn_check_estimator():
+    """Every scikit-learn estimator check passes (sparse input is refused with a message that
+    says so, as the default tags declare)."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(GaussianMixture(device=CPU), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+              if r["status"] == "failed"]
+    assert not failed, failed
+    assert sum(r["status"] == "passed" for r in results) >= 40
+
+
+def _state(gm):
+    """The fitted state: everything on the estimator but its hyperparameters."""
+    params = gm.get_params()
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(gm).items()
+            if k not in params}
+
+
+def _same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k] or (a[k] is b[k]), k
+
+
+@pytest.mark.parametrize(
+    "change, X_new, exc",
+    [
+        (dict(), "nan", ValueError),
+        (dict(), "1d", ValueError),
+        (dict(n_components=500), "ok", ValueError),  # K > N
+        (dict(reg_covar=-1.0), "ok", ValueError),
+        (dict(), "huge", ValueError),
+        (dict(), "complex", ValueError),
+        (dict(), "images", None),  # a successful refit on other data changes the model
+    ],
+)
+def test_failed_refit_leaves_the_model_as_it_was(change, X_new, exc):
+    X = _blobs_2d()
+    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+    before = _state(gm)
+    data = {"nan": np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X),
+            "1d": X[:, 0], "ok": X, "huge": X * 1e200, "complex": X + 1j,
+            "images": np.random.default_rng(0).random((40, 1, 2, 2))}[X_new]
+    gm.set_params(**change)
+    if exc is None:
+        gm.fit(data)
+        assert gm.image_shape_ == (1, 2, 2) and gm.n_features_in_ == 4
+        return
+    with pytest.raises(exc):
+        gm.fit(data)
+    _same_state(before, _state(gm))
+    gm.set_params(n_components=3, reg_covar=1e-6)
+    assert np.isfinite(gm.score(X))  # still usable
+
+
+def test_refit_starts_clean_unless_warm_start():
+    X, Y = _blobs_2d(0), _blobs_2d(1) + 0.5
+    fresh = GaussianMixture(3, random_state=0, device=CPU).fit(Y)
+    refit = GaussianMixture(3, random_state=0, device=CPU).fit(X).fit(Y)
+    np.testing.assert_array_equal(fresh.means_, refit.means_)
+    assert fresh.history_ == refit.history_ and fresh.n_iter_ == refit.n_iter_
+    warm = GaussianMixture(3, random_state=0, warm_start=True, device=CPU).fit(X).fit(Y)
+    assert warm.history_[0] != fresh.history_[0]  # continued from the first solution
+
+
+@pytest.mark.parametrize(
+    "change, X2, match",
+    [
+        (dict(n_components=4), None, "n_components changed from 3"),
+        (dict(covariance_type="diag"), None, "covariance_type changed from 'full'"),
+        (dict(), "more_features", "features"),
+    ],
+)
+def test_warm_start_with_incompatible_changes_is_an_error(change, X2, match):
+    X = _blobs_2d()
+    gm = GaussianMixture(3, random_state=0, warm_start=True, device=CPU).fit(X)
+    before = _state(gm)
+    gm.set_params(**change)
+    data = np.hstack([X, X[:, :1]]) if X2 == "more_features" else X
+    with pytest.raises(ValueError, match=match):
+        gm.fit(data)
+    gm.set_params(n_components=3, covariance_type="full")
+    _same_state(before, _state(gm))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1e-200, 1e-100, 1e-30, 1.0, 1e30, 1e100, 1e150, 1e200, 1e300])
+def test_huge_or_tiny_inputs_never_give_nan(scale, dtype):
+    """Finite data at any scale: a finite fit, or a ValueError that says to rescale."""
+    X = _blobs_2d() * scale
+    gm = GaussianMixture(3, random_state=0, dtype=dtype, device=CPU)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(X)
+    except ValueError as exc:
+        assert "escale" in str(exc), exc
+        assert scale >= 1e17  # only where squares overflow (float32 near 1e18, float64 1e150)
+        return
+    assert scale <= 1e150
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(gm, name))), name
+    assert np.isfinite(gm.lower_bound_)
+    assert np.all(np.isfinite(gm.predict_proba(X)))
+
+
+def test_scoring_far_away_points_is_an_error_not_nan():
+    X = _blobs_2d()
+    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+    with pytest.raises(ValueError, match="rescale"):
+        gm.score_samples(np.array([[1e200, 1e200]]))
+
+
+def _tiny_problem():
+    rng = np.random.default_rng(0)
+    X = torch.as_tensor(rng.normal(size=(20, 3)))
+    means = torch.as_tensor(rng.normal(size=(2, 3)))
+    P = compute_precision_cholesky(torch.eye(3, dtype=torch.float64).expand(2, 3, 3).clone(),
+                                   "full")
+    w = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    resp = torch.full((20, 2), 0.5, dtype=torch.float64)
+    return X, w, means, P, resp
+
+
+def _with_nan(t):
+    t = t.clone()
+    t.view(-1)[0] = float("nan")
+    return t
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda X, w, m, P, r: e_step(_with_nan(X), w, m, P, "full"), "X contains NaN"),
+        (lambda X, w, m, P, r: e_step(X, w * 2, m, P, "full"), "sum to 1"),
+        (lambda X, w, m, P, r: e_step(X, torch.tensor([1.5, -0.5], dtype=torch.float64), m, P,
+                                      "full"), ">= 0"),
+        (lambda X, w, m, P, r: e_step(X, w[:1] / w[:1], m, P, "full"), "shape"),
+        (lambda X, w, m, P, r: e_step(X, w, _with_nan(m), P, "full"), "means contains NaN"),
+        (lambda X, w, m, P, r: e_step(X, w, m[:, :2], P, "full"), "means must have shape"),
+        (lambda X, w, m, P, r: e_step(X, w, m, -P, "full"), "positive diagonal"),
+        (lambda X, w, m, P, r: e_step(X, w, m, P[0], "full"), "precisions_cholesky"),
+        (lambda X, w, m, P, r: e_step(X + 1j, w, m, P, "full"), "real"),
+        (lambda X, w, m, P, r: estimate_log_gaussian_prob(_with_nan(X), m, P, "full"), "NaN"),
+        (lambda X, w, m, P, r: m_step(X, r, "full", -1e-3), "reg_covar"),
+        (lambda X, w, m, P, r: m_step(X, r, "full", float("nan")), "reg_covar"),
+        (lambda X, w, m, P, r: m_step(X, r * 2, "full", 1e-6), "sum to 1"),
+        (lambda X, w, m, P, r: m_step(X, r - 1, "full", 1e-6), ">= 0"),
+        (lambda X, w, m, P, r: m_step(X, _with_nan(r), "full", 1e-6), "resp contains NaN"),
+        (lambda X, w, m, P, r: m_step(X, r[:5], "full", 1e-6), "resp must have shape"),
+        (lambda X, w, m, P, r: m_step(_with_nan(X), r, "full", 1e-6), "X contains NaN"),
+        (lambda X, w, m, P, r: compute_precision_cholesky(_with_nan(torch.eye(3)[None]),
+                                                          "full"), "NaN"),
+    ],
+)
+def test_equation_functions_validate_their_inputs(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(*_tiny_problem())
+
+
+def test_equation_functions_accept_numpy_inputs():
+    X, w, m, P, r = _tiny_problem()
+    a = e_step(X, w, m, P, "full")
+    b = e_step(X.numpy(), w.numpy(), m.numpy(), P.numpy(), "full")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert all(torch.equal(u, v) for u, v in zip(m_step(X, r, "diag", 1e-6),
+                                                 m_step(X.numpy(), r.numpy(), "diag", 1e-6)))
+
+
+@pytest.mark.parametrize("dtype, rtol_lb, tol_params",
+                         [("float64", 1e-12, 1e-10), ("float32", 1e-6, 1e-4)])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_thread_count_changes_results_only_by_rounding(dtype, rtol_lb, tol_params,
+                                                       covariance_type):
+    """The promise of the ``dtype`` docstring: 1 and 2 threads agree within rounding bounds."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(10_000, 16)) + 3 * rng.normal(size=16)
+                        for _ in range(3)])
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            gm = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, tol=0.0,
+                                 max_iter=8, random_state=0, device=CPU)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gm.fit(X)
+            results[n] = gm
+    finally:
+        torch.set_num_threads(threads)
+    a, b = results[1], results[2]
+    assert abs(a.lower_bound_ - b.lower_bound_) <= rtol_lb * abs(a.lower_bound_)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=tol_params, atol=tol_params)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=tol_params, atol=tol_params)
