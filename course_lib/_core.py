@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = [
     "get_device",
+    "resolve_device",
     "seed_everything",
+    "make_generator",
+    "MAX_SEED",
+    "check_seed",
+    "cache_dir",
     "as_tensor",
     "as_numpy",
+    "check_bool",
     "check_int",
     "check_real",
     "check_choice",
@@ -54,25 +63,87 @@ def get_device() -> torch.device:
     raise ValueError(f"{_DEVICE_ENV} must be 'cpu', 'cuda' or unset, got {choice!r}")
 
 
-def resolve_device(device) -> torch.device:
-    """``None`` means :func:`get_device`; otherwise anything ``torch.device`` accepts."""
+_DEVICE_TYPES = ("cpu", "cuda")
+
+
+def resolve_device(device, name: str = "device") -> torch.device:
+    """Turn a user's ``device`` argument into a ``torch.device``, or raise naming ``name``.
+
+    Accepted: ``None`` or ``"auto"`` (then :func:`get_device`, which reads ``COURSE_DEVICE``),
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and the same as a ``torch.device``. Anything else
+    (``"gpu"``, ``12345``, ``True``, ``"meta"``) is a ``ValueError``. A CUDA device when PyTorch
+    sees no GPU, or an index past the last GPU, is a ``RuntimeError``: never a silent fallback.
+    """
     if device is None:
         return get_device()
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for but no CUDA GPU is available")
+    expected = "None, 'cpu', 'cuda', 'cuda:N' or a torch.device"
+    if isinstance(device, str):
+        text = device.strip().lower()
+        if text == "auto":
+            return get_device()
+        try:
+            dev = torch.device(text)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be {expected}, got {device!r}") from exc
+    elif isinstance(device, torch.device):
+        dev = device
+    else:  # ints, bools, floats...: torch.device(0) would mean "accelerator 0"; be explicit
+        raise ValueError(
+            f"{name} must be {expected}, got {type(device).__name__} {device!r}"
+            + (" (write 'cuda:N' for GPU number N)" if isinstance(device, Integral) else "")
+        )
+    if dev.type not in _DEVICE_TYPES:
+        raise ValueError(f"{name} must be {expected}, got {device!r} (device type {dev.type!r})")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"{name}={device!r} was asked for but PyTorch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False): use 'cpu' or None"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"{name}={device!r}: PyTorch sees {torch.cuda.device_count()} GPU(s), "
+                f"numbered 0 to {torch.cuda.device_count() - 1}"
+            )
     return dev
+
+
+#: Largest seed accepted anywhere in the course: what ``torch.manual_seed`` accepts.
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(seed, name: str = "seed", *, allow_none: bool = True):
+    """The one seed check of the course: ``None`` (when ``allow_none``) or an int in
+    ``[0, MAX_SEED]`` (NumPy integers accepted, booleans refused). Returns ``None`` or an int.
+
+    Every function taking a ``seed``/``random_state`` validates it here, so that a bad seed
+    gets the same clear error everywhere instead of one from deep inside NumPy or PyTorch.
+    """
+    if seed is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} must be an integer in [0, 2**64 - 1], got None")
+    if isinstance(seed, torch.Tensor) and seed.numel() == 1 and not seed.is_floating_point() \
+            and not seed.is_complex() and seed.dtype != torch.bool:
+        seed = int(seed.item())
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (Integral, np.integer)):
+        what = "None or an integer" if allow_none else "an integer"
+        raise TypeError(
+            f"{name} must be {what} in [0, 2**64 - 1], got {type(seed).__name__} {seed!r}"
+        )
+    seed = int(seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be in [0, 2**64 - 1], got {seed}")
+    return seed
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (CPU and CUDA).
 
     With the same seed, every computation of the course gives the same result on the CPU.
+    ``seed``: an int in ``[0, 2**64 - 1]`` (see :func:`check_seed`).
     """
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, "seed", allow_none=False)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -80,22 +151,93 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def make_generator(seed, device="cpu") -> torch.Generator:
-    """A torch.Generator seeded from ``seed`` (an int) or, for ``None``, from torch's global RNG."""
-    gen = torch.Generator(device=device)
+def make_generator(seed, device="cpu", *, name: str = "seed") -> torch.Generator:
+    """A torch.Generator on ``device`` seeded from ``seed`` (an int) or, for ``None``, from
+    torch's global RNG. ``seed`` goes through :func:`check_seed`, ``device`` through
+    :func:`resolve_device`; ``name`` is the argument's name in error messages."""
+    seed = check_seed(seed, name)
+    gen = torch.Generator(device=resolve_device(device))
     if seed is None:
         gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
     else:
-        gen.manual_seed(check_int(seed, "seed", minimum=0))
+        gen.manual_seed(seed)
     return gen
+
+
+# ---------------------------------------------------------------- cache folder
+
+_CACHE_ENV = "COURSE_CACHE_DIR"
+_REPO_CACHE = Path(__file__).resolve().parent.parent / ".cache"
+_TEMP_CACHE: list[Path] = []  # the temporary fallback, made once per process
+
+
+def _usable_dir(path: Path) -> bool:
+    """True if ``path`` exists (or can be made) and a file can really be written in it.
+
+    ``os.access`` is not enough: it says yes to root on a read-only mount.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+        return True
+    except OSError:
+        return False
+
+
+def cache_dir() -> Path:
+    """The folder where the course caches what it computes once (e.g. the digit classifier).
+
+    In order: ``$COURSE_CACHE_DIR``; ``<repository>/.cache``; ``~/.cache/course_lib``; the
+    first of them that can be written is used. When none can (read-only checkout and
+    read-only home), a temporary folder is used for this process and a ``UserWarning`` says
+    so (the cache is then rebuilt by the next process). An unusable ``$COURSE_CACHE_DIR`` also
+    gets a warning, since it was asked for explicitly.
+    """
+    env = os.environ.get(_CACHE_ENV, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if _usable_dir(path):
+            return path
+        warnings.warn(f"{_CACHE_ENV}={env!r} cannot be written; trying the default cache folders",
+                      stacklevel=2)
+    if _usable_dir(_REPO_CACHE):
+        return _REPO_CACHE
+    try:
+        home = Path.home() / ".cache" / "course_lib"
+    except (RuntimeError, KeyError):  # no home directory at all
+        home = None
+    if home is not None and _usable_dir(home):
+        return home
+    if not _TEMP_CACHE or not _usable_dir(_TEMP_CACHE[0]):
+        _TEMP_CACHE[:] = [Path(tempfile.mkdtemp(prefix="course_lib-cache-"))]
+    warnings.warn(
+        f"no writable cache folder ({_CACHE_ENV} unset or unusable, {_REPO_CACHE} and "
+        f"{home} read-only): caching in the temporary folder {_TEMP_CACHE[0]}, which is "
+        f"not kept. Set {_CACHE_ENV} to a writable folder to keep the cache.",
+        stacklevel=2,
+    )
+    return _TEMP_CACHE[0]
 
 
 # ---------------------------------------------------------------- validation
 
 
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a bool, or raise ``TypeError`` naming ``name``.
+
+    Only ``True`` and ``False`` (and NumPy's booleans) are flags: the string ``"False"``, the
+    number ``0`` or ``None`` are refused rather than read by their truth value.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an int, or raise naming ``name``. Booleans are refused."""
-    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
@@ -114,12 +256,19 @@ def check_real(
     strict_min: bool = False,
     strict_max: bool = False,
 ) -> float:
-    """Return ``value`` as a finite float within the bounds, or raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    """Return ``value`` as a finite float within the bounds, or raise naming ``name``.
+
+    Accepts Python and NumPy reals and one-element real tensors; refuses booleans, complex
+    numbers (even with a zero imaginary part) and strings with a ``TypeError``.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex() \
+            and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.floating, np.integer)):
+        kind = "a complex number" if _is_complex(value) else f"{type(value).__name__} {value!r}"
+        raise TypeError(f"{name} must be a real number, got {kind}")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -132,9 +281,21 @@ def check_real(
 
 def check_choice(value, name: str, options: Sequence[str]):
     """Raise unless ``value`` is one of ``options``."""
-    if value not in options:
+    try:
+        ok = bool(value in options)
+    except Exception:  # e.g. an array, compared elementwise
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
     return value
+
+
+def _is_complex(x) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.is_complex()
+    if isinstance(x, (complex, np.complexfloating)):
+        return True
+    return isinstance(x, np.ndarray) and np.iscomplexobj(x)
 
 
 def as_tensor(
@@ -150,20 +311,31 @@ def as_tensor(
 ) -> torch.Tensor:
     """Convert a NumPy array, a tensor or a nested list to a tensor, checking it.
 
-    Raises ``TypeError`` for what cannot be converted and ``ValueError`` naming ``name`` for a
-    wrong rank, NaN/inf values (when ``finite``) or values outside ``[min_value, max_value]``.
+    Raises ``TypeError`` naming ``name`` for what is not an array of real numbers (strings,
+    objects, ragged lists, complex values: a complex array is refused even when its imaginary
+    part is zero, since a cast would drop it without a word) and ``ValueError`` naming ``name``
+    for a wrong rank, an empty array, NaN/inf values (when ``finite``) or values outside
+    ``[min_value, max_value]``.
     """
+    finite = check_bool(finite, "finite")
     if isinstance(x, torch.Tensor):
         t = x.detach()
+        if t.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor (dtype {t.dtype})")
     else:
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{name} must be an array or tensor of numbers, got a string {x!r}")
         try:
             arr = np.asarray(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-        ):
-            raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        except Exception as exc:  # ragged nested lists, objects numpy cannot read
+            raise TypeError(
+                f"{name} must be an array or tensor of numbers, got {type(x).__name__} "
+                f"that NumPy cannot read as an array ({exc})"
+            ) from exc
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")
+        if arr.dtype.kind not in "biuf":  # objects, strings, dates, timedeltas, records
+            raise TypeError(f"{name} must hold numbers (real), got dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -172,7 +344,7 @@ def as_tensor(
             raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(t.shape)}")
     if t.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    t = t.to(device=device if device is not None else t.device, dtype=dtype)
+    t = t.to(device=resolve_device(device) if device is not None else t.device, dtype=dtype)
     if finite and dtype.is_floating_point and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if min_value is not None and bool((t < min_value).any()):
@@ -195,6 +367,8 @@ def check_images(x, name: str = "X", *, device=None, dtype=torch.float32) -> tor
 
 def check_binary(x, name: str, *, values=(0, 1)) -> None:
     """Raise unless every entry of tensor/array ``x`` is one of ``values``."""
+    if _is_complex(x) or (not isinstance(x, torch.Tensor) and np.iscomplexobj(np.asarray(x))):
+        raise TypeError(f"{name} must be real, got complex values")
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     ok = torch.zeros_like(t, dtype=torch.bool)
     for v in values:
@@ -205,8 +379,8 @@ def check_binary(x, name: str, *, values=(0, 1)) -> None:
 
 
 def progress(iterable: Iterable, enabled: bool = True, **kwargs):
-    """Wrap ``iterable`` in a ``tqdm.auto`` progress bar when ``enabled``."""
-    if not enabled:
+    """Wrap ``iterable`` in a ``tqdm.auto`` progress bar when ``enabled`` (True or False)."""
+    if not check_bool(enabled, "progress"):
         return iterable
     from tqdm.auto import tqdm
 
