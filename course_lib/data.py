@@ -19,6 +19,7 @@ __all__ = [
     "DIGIT_LEVELS",
     "load_digits",
     "dequantize",
+    "dequantized_to_images",
     "ring_of_gaussians",
     "grid_of_gaussians",
     "BINARY_IMAGES",
@@ -106,6 +107,25 @@ def dequantize(levels, *, n_levels: int = DIGIT_LEVELS, seed=0) -> np.ndarray:
         raise ValueError(f"levels must be integers in [0, {n_levels - 1}]")
     rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     return ((arr + rng.random(arr.shape)) / n_levels).astype(np.float32)
+
+
+def dequantized_to_images(Y, *, n_levels: int = DIGIT_LEVELS) -> np.ndarray:
+    """Map values on the dequantised scale ``(level + u) / n_levels`` to images in [0, 1].
+
+    Models fitted to ``load_digits(dequantize=True)`` (for a likelihood on the course's scale)
+    generate values on that scale; the sample-based scores and the digit classifier use
+    ``level / (n_levels - 1)``. The centre of bin ``k``, ``(k + ½) / n_levels``, goes to
+    ``k / (n_levels - 1)``; everything in between linearly, and the result is clipped to
+    [0, 1]. Rows ``(N, D)`` with ``D = 64`` come back as digit images ``(N, 1, 8, 8)``.
+    """
+    n_levels = check_int(n_levels, "n_levels", minimum=2)
+    arr = as_numpy(Y, "Y", dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 64:
+        arr = arr.reshape(-1, 1, 8, 8)
+    if arr.ndim != 4:
+        raise ValueError(f"Y must be images (N, C, H, W) or digit rows (N, 64), got {arr.shape}")
+    out = (n_levels * arr - 0.5) / (n_levels - 1)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 # ---------------------------------------------------------------- 2D mixtures

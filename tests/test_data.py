@@ -142,3 +142,16 @@ def test_flip_noise_rate_and_values():
 def test_flip_noise_bad_input(image, p, match):
     with pytest.raises(ValueError, match=match):
         data.flip_noise(image, p)
+
+
+def test_dequantized_to_images_maps_bin_centres_to_levels():
+    from course_lib.data import dequantized_to_images
+
+    levels = np.arange(17, dtype=np.float64)
+    centres = (levels + 0.5) / 17
+    out = dequantized_to_images(centres.reshape(1, 1, 1, 17))
+    np.testing.assert_allclose(out.ravel(), levels / 16, atol=1e-6)
+    rows = dequantized_to_images(np.full((3, 64), 2.0))  # beyond [0, 1]: clipped
+    assert rows.shape == (3, 1, 8, 8) and rows.max() == 1.0
+    with pytest.raises(ValueError, match="Y"):
+        dequantized_to_images(np.zeros((3, 5)))
