@@ -252,3 +252,23 @@ def test_checks_compare_with_the_library_reference():
     s2 = np.diag([0.5, 2.0, 1.0])
     np.testing.assert_allclose(ch02.metrics.frechet_distance(mean, cov, -mean, s2),
                                frechet_right(mean, cov, -mean, s2), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "check, wrongs",
+    [
+        (ch02.check_fit_gaussian, [fit_unbiased, fit_uncentred]),
+        (ch02.check_gaussian_log_likelihood, [loglik_no_logdet, loglik_cov_not_inverse]),
+        (ch02.check_frechet_distance, [frechet_elementwise_sqrt, frechet_no_mean_term]),
+    ],
+)
+def test_each_check_rejects_two_wrong_answers_every_time(check, wrongs):
+    """Each check's inputs come from fixed seeds, so a plausible wrong answer is rejected on
+    every run, with the same message (no lucky pass)."""
+    for wrong in wrongs:
+        messages = []
+        for _ in range(3):
+            with pytest.raises(GradingError) as info:
+                check(wrong)
+            messages.append(str(info.value))
+        assert len(set(messages)) == 1

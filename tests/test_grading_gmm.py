@@ -194,6 +194,20 @@ def ck_log_likelihood(X, candidates, covariance_type="full", random_state=0):
     return candidates[int(np.argmin(scores))], scores
 
 
+def ck_ignores_covariance_type(X, candidates, covariance_type="full", random_state=0):
+    """Always fits and counts full covariances, whatever covariance_type says."""
+    return choose_k_by_bic(X, candidates, "full", random_state)
+
+
+def ck_params_always_full(X, candidates, covariance_type="full", random_state=0):
+    """Fits the right covariance type but counts the parameters of a full one."""
+    N, D = X.shape
+    bics = [bic(GaussianMixture(k, covariance_type=covariance_type, random_state=random_state,
+                                device="cpu").fit(X).score(X) * N, N, n_parameters(k, D, "full"))
+            for k in candidates]
+    return candidates[int(np.argmin(bics))], bics
+
+
 CASES = {
     "log_gaussian": (checks.check_log_gaussian, log_gaussian,
                      [lg_no_2pi, lg_cov_not_inverse, lg_via_pdf, lg_no_half_logdet]),
@@ -208,7 +222,8 @@ CASES = {
                       np_spherical_as_diag]),
     "bic": (checks.check_bic, bic, [bic_wrong_sign, bic_log10, bic_aic, bic_no_factor_two]),
     "choose_k": (checks.check_choose_k, choose_k_by_bic,
-                 [ck_argmax, ck_index, ck_log_likelihood]),
+                 [ck_argmax, ck_index, ck_log_likelihood, ck_ignores_covariance_type,
+                  ck_params_always_full]),
 }
 
 WRONG = [(name, fn) for name, (_, _, wrongs) in CASES.items() for fn in wrongs]
@@ -253,6 +268,28 @@ def test_hints_name_the_mistake():
         checks.check_choose_k(ck_argmax)
     with pytest.raises(GradingError, match="AIC"):
         checks.check_bic(bic_aic)
+
+
+def test_covariance_type_mistakes_get_a_hint():
+    with pytest.raises(GradingError, match="do not depend on covariance_type"):
+        checks.check_choose_k(ck_ignores_covariance_type)
+    with pytest.raises(GradingError, match="parameter count is that of covariance_type='full'"):
+        checks.check_choose_k(ck_params_always_full)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_check_rejects_at_least_two_wrong_answers_every_time(name):
+    """Every check has at least two plausible wrong answers, and its inputs come from fixed
+    seeds: running it again gives the same verdict and message (no lucky pass)."""
+    check, _, wrongs = CASES[name]
+    assert len(wrongs) >= 2
+    for wrong in wrongs[:2]:
+        messages = []
+        for _ in range(2):
+            with pytest.raises(GradingError) as info:
+                check(wrong)
+            messages.append(str(info.value))
+        assert messages[0] == messages[1]
 
 
 def test_checks_accept_torch_outputs():

@@ -333,7 +333,10 @@ def check_choose_k(choose_k_by_bic) -> None:
 
     The learner fits ``GaussianMixture(k, covariance_type=..., random_state=random_state)`` for
     each candidate, scores it with their own :func:`bic`, and returns the K with the LOWEST
-    BIC and the list of BIC values. Data: six well-separated 2D clusters.
+    BIC and the list of BIC values. Data: six well-separated 2D clusters, asked once with
+    ``"full"`` and once with ``"spherical"`` covariances (the BIC values differ, both in the
+    fit and in the parameter count), so an answer that ignores ``covariance_type`` fails.
+    All data and seeds are fixed: a wrong answer fails on every run.
     """
     what = "choose_k_by_bic(X, candidates, covariance_type, random_state)"
     gmm = _gmm()
@@ -341,20 +344,41 @@ def check_choose_k(choose_k_by_bic) -> None:
     centres = np.array([[0, 0], [6, 0], [0, 6], [6, 6], [12, 0], [12, 6]], dtype=np.float64)
     X = np.concatenate([c + rng.normal(size=(70, 2)) * 0.6 for c in centres])
     candidates = [3, 6, 9]
-    expected = [float(gmm.GaussianMixture(k, covariance_type="full", random_state=0,
-                                          device="cpu").fit(X).bic(X)) for k in candidates]
-    result = call_learner(choose_k_by_bic, X.copy(), list(candidates), "full", 0, what=what)
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise GradingError(f"{what} should return a pair (best_k, bics), got {result!r}")
-    best_k, bics = result
-    bics = check_shape(bics, (len(candidates),), "bics")
-    check_close(bics, expected, "bics", rtol=1e-5, atol=1e-6,
-                hint="fit GaussianMixture(k, covariance_type=covariance_type, "
-                     "random_state=random_state) on X and score it with your bic()")
-    want = candidates[int(np.argmin(expected))]
-    if best_k != want:
-        hint = ("you picked the LARGEST BIC; the best model has the smallest"
-                if best_k == candidates[int(np.argmax(expected))] else
-                "return the candidate K (not its index) whose BIC is smallest")
-        raise GradingError(f"{what}: best_k is {best_k!r}, expected {want}. Hint: {hint}")
-    passed(f"{what} picks K={want} on six separated clusters, as the BIC says")
+    computed = {}
+    for cov_type in ("full", "spherical"):
+        expected = [float(gmm.GaussianMixture(k, covariance_type=cov_type, random_state=0,
+                                              device="cpu").fit(X).bic(X)) for k in candidates]
+        result = call_learner(choose_k_by_bic, X.copy(), list(candidates), cov_type, 0,
+                              what=what)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise GradingError(f"{what} should return a pair (best_k, bics), got {result!r}")
+        best_k, bics = result
+        bics = check_shape(bics, (len(candidates),), f"bics for covariance_type={cov_type!r}")
+        hint = ("fit GaussianMixture(k, covariance_type=covariance_type, "
+                "random_state=random_state) on X and score it with your bic()")
+        if cov_type != "full" and "full" in computed and np.allclose(bics, computed["full"]):
+            hint = ("your BIC values do not depend on covariance_type: pass it to "
+                    "GaussianMixture and to n_parameters")
+        else:
+            # fitted with the right type, but parameters counted as for another type
+            for other in COVARIANCE_TYPES:
+                if other == cov_type:
+                    continue
+                shift = np.log(len(X)) * np.array(
+                    [gmm.n_parameters(k, 2, other) - gmm.n_parameters(k, 2, cov_type)
+                     for k in candidates])
+                if np.allclose(bics, np.array(expected) + shift, rtol=1e-5):
+                    hint = (f"the parameter count is that of covariance_type={other!r}: "
+                            "pass covariance_type to n_parameters")
+        check_close(bics, expected, f"bics for covariance_type={cov_type!r}", rtol=1e-5,
+                    atol=1e-6, hint=hint)
+        computed[cov_type] = np.asarray(bics, dtype=np.float64)
+        want = candidates[int(np.argmin(expected))]
+        if best_k != want:
+            hint = ("you picked the LARGEST BIC; the best model has the smallest"
+                    if best_k == candidates[int(np.argmax(expected))] else
+                    "return the candidate K (not its index) whose BIC is smallest")
+            raise GradingError(f"{what} with covariance_type={cov_type!r}: best_k is {best_k!r}, "
+                               f"expected {want}. Hint: {hint}")
+    passed(f"{what} picks the K that BIC prefers on six separated clusters, for full and "
+           "spherical covariances")
