@@ -329,8 +329,8 @@ def as_tensor(
             arr = np.asarray(x)
         except Exception as exc:  # ragged nested lists, objects numpy cannot read
             raise TypeError(
-                f"{name} must be an array or tensor of numbers, got {type(x).__name__} "
-                f"that NumPy cannot read as an array ({exc})"
+                f"{name} must be an array or tensor of numbers; NumPy cannot read this "
+                f"{type(x).__name__} as one array (rows of different lengths?)"
             ) from exc
         if arr.dtype.kind == "c":
             raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")

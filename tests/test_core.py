@@ -89,3 +89,84 @@ def test_check_real_and_int():
 def test_resolve_device_rejects_garbage():
     with pytest.raises(ValueError, match="device"):
         _core.resolve_device("not-a-device")
+
+
+@pytest.mark.parametrize("bad", ["gpu", 12345, 0, True, 1.0, "meta", "cuda:x", ["cpu"]])
+def test_resolve_device_names_the_argument(bad):
+    with pytest.raises(ValueError, match="model_device"):
+        _core.resolve_device(bad, name="model_device")
+
+
+def test_resolve_device_cuda_without_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for value in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(RuntimeError, match="device="):
+            _core.resolve_device(value)
+
+
+def test_check_seed_range_and_types():
+    assert _core.check_seed(0) == 0 and _core.check_seed(2**64 - 1) == 2**64 - 1
+    assert _core.check_seed(np.int64(7)) == 7 and _core.check_seed(torch.tensor(3)) == 3
+    assert _core.check_seed(None) is None
+    for bad in (-1, 2**64):
+        with pytest.raises(ValueError, match="random_state must be in"):
+            _core.check_seed(bad, "random_state")
+    for bad in (1.0, "1", True, np.bool_(False), torch.tensor(1.0), [1]):
+        with pytest.raises(TypeError, match="seed must be"):
+            _core.check_seed(bad)
+
+
+def test_make_generator_checks_seed_and_device():
+    a = torch.rand(2, generator=_core.make_generator(2**64 - 1))
+    b = torch.rand(2, generator=_core.make_generator(2**64 - 1))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="seed"):
+        _core.make_generator(2**64)
+    with pytest.raises(ValueError, match="device"):
+        _core.make_generator(0, "gpu")
+
+
+def test_seed_everything_accepts_numpy_ints_and_huge_seeds():
+    course_lib.seed_everything(np.int32(5))
+    course_lib.seed_everything(2**64 - 1)
+
+
+def test_check_bool():
+    assert _core.check_bool(True, "flag") is True
+    assert _core.check_bool(np.bool_(False), "flag") is False
+    for bad in ("False", "True", 0, 1, None, [], np.array([True])):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            _core.check_bool(bad, "flag")
+
+
+def test_progress_flag_is_checked():
+    assert _core.progress([1, 2], enabled=False) == [1, 2]
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        _core.progress([1, 2], enabled="False")
+
+
+@pytest.mark.parametrize("x", [np.ones(2) + 0j, torch.ones(2, dtype=torch.complex128),
+                               [1 + 2j, 3.0]])
+def test_complex_input_is_refused(x):
+    with pytest.raises(TypeError, match="X must be real"):
+        _core.as_tensor(x, "X")
+    with pytest.raises(TypeError, match="X must be real"):
+        _core.as_numpy(x, "X")
+
+
+def test_check_real_scalars():
+    assert _core.check_real(torch.tensor(2.5), "t") == 2.5
+    assert _core.check_real(np.array(3), "t") == 3.0
+    for bad in (1j, np.complex64(1), torch.tensor(1j), torch.tensor(True), "1.0", None):
+        with pytest.raises(TypeError, match="t must be a real number"):
+            _core.check_real(bad, "t")
+
+
+def test_check_binary_refuses_complex():
+    with pytest.raises(TypeError, match="image must be real"):
+        _core.check_binary(np.zeros(3, complex), "image")
+
+
+def test_check_choice_with_an_array_value():
+    with pytest.raises(ValueError, match="split must be one of"):
+        _core.check_choice(np.array(["train", "test"]), "split", ("train", "test"))

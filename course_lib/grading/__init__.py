@@ -38,6 +38,7 @@ import torch
 __all__ = [
     "GradingError",
     "TIME_LIMIT",
+    "DEFAULT_TIME_LIMIT",
     "call_learner",
     "check_shape",
     "check_close",
@@ -52,10 +53,14 @@ class GradingError(AssertionError):
     """Raised by a check when the learner's answer is missing or wrong."""
 
 
+#: The time limit when ``$COURSE_GRADING_TIME_LIMIT`` is not set, in seconds.
+DEFAULT_TIME_LIMIT = 30.0
+
+
 def _default_time_limit() -> float:
     text = os.environ.get("COURSE_GRADING_TIME_LIMIT", "").strip()
     if not text:
-        return 30.0
+        return DEFAULT_TIME_LIMIT
     try:
         value = float(text)
     except ValueError:
