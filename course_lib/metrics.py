@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from torch.nn import functional as F
 
 from ._core import (
     as_numpy,
+    cache_dir,
     check_choice,
     check_images,
     check_int,
@@ -331,48 +330,11 @@ class DigitCNN(nn.Module):
         return self.fc2(self.features(x))
 
 
-def _writable_dir(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK | os.X_OK)
-
-
-def _cache_dir() -> Path:
-    """Where cached artefacts (the digit classifier's weights) live.
-
-    ``$COURSE_CACHE_DIR`` if set (an error if it cannot be written), else ``<repo root>/.cache``
-    if writable, else ``~/.cache/course_lib`` if writable, else a folder in the system's
-    temporary directory, with a warning (a read-only home costs a retraining per session).
-    """
-    env = os.environ.get("COURSE_CACHE_DIR", "").strip()
-    if env:
-        path = Path(env).expanduser()
-        if not _writable_dir(path):
-            raise OSError(f"COURSE_CACHE_DIR={env!r} is not a writable folder")
-        return path
-    for path in (
-        Path(__file__).resolve().parent.parent / ".cache",
-        Path.home() / ".cache" / "course_lib",
-    ):
-        if _writable_dir(path):
-            return path
-    path = Path(tempfile.gettempdir()) / "course_lib_cache"
-    warnings.warn(
-        f"no writable cache folder (repository .cache, ~/.cache/course_lib): using {path}; set "
-        "COURSE_CACHE_DIR to keep the digit classifier between sessions",
-        stacklevel=3,
-    )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _classifier_path() -> Path:
     digest = hashlib.sha256(
         json.dumps(_CLASSIFIER_CONFIG, sort_keys=True).encode("utf-8")
     ).hexdigest()[:12]
-    return _cache_dir() / f"digit_cnn_{_CLASSIFIER_VERSION}_{digest}.pt"
+    return cache_dir() / f"digit_cnn_{_CLASSIFIER_VERSION}_{digest}.pt"
 
 
 def _random_shifts(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

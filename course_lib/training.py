@@ -8,6 +8,8 @@ Three pieces, each small enough to read in one go:
   bar that can be switched off, records every named scalar the step returns (the *history*,
   which :func:`course_lib.viz.plot_history` plots), and stops with :class:`DivergenceError`,
   naming the quantity and what to try, as soon as one of them is NaN or infinite;
+- :func:`fit_cached`: ``model.fit(X, y)``, or the identical fit loaded from disk when the
+  model, its hyperparameters, the data and the code are unchanged (checked, never trusted);
 - :class:`NeuralEstimator`: the scikit-learn-shaped base class of the neural models: device
   placement through :func:`course_lib._core.resolve_device`, seeding (same ``random_state``,
   same result on the CPU), and ``save(path)`` / ``load(path)``, which store the weights as a
@@ -21,6 +23,7 @@ nothing but the bookkeeping, so that the GAN chapter and the VAE chapter share i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import tempfile
@@ -46,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "NeuralEstimator",
     "CHECKPOINT_FORMAT",
+    "fit_cached",
 ]
 
 #: Version of the checkpoint layout written by :func:`save_checkpoint`.
@@ -349,3 +353,89 @@ class NeuralEstimator(BaseEstimator):
             ) from exc
         model.history_ = history
         return model
+
+
+# ----------------------------------------------------------------------------- cached fits
+
+
+def _digest_arrays(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        arr = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        h.update(str((arr.dtype, arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _source_digest(model) -> str:
+    """SHA-256 of the source of the model's module and of the machinery it relies on."""
+    import inspect
+
+    h = hashlib.sha256()
+    for module in (inspect.getmodule(type(model)), inspect.getmodule(train_loop)):
+        h.update(Path(inspect.getfile(module)).read_bytes())
+    return h.hexdigest()
+
+
+def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstimator:
+    """``model.fit(X, y)``, or the same fit loaded from disk if it was done before.
+
+    The cache key hashes everything the fitted weights depend on: the model's class and
+    hyperparameters, the data (and labels), the source code of the model's module and of this
+    training module, and torch's version. Change any of them and the model is trained again.
+    The file is written atomically with its SHA-256 beside it; on loading, a file whose checksum
+    does not match, that cannot be read or that does not fit the architecture is reported with a
+    warning and the model is trained again (never used). Models built with user-supplied
+    networks are always trained (their code is not in the key).
+
+    Returns the fitted model: ``model`` itself after a fit, or a new instance loaded from the
+    cache (with the same hyperparameters and its training ``history_``).
+    """
+    import json
+    import warnings
+
+    from ._core import cache_dir
+
+    if not isinstance(model, NeuralEstimator):
+        raise TypeError(f"model must be a course_lib neural model, got {type(model).__name__}")
+    params = model.get_params(deep=False)
+    if any(not _plain(v) for v in params.values()):
+        return model.fit(X, y)
+    key = json.dumps(
+        {
+            "class": type(model).__qualname__,
+            "params": params,
+            "data": _digest_arrays(X, y),
+            "source": _source_digest(model),
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    folder = Path(folder) if folder is not None else cache_dir() / "models"
+    path = folder / f"{type(model).__name__}_{digest}.pt"
+    checksum = path.with_name(path.name + ".sha256")
+    if path.exists():
+        why = None
+        try:
+            expected = checksum.read_text().strip()
+        except OSError:
+            expected = None
+        if expected != hashlib.sha256(path.read_bytes()).hexdigest():
+            why = "its checksum does not match"
+        else:
+            try:
+                return type(model).load(path, **params)
+            except (ValueError, FileNotFoundError) as exc:
+                why = str(exc)
+        warnings.warn(f"cached model {path} is not usable ({why}): training again", stacklevel=2)
+    model.fit(X, y)
+    try:
+        model.save(path)
+        checksum.write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "\n")
+    except OSError as exc:
+        warnings.warn(f"could not cache the fitted model at {path}: {exc}", stacklevel=2)
+    return model

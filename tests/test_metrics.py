@@ -580,23 +580,11 @@ def test_an_intact_cache_is_loaded_without_warning(fresh_cache, recwarn):
     assert trained == [] and not [w for w in recwarn if "classifier" in str(w.message)]
 
 
-def test_unwritable_cache_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
-    if os.geteuid() == 0:
-        # root writes everywhere: simulate folders that cannot be created instead
-        monkeypatch.setattr(metrics, "_writable_dir", lambda p: "course_lib_cache" in str(p))
-    else:  # pragma: no cover - depends on the user
-        readonly = tmp_path / "home"
-        readonly.mkdir(mode=0o500)
-        monkeypatch.setenv("HOME", str(readonly))
-    monkeypatch.delenv("COURSE_CACHE_DIR", raising=False)
-    monkeypatch.setattr(metrics.Path, "resolve", lambda self: tmp_path / "ro" / "a" / "b")
-    with pytest.warns(UserWarning, match="no writable cache folder"):
-        path = metrics._cache_dir()
-    assert path.name == "course_lib_cache"
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "x"))
-    monkeypatch.setattr(metrics, "_writable_dir", lambda p: False)
-    with pytest.raises(OSError, match="COURSE_CACHE_DIR"):
-        metrics._cache_dir()
+def test_classifier_lives_in_the_course_cache_folder(tmp_path, monkeypatch):
+    # the folder itself (env, repository, home, temporary fallback) is tested in
+    # tests/test_robustness.py; here: the classifier's file goes where cache_dir() says
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    assert metrics._classifier_path().parent == tmp_path
 
 
 # ---------------------------------------------------------------- the evaluation protocol

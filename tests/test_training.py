@@ -189,3 +189,34 @@ def test_checkpoint_refuses_non_plain_metadata(tmp_path):
         save_checkpoint(tmp_path / "x.pt", kind="X", params={"f": object()}, meta={}, state={})
     save_checkpoint(tmp_path / "x.pt", kind="X", params={"a": [1, 2]}, meta={}, state={})
     assert load_checkpoint(tmp_path / "x.pt", kind="X")["params"] == {"a": [1, 2]}
+
+
+def test_fit_cached_trains_once_then_loads_and_rebuilds_a_damaged_cache(tmp_path, monkeypatch):
+    from course_lib.training import fit_cached
+
+    X, y = _data()
+    fits = []
+    original = Line.fit
+
+    def counting_fit(self, X, y):
+        fits.append(self.get_params()["lr"])
+        return original(self, X, y)
+
+    monkeypatch.setattr(Line, "fit", counting_fit)
+    first = fit_cached(Line(), X, y, folder=tmp_path)
+    second = fit_cached(Line(), X, y, folder=tmp_path)
+    assert fits == [0.1] and second is not first
+    assert torch.equal(first.net_.weight, second.net_.weight)
+    assert second.history_["loss"] == pytest.approx(first.history_["loss"])
+    # other hyperparameters or other data: a new fit
+    fit_cached(Line(lr=0.2), X, y, folder=tmp_path)
+    fit_cached(Line(), X, y + 1, folder=tmp_path)
+    assert fits == [0.1, 0.2, 0.1]
+    # a damaged file is detected, reported and replaced
+    for p in tmp_path.glob("Line_*.pt"):
+        p.write_bytes(p.read_bytes()[:-10])
+    with pytest.warns(UserWarning, match="not usable.*checksum"):
+        again = fit_cached(Line(), X, y, folder=tmp_path)
+    assert len(fits) == 4 and torch.equal(again.net_.weight, first.net_.weight)
+    fit_cached(Line(), X, y, folder=tmp_path)  # and the rebuilt file is used
+    assert len(fits) == 4
