@@ -1168,13 +1168,15 @@ class GaussianMixture(BaseEstimator):
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
         return float(-2.0 * log_prob.sum() + 2 * p)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples=1, *, seed=None):
         """Draw new samples from the fitted mixture.
 
         First a component for each sample (``z ~ Categorical(weights)``), then
         ``x = mu_z + L_z eps`` with ``eps ~ N(0, I)`` and ``L_z`` the Cholesky factor of
-        ``Sigma_z``. Drawn on the CPU in float64 from ``random_state`` (an int gives the same
-        samples at every call, as in scikit-learn; None uses torch's global generator).
+        ``Sigma_z``. Drawn on the CPU in float64 from ``seed`` if given, else from
+        ``random_state`` (an int gives the same samples at every call, as in scikit-learn;
+        None uses torch's global generator). ``seed`` is what the evaluation protocol needs:
+        ``metrics.evaluate(lambda n, s: model.sample(n, seed=s))`` draws fresh samples per seed.
 
         Returns
         -------
@@ -1184,7 +1186,7 @@ class GaussianMixture(BaseEstimator):
         """
         self._check_is_fitted()
         n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rs = self.random_state
+        rs = self.random_state if seed is None else check_int(seed, "seed", minimum=0)
         if isinstance(rs, np.random.RandomState):
             rs = int(rs.randint(0, 2**31 - 1))
         gen = torch.Generator(device="cpu")

@@ -877,3 +877,12 @@ def test_thread_count_changes_results_only_by_rounding(dtype, rtol_lb, tol_param
     assert abs(a.lower_bound_ - b.lower_bound_) <= rtol_lb * abs(a.lower_bound_)
     np.testing.assert_allclose(a.means_, b.means_, rtol=tol_params, atol=tol_params)
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=tol_params, atol=tol_params)
+
+
+def test_sample_seed_overrides_random_state():
+    gm = GaussianMixture(3, random_state=0, device=CPU).fit(_blobs_2d())
+    a, b, c = gm.sample(50, seed=1)[0], gm.sample(50, seed=1)[0], gm.sample(50, seed=2)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(gm.sample(50)[0], gm.sample(50, seed=0)[0])
+    with pytest.raises(ValueError, match="seed"):
+        gm.sample(5, seed=-1)
