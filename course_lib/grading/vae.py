@@ -1,0 +1,158 @@
+"""Checks for the exercises of the VAE chapter (``solutions/06_*.ipynb``).
+
+Every check builds its own inputs (NumPy ``float64`` arrays, fixed seeds), runs the learner's
+function on them and compares the result with the course's reference implementation in
+:mod:`course_lib.vae`. A wrong answer raises :class:`~course_lib.grading.GradingError` with a
+message that says what is wrong and, for the usual mistakes, why.
+
+- :func:`check_reparameterize` — ``reparameterize(mean, log_var, eps)``, eq. (vae-reparam)
+- :func:`check_gaussian_kl`    — ``gaussian_kl(mean, log_var)``, eq. (vae-kl)
+- :func:`check_elbo`           — ``elbo(log_px_given_z, mean, log_var)``, eq. (vae-elbo)
+- :func:`check_iwae`           — ``iwae_estimate(log_weights)``, eq. (vae-iwae)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import GradingError, call_learner, check_close, check_shape, passed
+
+__all__ = ["check_reparameterize", "check_gaussian_kl", "check_elbo", "check_iwae"]
+
+
+def _vae():
+    """The reference module (imported lazily so that this module imports on its own)."""
+    from .. import vae
+
+    return vae
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
+def _gaussian_params(seed: int, n: int, d: int):
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=(n, d)) * 1.5
+    log_var = rng.normal(size=(n, d)) * 1.2  # negative and positive: σ < 1 and σ > 1
+    return mean, log_var, rng
+
+
+# ------------------------------------------------------------------ exercise 6.1
+
+
+def check_reparameterize(reparameterize) -> None:
+    """Check ``reparameterize(mean, log_var, eps) -> z`` (same shape as ``mean``): z = μ + σ ε
+    with σ = exp(log_var / 2), eq. (vae-reparam)."""
+    what = "reparameterize(mean, log_var, eps)"
+    for seed, (n, d) in ((601, (5, 3)), (602, (40, 8))):
+        mean, log_var, rng = _gaussian_params(seed, n, d)
+        eps = rng.normal(size=(n, d))
+        expected = _np(_vae().reparameterize(_t(mean), _t(log_var), _t(eps)))
+        got = call_learner(reparameterize, mean.copy(), log_var.copy(), eps.copy(), what=what)
+        got = check_shape(got, (n, d), what, finite=True)
+        hint = ""
+        if np.allclose(got, mean + log_var * eps):
+            hint = ("you used log σ² itself as the standard deviation; σ = exp(log σ² / 2) "
+                    "(a log-variance can be negative, a standard deviation cannot)")
+        elif np.allclose(got, mean + np.exp(log_var) * eps):
+            hint = "exp(log_var) is the variance σ²; the noise is scaled by σ = exp(log_var / 2)"
+        elif np.allclose(got, mean + np.exp(0.5 * log_var)):
+            hint = "the noise eps is missing: z = mean + sigma * eps"
+        check_close(got, expected, what, rtol=1e-6, atol=1e-8, hint=hint)
+    passed("reparameterize: z = μ + σ ⊙ ε with σ = exp(log σ² / 2)")
+
+
+def check_gaussian_kl(gaussian_kl) -> None:
+    """Check ``gaussian_kl(mean, log_var) -> (N,)``: KL(N(μ, diag σ²) ‖ N(0, I)) in closed
+    form, summed over the latent dimensions, eq. (vae-kl)."""
+    what = "gaussian_kl(mean, log_var)"
+    cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
+             (np.zeros((2, 4)), np.zeros((2, 4)))]  # q = p: KL = 0
+    for mean, log_var in cases:
+        n, d = mean.shape
+        expected = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
+        got = call_learner(gaussian_kl, mean.copy(), log_var.copy(), what=what)
+        if got is not None and np.shape(got) == (n, d):
+            raise GradingError(f"{what} returned shape {(n, d)}, one value per latent "
+                               f"dimension: sum over the last axis to get one KL per sample "
+                               f"(shape ({n},))")
+        got = check_shape(got, (n,), what, finite=False)
+        if not np.all(np.isfinite(got)):
+            raise GradingError(f"{what} contains NaN or infinite values. Hint: the KL takes "
+                               "log σ² directly (log_var), never the log of something that "
+                               "can be negative")
+        hint = ""
+        if np.any(got < -1e-9):
+            hint = ("a KL divergence is never negative: check the sign of every term "
+                    "(½ Σ (μ² + σ² − 1 − log σ²))")
+        elif np.allclose(got, 0.5 * (mean**2 + log_var**2 - 1 - np.log(log_var**2)).sum(1)):
+            hint = ("log_var is log σ², not σ: the variance is σ² = exp(log_var) and the last "
+                    "term is log_var itself")
+        elif np.allclose(got, 2 * expected):
+            hint = "you forgot the factor ½"
+        elif np.allclose(got, 0.5 * (mean**2 + np.exp(0.5 * log_var) - 1 - 0.5 * log_var).sum(1)):
+            hint = "σ² = exp(log_var), not exp(log_var / 2) (that is σ)"
+        check_close(got, expected, what, rtol=1e-6, atol=1e-9, hint=hint)
+    passed("gaussian_kl: ½ Σ (μ² + σ² − 1 − log σ²), zero when q = p")
+
+
+def check_elbo(elbo) -> None:
+    """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)``: reconstruction minus the
+    closed-form KL, eq. (vae-elbo)."""
+    what = "elbo(log_px_given_z, mean, log_var)"
+    mean, log_var, rng = _gaussian_params(621, 12, 4)
+    log_px = -rng.uniform(20, 80, size=12)
+    expected = _np(_vae().elbo_terms(_t(log_px), _t(mean), _t(log_var))[0])
+    got = call_learner(elbo, log_px.copy(), mean.copy(), log_var.copy(), what=what)
+    got = check_shape(got, (12,), what, finite=True)
+    kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
+    hint = ""
+    if np.allclose(got, log_px + kl):
+        hint = "the KL is subtracted: ELBO = E_q[log p(x|z)] − KL(q ‖ p)"
+    check_close(got, expected, what, rtol=1e-6, atol=1e-8, hint=hint)
+    passed("elbo: reconstruction − KL")
+
+
+# ------------------------------------------------------------------ exercise 6.2
+
+
+def check_iwae(iwae_estimate) -> None:
+    """Check ``iwae_estimate(log_weights) -> (N,)``: log (1/k) Σ_i w_i from log-weights of shape
+    (N, k), computed stably, eq. (vae-iwae).
+
+    The cases include log-weights around −3000 (every exp() underflows to 0 in float64) and a
+    single sample (k = 1, where the estimate is the log-weight itself).
+    """
+    what = "iwae_estimate(log_weights)"
+    rng = np.random.default_rng(631)
+    cases = [rng.normal(size=(5, 10)) * 2 - 40,
+             rng.normal(size=(3, 1)) - 50,
+             rng.normal(size=(4, 200)) * 5 - 3000]
+    for lw in cases:
+        n, k = lw.shape
+        expected = _np(_vae().iwae_log_likelihood(_t(lw)))
+        got = call_learner(iwae_estimate, lw.copy(), what=what)
+        got = check_shape(got, (n,), what)
+        if not np.all(np.isfinite(got)):
+            raise GradingError(
+                f"{what} contains NaN or infinite values for log-weights near {lw.mean():.0f}. "
+                "Hint: exp(-3000) is 0 in float64; use log-sum-exp: "
+                "m + log Σ exp(lw − m) with m the row maximum")
+        hint = ""
+        if np.allclose(got, lw.mean(1)):
+            hint = ("that is the mean of the log-weights (the ELBO); IWAE takes the log of the "
+                    "mean of the weights")
+        elif np.allclose(got, expected + math.log(k)):
+            hint = "you forgot the 1/k: subtract log k"
+        elif np.allclose(got, lw.max(1)):
+            hint = "the maximum alone is not the log-mean-exp: add log Σ exp(lw − max) − log k"
+        check_close(got, expected, what, rtol=1e-9, atol=1e-8, hint=hint)
+    passed("iwae_estimate: log-mean-exp of the importance weights, stable far from 0")

@@ -1,0 +1,140 @@
+"""The VAE exercise checks pass right answers and reject blanks and plausible wrong answers.
+
+The "right" answers below are written here with NumPy and SciPy, independently of
+``course_lib.vae``, so a wrong reference in the library makes these tests fail too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from course_lib.grading import GradingError
+from course_lib.grading import vae as checks
+
+# ------------------------------------------------------------------ right answers
+
+
+def reparameterize(mean, log_var, eps):
+    return mean + np.exp(0.5 * log_var) * eps
+
+
+def gaussian_kl(mean, log_var):
+    return 0.5 * np.sum(mean**2 + np.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def elbo(log_px_given_z, mean, log_var):
+    return log_px_given_z - gaussian_kl(mean, log_var)
+
+
+def iwae_estimate(log_weights):
+    return logsumexp(log_weights, axis=1) - np.log(log_weights.shape[1])
+
+
+def blank(*args):
+    raise NotImplementedError()
+
+
+# ------------------------------------------------------------------ wrong answers
+
+WRONG_REPARAMETERIZE = {
+    "log σ² used as σ": lambda m, lv, e: m + lv * e,
+    "variance used as σ": lambda m, lv, e: m + np.exp(lv) * e,
+    "no noise": lambda m, lv, e: m + np.exp(0.5 * lv),
+    "returns None": lambda m, lv, e: None,
+}
+
+WRONG_KL = {
+    "wrong sign": lambda m, lv: -gaussian_kl(m, lv),
+    "log σ used as σ": lambda m, lv: 0.5 * np.sum(m**2 + lv**2 - 1 - np.log(lv**2), axis=-1),
+    "σ instead of σ²": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(0.5 * lv) - 1 - 0.5 * lv, -1),
+    "no factor ½": lambda m, lv: 2 * gaussian_kl(m, lv),
+    "not summed": lambda m, lv: 0.5 * (m**2 + np.exp(lv) - 1.0 - lv),
+    "minus sign on log σ² flipped": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(lv) - 1 + lv, -1),
+}
+
+WRONG_ELBO = {
+    "KL added": lambda lp, m, lv: lp + gaussian_kl(m, lv),
+    "KL ignored": lambda lp, m, lv: lp,
+}
+
+WRONG_IWAE = {
+    "mean of the log-weights (the ELBO)": lambda lw: lw.mean(1),
+    "naive exp (underflows)": lambda lw: np.log(np.exp(lw).mean(1) + 0.0),
+    "no 1/k": lambda lw: logsumexp(lw, axis=1),
+    "maximum only": lambda lw: lw.max(1),
+    "averaged over the wrong axis": lambda lw: logsumexp(lw, axis=0) - np.log(lw.shape[0]),
+}
+
+
+# ------------------------------------------------------------------ tests
+
+
+@pytest.mark.parametrize(
+    "check, right",
+    [
+        (checks.check_reparameterize, reparameterize),
+        (checks.check_gaussian_kl, gaussian_kl),
+        (checks.check_elbo, elbo),
+        (checks.check_iwae, iwae_estimate),
+    ],
+)
+def test_right_answers_pass_and_blanks_fail(check, right, capsys):
+    check(right)
+    assert capsys.readouterr().out.startswith("✔")
+    with pytest.raises(GradingError, match="not implemented"):
+        check(blank)
+
+
+@pytest.mark.parametrize("name", list(WRONG_REPARAMETERIZE))
+def test_reparameterize_rejects_wrong_answers(name):
+    with pytest.raises(GradingError):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE[name])
+
+
+def test_reparameterize_hints():
+    with pytest.raises(GradingError, match="log σ² itself as the standard deviation"):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE["log σ² used as σ"])
+    with pytest.raises(GradingError, match="variance"):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE["variance used as σ"])
+
+
+@pytest.mark.parametrize("name", list(WRONG_KL))
+def test_kl_rejects_wrong_answers(name):
+    with pytest.raises(GradingError):
+        checks.check_gaussian_kl(WRONG_KL[name])
+
+
+def test_kl_hints():
+    with pytest.raises(GradingError, match="never negative"):
+        checks.check_gaussian_kl(WRONG_KL["wrong sign"])
+    with pytest.raises(GradingError, match="log_var is log σ², not σ"):
+        checks.check_gaussian_kl(WRONG_KL["log σ used as σ"])
+    with pytest.raises(GradingError, match="factor ½"):
+        checks.check_gaussian_kl(WRONG_KL["no factor ½"])
+    with pytest.raises(GradingError, match="sum over the last axis"):
+        checks.check_gaussian_kl(WRONG_KL["not summed"])
+
+
+@pytest.mark.parametrize("name", list(WRONG_ELBO))
+def test_elbo_rejects_wrong_answers(name):
+    with pytest.raises(GradingError):
+        checks.check_elbo(WRONG_ELBO[name])
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+@pytest.mark.parametrize("name", list(WRONG_IWAE))
+def test_iwae_rejects_wrong_answers(name):
+    with pytest.raises(GradingError):
+        checks.check_iwae(WRONG_IWAE[name])
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_iwae_hints():
+    with pytest.raises(GradingError, match="ELBO"):
+        checks.check_iwae(WRONG_IWAE["mean of the log-weights (the ELBO)"])
+    with pytest.raises(GradingError, match="log-sum-exp"):
+        checks.check_iwae(WRONG_IWAE["naive exp (underflows)"])
+    with pytest.raises(GradingError, match="1/k"):
+        checks.check_iwae(WRONG_IWAE["no 1/k"])
