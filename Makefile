@@ -2,7 +2,9 @@
 #   make book       execute every notebook and build the HTML book (_build/html/index.html)
 #   make test       unit tests + every notebook (nbval) + exercise tests, on the CPU
 #   make test-gpu   the same with COURSE_DEVICE=cuda (fails clearly without a GPU)
-#   make lab        JupyterLab on the course
+#   make browser-test  the built book opened page by page in headless Chromium, offline,
+#                   at desktop and phone width (needs Debian's `chromium`; .ci/run installs it)
+#   make lab        JupyterLab on the notebooks, with the course's kernel
 #   make exercises  regenerate exercises/ from solutions/ (nbgrader ClearSolutions)
 #   make bench      the side-by-side benchmarks
 #   make lint       ruff
@@ -17,7 +19,7 @@ PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
 # One BLAS/torch thread per pytest worker: two workers on two cores; more threads only contend.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: all venv npm book test test-unit test-notebooks test-exercises test-gpu lab exercises \
+.PHONY: all venv npm book browser-test test test-unit test-notebooks test-exercises test-gpu lab exercises \
         bench lint clean freeze check-python
 
 all: test
@@ -51,6 +53,10 @@ book: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python tools/offline_assets.py --check _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
+# Screenshots of every page go to _build/screenshots (not committed).
+browser-test: book
+	$(BIN)/python tools/browser_check.py _build/html
+
 test-unit: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(PYTEST_PAR) -q
 
@@ -68,8 +74,10 @@ test-gpu: $(STAMP)
 	$(TEST_ENV) COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q \
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
+# Opens on notebooks/; the kernel "Python 3 (course)" is the .venv's (installed by $(STAMP)).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ServerApp.root_dir=. \
+	  --LabApp.default_url=/lab/tree/notebooks
 
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py

@@ -203,7 +203,7 @@ def test_config_parses_and_keeps_sphinx_out_of_non_sources():
     for folder in (".venv", "_build", "node_modules", "exercises", "solutions"):
         assert folder in excluded, folder
     sphinx = config["sphinx"]
-    assert sphinx["local_extensions"] == {"offline_assets": "tools"}
+    assert sphinx["local_extensions"] == {"offline_assets": "tools", "book_fixes": "tools"}
     assert sphinx["recursive_update"] is False
     assert "://" not in sphinx["config"]["mathjax_path"]
     assert all("://" not in key for key in sphinx["config"]["nb_ipywidgets_js"])
@@ -275,6 +275,7 @@ def test_tiny_book_builds_offline(tmp_path):
     shutil.copy(ROOT / "_config.yml", book)
     shutil.copytree(ROOT / "tools", book / "tools",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "book" / "css", book / "book" / "css")
     (book / "node_modules").symlink_to(NODE_MODULES)
     bib = ROOT / "book" / "references.bib"
     (book / "book" / "references.bib").write_text(bib.read_text() if bib.is_file() else "")
@@ -315,3 +316,20 @@ def test_tiny_book_builds_offline(tmp_path):
     assert "IntSliderModel" in widgets
     for text in (intro, widgets):
         assert "cdn.jsdelivr.net" not in text and "cdnjs.cloudflare.com" not in text
+        # tools/book_fixes.py: the course stylesheet, sphinx-thebe's inline script once
+        assert "_static/course.css" in text
+        assert text.count("const THEBE_JS_URL") <= 1
+    assert (html / "_static" / "course.css").is_file()
+
+    # The built pages pass the browser check (no console error, math typeset, the widget
+    # rendered, ...) in real Chromium, when it is installed.
+    spec = importlib.util.spec_from_file_location("browser_check",
+                                                  ROOT / "tools" / "browser_check.py")
+    bc = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("browser_check", bc)  # its dataclasses need the module registered
+    spec.loader.exec_module(bc)
+    chromium = bc.find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium: the browser part of this test did not run")
+    n_pages, failures = bc.run(html, chromium, None)
+    assert n_pages >= 2 and failures == []
