@@ -1,0 +1,710 @@
+"""Generative adversarial networks (GAN): a generator and a discriminator trained against each other.
+
+The chapter "Generative adversarial networks" (book/05_gan.md) derives every formula used here.
+Each one lives in exactly one module-level function, named after the book's equation label:
+
+======================================  ======================================================
+function                                book equation
+======================================  ======================================================
+:func:`value_function`                  ``gan-value``     V(D, G) = E_p log D(x) + E_z log(1 − D(G(z)))
+:func:`discriminator_loss`              ``gan-d-loss``    −V(D, G), the discriminator's loss
+:func:`generator_loss`                  ``gan-g-loss``    minimax E log(1 − D(G(z))) or non-saturating −E log D(G(z))
+:func:`optimal_discriminator`           ``gan-dstar``     D*(x) = p(x) / (p(x) + q(x))
+:func:`jensen_shannon`                  ``gan-js``        V(D*, G) = −log 4 + 2 JS(p ‖ q)
+:func:`density_ratio_logit`             ``gan-logit``     logit D*(x) = log p(x) / q(x)
+:func:`r1_penalty`                      ``gan-r1``        (γ/2) E_p ‖∇ₓ logit D(x)‖²
+:func:`acceptance_probability`          ``gan-drs``       min(1, exp(logit D(x) − M))
+======================================  ======================================================
+
+Logits, not probabilities
+-------------------------
+The discriminator network outputs a **logit** ``l = log D / (1 − D)``; ``D = sigmoid(l)``.
+Every loss is written with ``softplus`` (``log D = −softplus(−l)``,
+``log(1 − D) = −softplus(l)``), which stays finite for any logit: computing ``sigmoid`` first
+and then its ``log`` gives ``log 0 = −inf`` as soon as the discriminator is sure.
+
+The class
+---------
+:class:`GAN` has scikit-learn's shape (hyperparameters in the constructor, ``fit(X, y=None)``
+returns ``self``, ``sample(n)``) and trains through the course's one training loop,
+:func:`course_lib.training.train_loop`. Its defaults (measured in ``benchmarks/gan_modes.py``):
+
+- the data are standardised inside the model (mean per feature, one overall standard
+  deviation), so the same defaults work whatever the data's scale;
+- small MLPs (two hidden layers), Adam with a cosine learning-rate decay to zero;
+- the non-saturating generator loss;
+- a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
+  ``r1_every`` steps, against mode collapse and oscillation;
+- discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
+  trained a little longer with the generator frozen so that its logit estimates
+  log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability
+  min(1, exp(logit − M)). ``sample(n, rejection=False)`` returns the raw generator output.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._core import as_tensor, check_choice, check_int, check_real
+from .training import NeuralEstimator, minibatches, seeded, train_loop
+
+__all__ = [
+    "GAN",
+    "LOSSES",
+    "value_function",
+    "discriminator_loss",
+    "generator_loss",
+    "optimal_discriminator",
+    "jensen_shannon",
+    "density_ratio_logit",
+    "r1_penalty",
+    "acceptance_probability",
+    "mlp",
+]
+
+LOSSES = ("non-saturating", "minimax")
+
+
+# ====================================================================== the book's equations
+
+
+def value_function(real_logits, fake_logits) -> torch.Tensor:
+    """The GAN value function, eq. (gan-value), estimated on a minibatch::
+
+        V(D, G) = E_{x~p}[log D(x)] + E_{z~p_z}[log(1 - D(G(z)))]
+
+    with ``D = sigmoid(logit)``, written as ``-softplus(-real) - softplus(fake)`` (finite for
+    every logit). The discriminator maximises it, the generator minimises it.
+    """
+    return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
+
+
+def discriminator_loss(real_logits, fake_logits) -> torch.Tensor:
+    """The discriminator's loss, eq. (gan-d-loss): ``-V(D, G)``, the binary cross-entropy of
+    "real" (label 1) against "generated" (label 0)::
+
+        L_D = E_p[softplus(-l(x))] + E_z[softplus(l(G(z)))]
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits, loss: str = "non-saturating") -> torch.Tensor:
+    """The generator's loss on the logits of generated samples, eq. (gan-g-loss).
+
+    - ``"minimax"``: the generator's part of V, ``E_z[log(1 - D(G(z)))] = -E[softplus(l)]``,
+      minimised. Its gradient with respect to the logit is ``-sigmoid(l) = -D``: it vanishes
+      when the discriminator rejects the samples confidently, which is the situation early in
+      training (the loss *saturates*);
+    - ``"non-saturating"`` (Goodfellow et al. 2014): ``-E_z[log D(G(z))] = E[softplus(-l)]``.
+      Same fixed point, but its gradient ``-(1 - D)`` is largest when D rejects the samples.
+    """
+    check_choice(loss, "loss", LOSSES)
+    if loss == "minimax":
+        return -F.softplus(fake_logits).mean()
+    return F.softplus(-fake_logits).mean()
+
+
+def optimal_discriminator(p, q):
+    """The best discriminator for a fixed generator, eq. (gan-dstar): ``D* = p / (p + q)``.
+
+    ``p`` is the data density and ``q`` the generator's density at the same points (arrays or
+    tensors of the same shape, >= 0). Where both are 0 the value is undefined; 1/2 is returned.
+    """
+    if isinstance(p, torch.Tensor) or isinstance(q, torch.Tensor):
+        p, q = torch.as_tensor(p), torch.as_tensor(q)
+        total = p + q
+        return torch.where(total > 0, p / torch.where(total > 0, total, 1), 0.5)
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    total = p + q
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.5)
+
+
+def jensen_shannon(p, q, dx: float) -> float:
+    """Jensen–Shannon divergence (nats) of two densities tabulated on a uniform grid.
+
+    Eq. (gan-js): with ``m = (p + q) / 2``, ``JS(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m)``, between
+    0 and log 2. At the optimal discriminator the value function equals
+    ``V(D*, G) = -log 4 + 2 JS(p ‖ q)``. ``p``, ``q``: 1-D arrays of density values on a grid of
+    spacing ``dx`` (a Riemann sum; each should integrate to about 1).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape or p.ndim != 1:
+        raise ValueError(f"p and q must be 1-D arrays of the same length, got {p.shape}, {q.shape}")
+    dx = check_real(dx, "dx", minimum=0.0, strict_min=True)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_pm = np.where(p > 0, p * np.log(p / m), 0.0)
+        kl_qm = np.where(q > 0, q * np.log(q / m), 0.0)
+    return float(0.5 * (kl_pm.sum() + kl_qm.sum()) * dx)
+
+
+def density_ratio_logit(p, q):
+    """The logit of the optimal discriminator, eq. (gan-logit): ``log D*/(1 - D*) = log p/q``.
+
+    A well-trained discriminator's logit therefore estimates the log density ratio between
+    data and generator, which is what rejection sampling (:func:`acceptance_probability`)
+    uses. ``p``, ``q``: positive arrays of the same shape.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    return np.log(p) - np.log(q)
+
+
+def r1_penalty(discriminator, x, cond=None) -> torch.Tensor:
+    """The R1 gradient penalty's expectation, eq. (gan-r1), without the factor γ/2::
+
+        E_{x~p} ‖∇ₓ l(x)‖²
+
+    on a minibatch of **real** points ``x`` (Mescheder et al. 2018). It pushes the
+    discriminator to be flat on the data, which removes the oscillation around the
+    equilibrium and spreads the generator's samples over every mode. ``cond`` (one-hot labels)
+    is appended to the input of a conditional discriminator; the gradient is taken with
+    respect to ``x`` only. The graph is kept, so the result can be backpropagated.
+    """
+    x = x.detach().requires_grad_(True)
+    inp = x if cond is None else torch.cat([x, cond], dim=1)
+    logits = discriminator(inp)
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def acceptance_probability(logits, log_m) -> torch.Tensor:
+    """Discriminator rejection sampling (Azadi et al. 2019), eq. (gan-drs).
+
+    If the logit is exactly ``log p(x)/q(x)`` and ``M`` bounds ``p/q``, keeping a generated
+    ``x`` with probability ``p(x) / (M q(x)) = exp(logit - log M)`` turns samples of ``q`` into
+    samples of ``p`` (rejection sampling). In practice ``log M`` is the largest logit seen on a
+    large batch of generated points, and the probability is capped at 1.
+    """
+    logits = torch.as_tensor(logits)
+    return torch.exp(torch.clamp(logits - log_m, max=0.0))
+
+
+# ====================================================================== networks
+
+
+def mlp(sizes, activation=nn.ReLU) -> nn.Sequential:
+    """Linear layers of the given ``sizes`` with ``activation()`` between them (not after the last)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def _leaky():
+    return nn.LeakyReLU(0.2)
+
+
+def _cosine(t: int, n_steps: int) -> float:
+    """Cosine learning-rate factor: 1 at step 0, 0 after the last step."""
+    return 0.5 * (1.0 + math.cos(math.pi * t / n_steps))
+
+
+# ====================================================================== the estimator
+
+
+class GAN(NeuralEstimator):
+    """A generative adversarial network (Goodfellow et al. 2014) with scikit-learn's shape.
+
+    ``GAN().fit(X).sample(n)`` works for point data ``(N, D)`` and for images ``(N, C, H, W)``
+    with values in [0, 1]; with labels, ``fit(X, y)`` trains a conditional GAN (Mirza &
+    Osindero 2014: the one-hot label is appended to the generator's latent input and to the
+    discriminator's input) and ``sample(n, labels)`` generates the requested classes.
+
+    The generator maps ``z ~ N(0, I_latent_dim)`` (the prior p_z of the book, a vector, not an
+    image) to a data point; the discriminator maps a data point to a logit. Both are MLPs on
+    flattened, standardised data. Training alternates one discriminator step and one
+    generator step on each minibatch (:func:`discriminator_loss` plus a lazy R1 penalty
+    :func:`r1_penalty`, then :func:`generator_loss`), with Adam and a cosine learning-rate decay.
+    If ``rejection`` is on, the discriminator is then trained ``rejection_steps`` more steps
+    with the generator frozen (its logit then estimates log p/q) and :meth:`sample` uses
+    discriminator rejection sampling (:func:`acceptance_probability`).
+
+    Parameters
+    ----------
+    latent_dim : int >= 1, default 8
+        Dimension of the latent vector z.
+    hidden : int >= 1 or None, default None
+        Width of the two hidden layers of both default networks; ``None``: 128 for data with
+        at most 16 features, 256 otherwise (e.g. 8×8 images).
+    n_steps : int >= 1, default 3000
+        Training steps (each: one discriminator and one generator update).
+    batch_size : int >= 1, default 256
+    lr : float > 0, default 2e-3
+        Adam's learning rate for both networks, decayed to 0 with a cosine schedule.
+    beta1 : float in [0, 1), default 0.5
+        Adam's first momentum coefficient (0.5 is the usual choice for GANs).
+    loss : {"non-saturating", "minimax"}, default "non-saturating"
+        The generator's loss, :func:`generator_loss`.
+    r1 : float >= 0, default 0.01
+        γ of the R1 penalty (in standardised units); 0 switches it off.
+    r1_every : int >= 1, default 16
+        Lazy regularisation: the penalty is computed every ``r1_every`` steps and multiplied
+        by ``r1_every`` (Karras et al. 2020), which costs 1/``r1_every`` of the full penalty.
+    rejection : bool, default True
+        Train the discriminator for rejection sampling after the main training and use it in
+        :meth:`sample` by default.
+    rejection_steps : int >= 1, default 500
+    generator, discriminator : nn.Module or None
+        Replace the default networks. ``generator`` maps ``(B, latent_dim + n_classes)`` to
+        ``(B, D)`` (flattened, standardised data); ``discriminator`` maps
+        ``(B, D + n_classes)`` to ``(B, 1)`` logits (``n_classes`` is 0 without labels). They
+        are trained in place. A model saved with them is loaded with
+        ``GAN.load(path, generator=..., discriminator=...)``.
+    random_state : int or None
+        Seeds the weights, the minibatches and the noise: same value, same result on the CPU.
+    device : str, torch.device or None (``None``: :func:`course_lib.get_device`)
+    progress : bool, default True
+        Show a progress bar during training.
+
+    Attributes
+    ----------
+    generator_, discriminator_ : nn.Module (in eval mode after fitting)
+    input_shape_ : tuple, the shape of one sample; n_features_in_ : int, D
+    classes_ : ndarray or None, the labels of a conditional model
+    mean_ : tensor (D,), scale_ : float, the standardisation (x - mean_) / scale_
+    log_m_ : tensor (n_classes or 1,), log M of rejection sampling per class (None without rejection)
+    history_ : dict of lists, per step ``loss_d``, ``loss_g``, ``r1`` (the last computed
+        penalty), ``d_real``/``d_fake`` (mean D on the minibatch), ``lr``; and
+        ``loss_d_rejection`` for the rejection steps
+    fit_time_ : float, seconds spent in ``fit``
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 8,
+        hidden=None,
+        n_steps: int = 3000,
+        batch_size: int = 256,
+        lr: float = 2e-3,
+        beta1: float = 0.5,
+        loss: str = "non-saturating",
+        r1: float = 0.01,
+        r1_every: int = 16,
+        rejection: bool = True,
+        rejection_steps: int = 500,
+        generator=None,
+        discriminator=None,
+        random_state=None,
+        device=None,
+        progress: bool = True,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.n_steps = n_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.beta1 = beta1
+        self.loss = loss
+        self.r1 = r1
+        self.r1_every = r1_every
+        self.rejection = rejection
+        self.rejection_steps = rejection_steps
+        self.generator = generator
+        self.discriminator = discriminator
+        self.random_state = random_state
+        self.device = device
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_hyperparameters(self) -> None:
+        check_int(self.latent_dim, "latent_dim", minimum=1)
+        if self.hidden is not None:
+            check_int(self.hidden, "hidden", minimum=1)
+        check_int(self.n_steps, "n_steps", minimum=1)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_real(self.lr, "lr", minimum=0.0, strict_min=True)
+        check_real(self.beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True)
+        check_choice(self.loss, "loss", LOSSES)
+        check_real(self.r1, "r1", minimum=0.0)
+        check_int(self.r1_every, "r1_every", minimum=1)
+        if not isinstance(self.rejection, (bool, np.bool_)):
+            raise TypeError(f"rejection must be True or False, got {self.rejection!r}")
+        check_int(self.rejection_steps, "rejection_steps", minimum=1)
+        for name in ("generator", "discriminator"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, nn.Module):
+                raise TypeError(f"{name} must be None or a torch.nn.Module, "
+                                f"got {type(value).__name__}")
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {self.progress!r}")
+
+    def _check_X(self, X, name: str = "X") -> torch.Tensor:
+        X = as_tensor(X, name, ndim=(2, 4), dtype=torch.float32, device="cpu")
+        if X.dim() == 4 and (bool((X < 0).any()) or bool((X > 1).any())):
+            raise ValueError(f"{name}: images (N, C, H, W) must have values in [0, 1], found "
+                             f"[{X.min().item():.4g}, {X.max().item():.4g}]")
+        return X
+
+    @staticmethod
+    def _as_label_array(y, name: str) -> np.ndarray:
+        arr = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)
+                                       or np.issubdtype(arr.dtype, np.str_)):
+            if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) \
+                    and np.all(arr == np.round(arr)):
+                arr = arr.astype(np.int64)
+            else:
+                raise ValueError(f"{name} must hold class labels (integers or strings), "
+                                 f"got dtype {arr.dtype}")
+        return arr
+
+    def _label_index(self, labels, n: int, name: str = "labels") -> torch.Tensor | None:
+        """Indices into ``classes_`` of the requested labels (None for an unconditional model)."""
+        if self.classes_ is None:
+            if labels is not None:
+                raise ValueError(f"{name} given but the model was fitted without labels "
+                                 "(it is not conditional)")
+            return None
+        if labels is None:
+            return torch.arange(n) % len(self.classes_)
+        arr = self._as_label_array(labels, name).reshape(-1)
+        if arr.shape != (n,):
+            raise ValueError(f"{name} must have length {n} (one label per sample), "
+                             f"got shape {np.shape(labels)}")
+        idx = np.searchsorted(self.classes_, arr)
+        idx = np.clip(idx, 0, len(self.classes_) - 1)
+        unknown = arr[self.classes_[idx] != arr]
+        if len(unknown):
+            raise ValueError(f"{name} contains {unknown[0].item()!r}, which is not one of the classes "
+                             f"seen by fit: {self.classes_.tolist()}")
+        return torch.as_tensor(idx, dtype=torch.long)
+
+    # ------------------------------------------------------------------ networks
+
+    def _hidden(self, D: int) -> int:
+        return self.hidden if self.hidden is not None else (128 if D <= 16 else 256)
+
+    def _build(self, D: int, n_classes: int):
+        h = self._hidden(D)
+        G = self.generator if self.generator is not None else \
+            mlp([self.latent_dim + n_classes, h, h, D], nn.ReLU)
+        Dn = self.discriminator if self.discriminator is not None else \
+            mlp([D + n_classes, h, h, 1], _leaky)
+        return G, Dn
+
+    @staticmethod
+    def _one_hot(idx, n_classes: int, device):
+        if idx is None:
+            return None
+        return F.one_hot(idx.to(device), n_classes).to(torch.float32)
+
+    @staticmethod
+    def _cat(a, b):
+        return a if b is None else torch.cat([a, b], dim=1)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None):
+        """Train on ``X`` (``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1]); labels ``y``
+        (length N) make the GAN conditional. Returns ``self``.
+
+        Raises ``ValueError``/``TypeError`` naming the argument for bad input and
+        :class:`course_lib.training.DivergenceError` if a loss becomes NaN or infinite (the
+        model is then left as it was).
+        """
+        start = time.perf_counter()
+        self._check_hyperparameters()
+        device = self._device_()
+        X = self._check_X(X)
+        N = X.shape[0]
+        if N < 2:
+            raise ValueError(f"X must contain at least 2 samples, got {N}")
+        input_shape = tuple(X.shape[1:])
+        flat = X.reshape(N, -1)
+        D = flat.shape[1]
+        classes, y_idx = None, None
+        if y is not None:
+            y_arr = self._as_label_array(y, "y")
+            if y_arr.shape != (N,):
+                raise ValueError(f"y must have shape ({N},) (one label per row of X), "
+                                 f"got {y_arr.shape}")
+            classes, inv = np.unique(y_arr, return_inverse=True)
+            y_idx = torch.as_tensor(inv.reshape(-1), dtype=torch.long)
+        n_classes = 0 if classes is None else len(classes)
+
+        # standardisation: mean per feature, ONE overall standard deviation
+        mean = flat.mean(0)
+        scale = float((flat - mean).pow(2).mean().sqrt())
+        if not scale > 0:
+            raise ValueError("X: every sample is the same point; a GAN needs varied data")
+        x_all = ((flat - mean) / scale).to(device)
+        y_all = self._one_hot(y_idx, n_classes, device)
+
+        seed = self._seed_()
+        gen = self._generator_(seed, device)  # noise, on the device
+        cpu_gen = self._generator_(seed + 1, "cpu")  # minibatch order
+        with seeded(seed):
+            G, Dn = self._build(D, n_classes)
+        G, Dn = G.to(device).train(), Dn.to(device).train()
+        betas = (float(self.beta1), 0.999)
+        opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=betas)
+        opt_d = torch.optim.Adam(Dn.parameters(), lr=self.lr, betas=betas)
+        batch = min(self.batch_size, N)
+        batches = minibatches(N, batch, cpu_gen, drop_last=True)
+        n_steps, latent, r1, every = self.n_steps, self.latent_dim, float(self.r1), self.r1_every
+        last_r1 = [0.0]
+
+        def noise(b, idx):
+            z = torch.randn(b, latent, generator=gen, device=device)
+            return self._cat(z, self._one_hot(idx, n_classes, device))
+
+        def step(t):
+            lr = self.lr * _cosine(t, n_steps)
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            idx = next(batches).to(device)
+            x = x_all[idx]
+            c = None if y_all is None else y_all[idx]
+            fake = G(noise(len(idx), None if y_idx is None else y_idx[idx.cpu()]))
+            # discriminator step: minimise -V (+ lazy R1 on the real points)
+            real_logits = Dn(self._cat(x, c))
+            fake_logits = Dn(self._cat(fake.detach(), c))
+            loss_d = discriminator_loss(real_logits, fake_logits)
+            total = loss_d
+            if r1 > 0 and t % every == 0:
+                penalty = r1_penalty(Dn, x, c)
+                total = total + 0.5 * r1 * every * penalty
+                last_r1[0] = penalty.detach()
+            opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            opt_d.step()
+            # generator step on the same latent draws
+            loss_g = generator_loss(Dn(self._cat(fake, c)), self.loss)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": last_r1[0],
+                    "d_real": torch.sigmoid(real_logits).mean().detach(),
+                    "d_fake": torch.sigmoid(fake_logits).mean().detach(), "lr": lr}
+
+        history = train_loop(step, n_steps, progress=bool(self.progress), desc="GAN",
+                             check=("loss_d", "loss_g", "r1"))
+        G.eval()
+        for p in G.parameters():
+            p.requires_grad_(False)
+
+        log_m = None
+        if self.rejection:
+            opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * 0.5, betas=betas)
+
+            def refine(t):
+                idx = next(batches).to(device)
+                c = None if y_all is None else y_all[idx]
+                with torch.no_grad():
+                    fake = G(noise(len(idx), None if y_idx is None else y_idx[idx.cpu()]))
+                loss = discriminator_loss(Dn(self._cat(x_all[idx], c)), Dn(self._cat(fake, c)))
+                opt_r.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_r.step()
+                return {"loss_d_rejection": loss.detach()}
+
+            history.update(train_loop(refine, self.rejection_steps, progress=bool(self.progress),
+                                      desc="GAN (rejection)", check=("loss_d_rejection",)))
+            log_m = self._estimate_log_m(G, Dn, n_classes, noise, device)
+        Dn.eval()
+        for p in Dn.parameters():
+            p.requires_grad_(False)
+
+        # success: commit the fitted state
+        self.generator_, self.discriminator_ = G, Dn
+        self.classes_ = classes
+        self.input_shape_ = input_shape
+        self.n_features_in_ = D
+        self.mean_ = mean.to(device)
+        self.scale_ = scale
+        self.log_m_ = log_m
+        self.history_ = history
+        self._rng_ = gen
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    _BURN_IN = 10_000  # generated points per class used to estimate log M
+
+    @torch.no_grad()
+    def _estimate_log_m(self, G, Dn, n_classes, noise, device) -> torch.Tensor:
+        """log M per class: the largest discriminator logit on ``_BURN_IN`` generated points."""
+        out = []
+        for k in range(max(1, n_classes)):
+            idx = None if n_classes == 0 else torch.full((self._BURN_IN,), k, dtype=torch.long)
+            c = self._one_hot(idx, n_classes, device)
+            logits = Dn(self._cat(G(noise(self._BURN_IN, idx)), c)).squeeze(1)
+            out.append(logits.max())
+        return torch.stack(out).to(device)
+
+    # ------------------------------------------------------------------ save / load
+
+    def _state_dict_(self):
+        self._check_fitted_()
+        return {"generator": self.generator_.state_dict(),
+                "discriminator": self.discriminator_.state_dict(),
+                "standardisation": {"mean": self.mean_.detach().cpu(),
+                                    "log_m": (torch.zeros(0) if self.log_m_ is None
+                                              else self.log_m_.detach().cpu())}}
+
+    def _meta_(self):
+        self._check_fitted_()
+        return {"input_shape": list(self.input_shape_),
+                "classes": None if self.classes_ is None else self.classes_.tolist(),
+                "scale": float(self.scale_), "has_log_m": self.log_m_ is not None,
+                "fit_time": float(self.fit_time_)}
+
+    def _load_(self, meta, state):
+        self._check_hyperparameters()
+        device = self._device_()
+        classes = None if meta["classes"] is None else np.asarray(meta["classes"])
+        input_shape = tuple(int(s) for s in meta["input_shape"])
+        D = int(np.prod(input_shape))
+        G, Dn = self._build(D, 0 if classes is None else len(classes))
+        G.load_state_dict(state["generator"])
+        Dn.load_state_dict(state["discriminator"])
+        mean = state["standardisation"]["mean"]
+        if tuple(mean.shape) != (D,):
+            raise ValueError(f"the stored mean has shape {tuple(mean.shape)}, expected ({D},)")
+        for net in (G, Dn):
+            net.to(device).eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+        self.generator_, self.discriminator_ = G, Dn
+        self.classes_ = classes
+        self.input_shape_ = input_shape
+        self.n_features_in_ = D
+        self.mean_ = mean.to(device)
+        self.scale_ = float(meta["scale"])
+        self.log_m_ = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
+        self.fit_time_ = float(meta.get("fit_time", 0.0))
+        self._rng_ = self._generator_(self._seed_(), device)
+
+    # ------------------------------------------------------------------ sampling
+
+    def _net_device(self) -> torch.device:
+        return self.mean_.device
+
+    def _rng(self, seed, device) -> torch.Generator:
+        if seed is None:
+            if getattr(self, "_rng_", None) is None or self._rng_.device.type != device.type:
+                self._rng_ = self._generator_(self._seed_(), device)
+            return self._rng_
+        return self._generator_(check_int(seed, "seed", minimum=0), device)
+
+    def _to_data(self, flat_std: torch.Tensor) -> np.ndarray:
+        x = flat_std * self.scale_ + self.mean_
+        if len(self.input_shape_) == 3:  # images live in [0, 1]
+            x = x.clamp(0.0, 1.0)
+        return x.detach().cpu().numpy().astype(np.float32).reshape(len(x), *self.input_shape_)
+
+    def _n_classes(self) -> int:
+        return 0 if self.classes_ is None else len(self.classes_)
+
+    @torch.no_grad()
+    def _generate(self, idx, gen) -> torch.Tensor:
+        """Raw generator output (standardised, flat) for label indices ``idx`` (or a count)."""
+        device = self._net_device()
+        n = idx if isinstance(idx, int) else len(idx)
+        z = torch.randn(n, self.latent_dim, generator=gen, device=device)
+        c = None if isinstance(idx, int) else self._one_hot(idx, self._n_classes(), device)
+        return self.generator_(self._cat(z, c))
+
+    @torch.no_grad()
+    def logits(self, X, labels=None) -> np.ndarray:
+        """The discriminator's logit for each row of ``X`` (in X's units): after fitting with
+        ``rejection=True`` an estimate of ``log p(x)/q(x)``, eq. (gan-logit)."""
+        self._check_fitted_()
+        X = self._check_X(X)
+        n = len(X)
+        flat = X.reshape(n, -1)
+        if flat.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} features per sample, "
+                             f"got {flat.shape[1]}")
+        device = self._net_device()
+        x = (flat.to(device) - self.mean_) / self.scale_
+        idx = self._label_index(labels, n) if self.classes_ is not None or labels is not None \
+            else None
+        c = None if idx is None else self._one_hot(idx, self._n_classes(), device)
+        return self.discriminator_(self._cat(x, c)).squeeze(1).cpu().numpy()
+
+    @torch.no_grad()
+    def sample(self, n_samples: int = 1, labels=None, *, rejection=None, seed=None,
+               return_acceptance: bool = False):
+        """``n_samples`` new points (or images) in the shape of the training data.
+
+        Parameters
+        ----------
+        n_samples : int >= 1
+        labels : array of length ``n_samples`` or None
+            Classes to generate (conditional models only). ``None`` for a conditional model
+            cycles through the classes: ``classes_[i % n_classes]``.
+        rejection : bool or None
+            ``None`` (default): use discriminator rejection sampling when the model was fitted
+            with ``rejection=True``. ``False``: the raw generator output G(z).
+        seed : int or None
+            Seeds the latent draws (and the acceptance tests); ``None`` continues the model's
+            own random stream.
+        return_acceptance : bool
+            Also return the fraction of generated candidates that were accepted.
+        """
+        self._check_fitted_()
+        n = check_int(n_samples, "n_samples", minimum=1)
+        if rejection is None:
+            rejection = self.log_m_ is not None
+        elif not isinstance(rejection, (bool, np.bool_)):
+            raise TypeError(f"rejection must be None, True or False, got {rejection!r}")
+        if rejection and self.log_m_ is None:
+            raise ValueError("rejection=True needs a model fitted with rejection=True")
+        idx = self._label_index(labels, n)
+        device = self._net_device()
+        gen = self._rng(seed, device)
+        if not rejection:
+            out = self._generate(n if idx is None else idx, gen)
+            return (self._to_data(out), 1.0) if return_acceptance else self._to_data(out)
+
+        out = torch.empty(n, self.n_features_in_, device=device)
+        need = torch.ones(n, dtype=torch.bool)
+        n_drawn, n_kept = 0, 0
+        for _round in range(self._MAX_ROUNDS):
+            todo = torch.nonzero(need).flatten()
+            if len(todo) == 0:
+                break
+            # draw a few times more candidates than still needed
+            reps = 4 if _round < 3 else 32
+            cand_rows = todo.repeat(reps)
+            cand_idx = None if idx is None else idx[cand_rows]
+            fake = self._generate(len(cand_rows) if idx is None else cand_idx, gen)
+            c = None if idx is None else self._one_hot(cand_idx, self._n_classes(), device)
+            logit = self.discriminator_(self._cat(fake, c)).squeeze(1)
+            log_m = self.log_m_[0] if idx is None else self.log_m_[cand_idx.to(device)]
+            accept = torch.rand(len(cand_rows), generator=gen, device=device) < \
+                acceptance_probability(logit, log_m)
+            n_drawn += len(cand_rows)
+            n_kept += int(accept.sum())
+            # fill each still-needed row with its first accepted candidate
+            acc = accept.cpu().reshape(reps, len(todo))
+            got = acc.any(0)
+            first = acc.to(torch.uint8).argmax(0)  # index of the first True along the reps
+            pos = (first * len(todo) + torch.arange(len(todo)))[got]
+            rows = todo[got]
+            out[rows.to(device)] = fake[pos.to(device)]
+            need[rows] = False
+        if bool(need.any()):  # pathological acceptance: fall back to raw samples (never silent)
+            import warnings
+
+            todo = torch.nonzero(need).flatten()
+            warnings.warn(f"rejection sampling accepted too few candidates; {len(todo)} of {n} "
+                          "samples are raw generator output", RuntimeWarning, stacklevel=2)
+            out[todo.to(device)] = self._generate(len(todo) if idx is None else idx[todo], gen)
+        data = self._to_data(out)
+        return (data, n_kept / max(n_drawn, 1)) if return_acceptance else data
+
+    _MAX_ROUNDS = 12
