@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_lib import mrf  # noqa: E402
 from course_lib.data import flip_noise, load_binary_image  # noqa: E402
+from course_lib.mrf._lattice import _QuarterLattice  # noqa: E402
 
 BETA = 1.0 / 2.5  # a temperature above T_c (the rate does not depend on it)
 
@@ -140,7 +141,7 @@ def spin_table(device: str, quick: bool) -> list[str]:
             )
             lib_med, lib_best = rate(
                 lambda n=n, L=L, k=sweeps: model.sample(
-                    n, (L, L), n_sweeps=k, seed=0, device=device
+                    n, (L, L), n_sweeps=k, burn_in=0, method="gibbs", seed=0, device=device
                 ),
                 updates,
                 repeats,
@@ -173,7 +174,7 @@ def cost_breakdown(device: str, quick: bool) -> list[str]:
     )
     gen = torch.Generator(device=device).manual_seed(0)
     x = (2 * torch.randint(0, 2, (1, L, L), generator=gen, device=device) - 1).to(torch.int8)
-    lattice = mrf._QuarterLattice(x, periodic=True)
+    lattice = _QuarterLattice(x, periodic=True)
     n = lattice.colour["black"].numel()
     f, q = lattice._field, lattice.colour["black"]
     bits = lattice._bits

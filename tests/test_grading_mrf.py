@@ -106,6 +106,38 @@ def sweep_zero_one_labels(s, beta, colour, u, J=1.0, h=0.0):
     return torch.where(colour_mask(s.shape[-2], s.shape[-1], colour), proposal, s)
 
 
+def sweep_ignores_J(s, beta, colour, u, J=1.0, h=0.0):
+    return half_sweep(s, beta, colour, u, 1.0, h)
+
+
+def sweep_ignores_h(s, beta, colour, u, J=1.0, h=0.0):
+    return half_sweep(s, beta, colour, u, J, 0.0)
+
+
+def _icm_tie(noisy, coupling, data_weight, max_sweeps, value):
+    """ICM with the reference schedule but a fixed label where the field is exactly 0."""
+    noisy = torch.as_tensor(noisy, dtype=torch.float64)
+    t = 2.0 * noisy - 1.0
+    labels = noisy.clone()
+    for _ in range(max_sweeps):
+        old = labels.clone()
+        for colour in (0, 1):
+            field = coupling * neighbour_sum(2.0 * labels - 1.0) + data_weight * t
+            new = torch.where(field > 0, 1.0, torch.where(field < 0, 0.0, float(value)))
+            labels = torch.where(colour_mask(*labels.shape, colour), new, labels)
+        if torch.equal(old, labels):
+            break
+    return labels
+
+
+def icm_tie_to_one(noisy, coupling, data_weight, max_sweeps=50):
+    return _icm_tie(noisy, coupling, data_weight, max_sweeps, 1.0)
+
+
+def icm_tie_to_zero(noisy, coupling, data_weight, max_sweeps=50):
+    return _icm_tie(noisy, coupling, data_weight, max_sweeps, 0.0)
+
+
 def icm_without_data_term(noisy, coupling, data_weight, max_sweeps=50):
     return icm_denoise(noisy, coupling, 0.0, max_sweeps)
 
@@ -188,6 +220,22 @@ def test_half_sweep_fails_on_wrong_answers(wrong, message):
         g.check_half_sweep(wrong)
 
 
+SEEDS = range(12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("wrong, message", [
+    (sweep_ignores_J, "ignores the coupling J"),
+    (sweep_ignores_h, "ignores the external field h"),
+    (sweep_factor_one, r"sigmoid\(2 \* beta \* f\)"),
+])
+def test_half_sweep_rejects_plausible_mistakes_on_every_seed(wrong, message, seed):
+    """Issue 8: an answer ignoring J passed in ~70% of runs. Now rejected on every seed."""
+    with pytest.raises(GradingError, match=message):
+        g.check_half_sweep(wrong, seed=seed)
+    g.check_half_sweep(half_sweep, seed=seed)  # while the right answer passes on that seed
+
+
 def test_sampler_distribution_passes_on_reference():
     result = g.check_sampler_distribution(half_sweep)
     assert result["p_value"] > 1e-3
@@ -226,6 +274,21 @@ def test_icm_passes_on_reference(capsys):
 def test_icm_fails_on_wrong_answers(wrong, message):
     with pytest.raises(GradingError, match=message):
         g.check_icm(wrong)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("wrong", [icm_tie_to_one, icm_tie_to_zero, icm_without_data_term])
+def test_icm_tie_rule_is_exercised_on_every_seed(wrong, seed):
+    with pytest.raises(GradingError, match="tie rule|data term"):
+        g.check_icm(wrong, seed=seed)
+    g.check_icm(icm_denoise, seed=seed)
+
+
+def test_icm_cases_contain_exact_ties():
+    *_, (image_seed, coupling, data_weight) = g._icm_cases(0)
+    _, noisy = g._icm_instance(image_seed)
+    field = g._denoise_field(noisy, noisy, coupling, data_weight)
+    assert bool((field == 0).any())
 
 
 def test_reference_icm_reaches_a_local_minimum_that_lowers_the_energy():
@@ -280,3 +343,67 @@ def test_pl_estimate_recovers_beta_from_ising_samples():
     assert abs(beta_hat - 0.3) < 0.015
     with pytest.raises(GradingError):
         g.check_pl_estimate(pl_sign_error, samples, 0.3)
+    with pytest.raises(GradingError):
+        g.check_pl_estimate(pl_tanh_two_beta, samples, 0.3)  # estimate off by a factor ~2
+    with pytest.raises(GradingError, match="not implemented"):
+        g.check_pl_estimate(blank, samples, 0.3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("wrong", [sweep_factor_one, sweep_all_sites])
+def test_sampler_distribution_rejects_mistakes_on_every_seed(wrong, seed):
+    """The chi-square check on 4x4 catches the missing factor 2 and the all-at-once update
+    on every seed used."""
+    with pytest.raises(GradingError):
+        g.check_sampler_distribution(wrong, seed=seed)
+
+
+# ------------------------------------------------------------------ exercise 4: tau_int
+
+
+def tau_int(x):
+    from course_lib.mrf.diagnostics import integrated_autocorrelation_time
+
+    return integrated_autocorrelation_time(np.asarray(x))
+
+
+def _rho(x):
+    from course_lib.mrf.diagnostics import autocorrelation
+
+    return autocorrelation(np.asarray(x))
+
+
+def tau_no_factor_two(x):
+    rho = _rho(x)
+    taus = 1 + 2 * np.cumsum(rho[1:])
+    M = int(np.argmax(np.arange(1, len(rho)) >= 5 * taus))
+    return float(1 + np.cumsum(rho[1:])[M])
+
+
+def tau_no_window(x):
+    return float(1 + 2 * _rho(x)[1:].sum())
+
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("wrong, message", [
+    (blank, "not implemented"),
+    (tau_no_factor_two, "counts twice"),
+    (tau_no_window, "end of the trace"),
+])
+def test_tau_int_check_rejects_wrong_answers_on_every_seed(wrong, message, seed):
+    with pytest.raises(GradingError, match=message):
+        g.check_tau_int(wrong, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tau_int_check_passes_on_reference(seed, capsys):
+    g.check_tau_int(tau_int, seed=seed)
+    assert "✔" in capsys.readouterr().out
+
+
+def test_tau_int_check_refuses_non_numbers():
+    with pytest.raises(GradingError):
+        g.check_tau_int(lambda x: None)
+    with pytest.raises(GradingError):
+        g.check_tau_int(lambda x: np.ones(3))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,6 +208,16 @@ def test_checkerboard_masks_are_proper_colourings(shape, periodic):
                     assert not m[a, b]
     if shape == (6, 8):
         assert len(masks) == 2 and bool(masks[0][0, 0]) and not bool(masks[0][0, 1])
+    # the book's claim: two classes (checkerboard) unless a periodic side is odd, then three
+    odd_periodic = periodic and (H % 2 == 1 or W % 2 == 1)
+    assert len(masks) == (3 if odd_periodic else 2)
+
+
+def test_book_states_the_number_of_colour_classes():
+    text = (Path(__file__).resolve().parents[1] / "book" / "04_mrf.md").read_text(encoding="utf-8")
+    assert "three colour classes" in text and "four colour" not in text
+    for side in range(3, 12, 2):  # every odd periodic lattice gets exactly three
+        assert len(mrf.checkerboard_masks((side, side + 1), periodic=True)) == 3
 
 
 def test_gibbs_sweep_shape_and_values():
@@ -256,7 +267,8 @@ def test_log_partition_refuses_big_lattices():
         ((4, 4), False, 0.4, -0.1),
     ],
 )
-def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h):
+@pytest.mark.parametrize("method", ["gibbs", "swendsen_wang"])
+def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h, method):
     """Chi-square test of the empirical state frequencies against enumeration (fixed seed).
 
     Each of the 20,000 chains starts from random spins and runs 15 sweeps, far longer than
@@ -265,7 +277,7 @@ def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h):
     """
     model = mrf.IsingModel(beta=beta, h=h, periodic=periodic)
     _, probs = model.exact_distribution(shape)
-    x = model.sample(20_000, shape, n_sweeps=15, seed=123, device=CPU)
+    x = model.sample(20_000, shape, n_sweeps=15, burn_in=0, method=method, seed=123, device=CPU)
     counts = np.bincount(state_codes(x), minlength=len(probs))
     p = chi_square_pvalue(counts, probs.numpy())
     assert p > 1e-3, f"p-value {p:.2g}: samples do not follow the Boltzmann distribution"
@@ -274,7 +286,9 @@ def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h):
 def test_sampler_detects_a_wrong_temperature():
     """The same test must fail for samples drawn at another beta (the test can fail)."""
     _, probs = mrf.IsingModel(beta=0.35).exact_distribution((3, 3))
-    x = mrf.IsingModel(beta=0.45).sample(20_000, (3, 3), n_sweeps=15, seed=123, device=CPU)
+    x = mrf.IsingModel(beta=0.45).sample(
+        20_000, (3, 3), n_sweeps=15, burn_in=0, method="gibbs", seed=123, device=CPU
+    )
     counts = np.bincount(state_codes(x), minlength=len(probs))
     assert chi_square_pvalue(counts, probs.numpy()) < 1e-6
 
@@ -291,7 +305,8 @@ def test_magnetization_below_tc_matches_yang(T):
     close to the infinite lattice. Average |M| over 32 chains × 200 sweeps after 100."""
     model = mrf.IsingModel(beta=1.0 / T)
     _, st = model.sample(
-        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=CPU, return_stats=True
+        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=CPU, return_stats=True,
+        method="gibbs",
     )
     m = st["magnetization"][st["burn_in"] :].abs().mean().item()
     assert m == pytest.approx(mrf.onsager_magnetization(T), abs=0.02)
@@ -301,11 +316,13 @@ def test_magnetization_below_tc_matches_yang(T):
 def test_disordered_above_tc_and_energy_matches_onsager():
     """T = 3.5: no spontaneous magnetisation; T = 3.0: energy per spin of Onsager's formula."""
     _, st = mrf.IsingModel(beta=1 / 3.5).sample(
-        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=CPU, return_stats=True
+        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=CPU, return_stats=True,
+        method="gibbs",
     )
     assert st["magnetization"][100:].abs().mean().item() < 0.1
     _, st = mrf.IsingModel(beta=1 / 3.0).sample(
-        16, (64, 64), n_sweeps=200, burn_in=100, seed=2, device=CPU, return_stats=True
+        16, (64, 64), n_sweeps=200, burn_in=100, seed=2, device=CPU, return_stats=True,
+        method="gibbs",
     )
     u = st["energy"][100:].mean().item()
     assert u == pytest.approx(mrf.onsager_energy_per_spin(3.0), abs=0.02)
@@ -313,17 +330,18 @@ def test_disordered_above_tc_and_energy_matches_onsager():
 
 def test_sample_stats_layout_and_init():
     model = mrf.IsingModel(beta=0.2)
-    x, st = model.sample(3, (8, 6), n_sweeps=4, burn_in=2, seed=0, device=CPU, return_stats=True)
+    x, st = model.sample(3, (8, 6), n_sweeps=4, burn_in=2, seed=0, device=CPU, return_stats=True,
+                         method="gibbs")
     assert x.shape == (3, 8, 6) and x.dtype == torch.float32
     assert st["magnetization"].shape == (6, 3) and st["energy"].shape == (6, 3)
     # the recorded energy per spin is that of the chain's state (last sweep = final state)
     np.testing.assert_allclose(st["energy"][-1].numpy(), model.energy(x).numpy() / 48, atol=1e-6)
     np.testing.assert_allclose(st["magnetization"][-1].numpy(), x.mean((1, 2)).numpy(), atol=1e-6)
-    x0 = model.sample(2, (4, 4), n_sweeps=0, init="up", device=CPU)
+    x0 = model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init="up", device=CPU)
     assert torch.equal(x0, torch.ones(2, 4, 4))
     init = -torch.ones(4, 4)
     assert torch.equal(
-        model.sample(2, (4, 4), n_sweeps=0, init=init, device=CPU), -torch.ones(2, 4, 4)
+        model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init=init, device=CPU), -torch.ones(2, 4, 4)
     )
 
 
@@ -343,7 +361,9 @@ def test_same_seed_same_samples():
 @pytest.fixture(scope="module")
 def ising_samples():
     """200 samples of a 32×32 periodic lattice at beta = 0.3 (well above T_c)."""
-    return mrf.IsingModel(beta=0.3).sample(200, (32, 32), n_sweeps=100, seed=11, device=CPU)
+    return mrf.IsingModel(beta=0.3).sample(
+        200, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=11, device=CPU
+    )
 
 
 def test_pseudolikelihood_recovers_beta(ising_samples):
@@ -358,7 +378,9 @@ def test_pseudolikelihood_recovers_beta(ising_samples):
 
 
 def test_pseudolikelihood_with_field():
-    x = mrf.IsingModel(beta=0.3, h=0.2).sample(100, (32, 32), n_sweeps=100, seed=3, device=CPU)
+    x = mrf.IsingModel(beta=0.3, h=0.2).sample(
+        100, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=3, device=CPU
+    )
     model = mrf.IsingModel(beta=1.0).fit(x, fit_h=True)
     assert model.beta_ == pytest.approx(0.3, rel=0.05)
     assert model.h_ == pytest.approx(0.2, abs=0.03)

@@ -29,6 +29,7 @@ __all__ = [
     "check_icm",
     "check_pl_gradient",
     "check_pl_estimate",
+    "check_tau_int",
 ]
 
 
@@ -109,18 +110,40 @@ def check_local_field(local_field) -> None:
     passed("local_field matches eq. (mrf-local-field) on three lattices")
 
 
-def check_half_sweep(half_sweep) -> None:
+def _half_sweep_cases(seed: int):
+    """Inputs for check_half_sweep: lattices, parameters and uniforms, chosen so that every
+    known mistake (J or h ignored, sigmoid(beta f), the comparison reversed, a sign error)
+    changes at least one spin of the answer: the check cannot pass them by luck, whatever
+    the seed (the uniforms are redrawn until this holds)."""
+    params = [((4, 6, 8), 0.6, 0, 1.0, 0.1), ((3, 4, 4), 0.3, 1, -1.0, 0.0),
+              ((2, 8, 6), 0.7, 0, 0.4, -0.3), ((2, 6, 6), 0.5, 1, 2.0, 0.2)]
+    wrong = [dict(J_used=1.0), dict(h_used=0.0), dict(factor=1.0), dict(compare="<"),
+             dict(factor=-2.0)]
+    gen = torch.Generator().manual_seed(int(seed))
+    for _ in range(100):
+        cases = []
+        for shape, beta, colour, J, h in params:
+            s = _random_spins(shape, gen)
+            u = torch.rand(shape, generator=gen)
+            cases.append((shape, beta, colour, J, h, s, u))
+        if all(any(not torch.equal(_ref_half_sweep(s, beta, colour, u, J, h),
+                                   _ref_half_sweep(s, beta, colour, u, w.get("J_used", J),
+                                                   w.get("h_used", h), w.get("factor", 2.0),
+                                                   w.get("compare", ">")))
+                   for shape, beta, colour, J, h, s, u in cases) for w in wrong):
+            return cases
+    raise RuntimeError("could not draw discriminating inputs")  # pragma: no cover
+
+
+def check_half_sweep(half_sweep, seed: int = 5) -> None:
     """``half_sweep(s, beta, colour, u, J, h)`` → spins after redrawing one colour.
 
     Sites of ``colour`` become ``+1`` where ``u < sigmoid(2 beta f)`` and ``-1`` elsewhere;
-    sites of the other colour keep their value.
+    sites of the other colour keep their value. The inputs (``seed``) always include a
+    negative and a non-unit ``J`` and a non-zero ``h``, so an answer that ignores either is
+    rejected on every seed.
     """
-    gen = torch.Generator().manual_seed(5)
-    cases = [((4, 6, 8), 0.6, 0, 1.0, 0.1), ((3, 4, 4), 0.3, 1, 1.0, 0.0),
-             ((2, 8, 6), 1.2, 0, 0.8, -0.3)]
-    for shape, beta, colour, J, h in cases:
-        s = _random_spins(shape, gen)
-        u = torch.rand(shape, generator=gen)
+    for shape, beta, colour, J, h, s, u in _half_sweep_cases(seed):
         what = f"half_sweep(s of shape {shape}, beta={beta}, colour={colour})"
         got = call_learner(half_sweep, s.clone(), beta, colour, u.clone(), J, h, what="half_sweep")
         got = _as_spins(got, shape, what)
@@ -143,6 +166,12 @@ def check_half_sweep(half_sweep) -> None:
             elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, compare="<").numpy()):
                 hint = ("a spin should become +1 when u < P(s = +1 | neighbours) (then it is +1 "
                         "with exactly that probability); you compared the other way round")
+            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, 1.0, h).numpy()):
+                hint = (f"your answer ignores the coupling J (here J = {J}): the local field is "
+                        "f = J * (sum of the neighbours) + h")
+            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, 0.0).numpy()):
+                hint = (f"your answer ignores the external field h (here h = {h}): the local "
+                        "field is f = J * (sum of the neighbours) + h")
             elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, factor=-2.0).numpy()):
                 hint = "sign error: P(s = +1) = sigmoid(+2 * beta * f) grows with the field f"
             else:
@@ -150,7 +179,8 @@ def check_half_sweep(half_sweep) -> None:
                         "s_new = +1 where u < sigmoid(2 * beta * f), -1 elsewhere, on the "
                         "sites of this colour only")
             raise GradingError(f"{what}: {n_bad} spins differ from the reference. Hint: {hint}")
-    passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (mrf-checkerboard)")
+    passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (mrf-checkerboard), "
+           "on four lattices (J = 1, -1, 0.4, 2)")
 
 
 def _exact_energy_distribution(L: int, beta: float):
@@ -230,7 +260,8 @@ def _denoise_field(labels: torch.Tensor, noisy: torch.Tensor, coupling: float, d
     return _ref_local_field(s, coupling, 0.0, periodic=False) + data_weight * t
 
 
-def _ref_icm(noisy: torch.Tensor, coupling: float, data_weight: float, max_sweeps: int = 50):
+def _ref_icm(noisy: torch.Tensor, coupling: float, data_weight: float, max_sweeps: int = 50,
+             tie: str = "keep"):
     """ICM with the schedule of the exercise: start at the noisy image; each sweep sets the
     colour-0 sites, then the colour-1 sites, to the sign of their field (ties: unchanged);
     stop after a sweep that changes nothing."""
@@ -240,7 +271,9 @@ def _ref_icm(noisy: torch.Tensor, coupling: float, data_weight: float, max_sweep
         for colour in (0, 1):
             mask = _colour_mask(noisy.shape, colour)
             f = _denoise_field(labels, noisy, coupling, data_weight)
-            new = torch.where(f > 0, 1.0, torch.where(f < 0, 0.0, labels))
+            at_tie = {"keep": labels, "one": torch.ones_like(labels),
+                      "zero": torch.zeros_like(labels)}[tie]
+            new = torch.where(f > 0, 1.0, torch.where(f < 0, 0.0, at_tie))
             new = torch.where(mask, new, labels)
             changed |= bool((new != labels).any())
             labels = new
@@ -267,12 +300,29 @@ def _icm_instance(seed: int, H: int = 24, W: int = 30, p: float = 0.15):
     return clean.double(), noisy
 
 
-def check_icm(icm_denoise) -> None:
+def _icm_cases(seed: int):
+    """(image seed, coupling, data_weight) for check_icm. The last case has data_weight =
+    2 × coupling, so a pixel whose neighbours vote 2 against its observed value has a field of
+    exactly 0: the tie rule (keep the current value) decides, and an image is drawn on which
+    keeping, setting 1 and setting 0 at ties give three different results."""
+    cases = [(seed, 1.0, 0.9), (seed + 1, 0.6, 1.1), (seed + 2, 1.5, 0.4)]
+    for k in range(100):
+        image_seed = seed + 3 + k
+        _, noisy = _icm_instance(image_seed)
+        keep = _ref_icm(noisy, 1.0, 2.0)
+        if not torch.equal(keep, _ref_icm(noisy, 1.0, 2.0, tie="one")) and \
+                not torch.equal(keep, _ref_icm(noisy, 1.0, 2.0, tie="zero")):
+            return cases + [(image_seed, 1.0, 2.0)]
+    raise RuntimeError("no image exercises the tie rule")  # pragma: no cover
+
+
+def check_icm(icm_denoise, seed: int = 0) -> None:
     """``icm_denoise(noisy, coupling, data_weight, max_sweeps)`` → ``{0,1}`` image ``(H, W)``.
 
     Compared with the reference schedule (checkerboard order, ties keep their value) and, to
-    explain a difference, tested for being a local minimum of eq. (mrf-denoise-energy)."""
-    cases = [(0, 1.0, 0.9), (1, 0.6, 1.1), (2, 1.5, 0.4)]
+    explain a difference, tested for being a local minimum of eq. (mrf-denoise-energy). One
+    case has fields that are exactly 0, so the tie rule is exercised."""
+    cases = _icm_cases(int(seed))
     for seed, coupling, data_weight in cases:
         clean, noisy = _icm_instance(seed)
         what = f"icm_denoise(noisy, coupling={coupling}, data_weight={data_weight})"
@@ -287,7 +337,12 @@ def check_icm(icm_denoise) -> None:
         e_got = _denoise_energy(got, noisy, coupling, data_weight)
         e_ref = _denoise_energy(expected, noisy, coupling, data_weight)
         e_noisy = _denoise_energy(noisy, noisy, coupling, data_weight)
-        if np.array_equal(got, _ref_icm(noisy, coupling, 0.0).numpy()):
+        if np.array_equal(got, _ref_icm(noisy, coupling, data_weight, tie="one").numpy()) or \
+                np.array_equal(got, _ref_icm(noisy, coupling, data_weight, tie="zero").numpy()):
+            hint = ("the tie rule: where the field is exactly 0 (here data_weight = 2 × coupling, "
+                    "so it happens), both values have the same energy and the pixel must KEEP "
+                    "its current value; you set it to a fixed label")
+        elif np.array_equal(got, _ref_icm(noisy, coupling, 0.0).numpy()):
             hint = ("you left out the data term: the field of a pixel is "
                     "coupling * (sum of neighbour spins) + data_weight * t_i, with t = 2y - 1. "
                     "Without it ICM only smooths and forgets the observed image")
@@ -311,7 +366,7 @@ def check_icm(icm_denoise) -> None:
                         "sweep, leave a pixel unchanged when its field is exactly 0")
         raise GradingError(f"{what} differs from the reference in {int((got != expected).sum())} "
                            f"pixels (energy {e_got:.2f}, reference {e_ref:.2f}). Hint: {hint}")
-    passed("icm_denoise matches the reference ICM on three noisy images")
+    passed(f"icm_denoise matches the reference ICM on {len(cases)} noisy images (ties included)")
 
 
 # ------------------------------------------------------------------ exercise 3: pseudo-likelihood
@@ -392,3 +447,72 @@ def check_pl_estimate(pl_gradient, samples, beta_true: float, tolerance: float =
     passed(f"maximum pseudo-likelihood beta = {beta_hat:.4f} (true {beta_true}, "
            f"error {100 * err:.1f}%)")
     return beta_hat
+
+
+# ------------------------------------------------------------------ exercise 4: autocorrelation
+
+
+def _ar1_trace(phi: float, n: int, seed: int) -> np.ndarray:
+    """An AR(1) trace x_t = phi x_{t-1} + e_t (stationary start): τ_int = (1 + phi)/(1 - phi)."""
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = e[0] / math.sqrt(1.0 - phi**2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + e[t]
+    return x
+
+
+def _tau_variants(x: np.ndarray) -> dict:
+    """The reference τ_int (Sokal's window, c = 5) and the values of common mistakes."""
+    rho = _mrf().diagnostics.autocorrelation(x)
+    cums = np.cumsum(rho[1:])
+    taus = 1.0 + 2.0 * cums
+    lags = np.arange(1, len(rho))
+    M = int(np.argmax(lags >= 5.0 * taus)) if (lags >= 5.0 * taus).any() else len(taus) - 1
+    return {
+        "reference": float(taus[M]),
+        "no factor 2": float(1.0 + cums[M]),
+        "no window": float(1.0 + 2.0 * cums[-1]),
+        "window from the lag-0 term": float(2.0 * np.cumsum(rho)[M] - 1.0 + 2.0 * rho[M + 1]),
+    }
+
+
+def check_tau_int(tau_int, seed: int = 0) -> None:
+    """``tau_int(trace)`` → the integrated autocorrelation time of a 1-D trace (a float).
+
+    Checked on AR(1) traces with known ``τ_int = (1 + φ)/(1 - φ)`` (φ = 0, 0.6, 0.9) and on a
+    magnetisation trace of the Ising model, against eq. (mrf-tau-int) with Sokal's window
+    (``c = 5``), within 2% (window choices differ by one lag at most)."""
+    cases = [("AR(1), phi = 0", _ar1_trace(0.0, 4000, seed)),
+             ("AR(1), phi = 0.6", _ar1_trace(0.6, 4000, seed + 1)),
+             ("AR(1), phi = 0.9", _ar1_trace(0.9, 8000, seed + 2))]
+    for name, x in cases:
+        what = f"tau_int({name} trace of length {len(x)})"
+        got = call_learner(tau_int, x.copy(), what="tau_int")
+        got = float(check_shape(got, (), what))
+        if not math.isfinite(got):
+            raise GradingError(f"{what} is {got}: expected a finite number")
+        variants = _tau_variants(x)
+        expected = variants["reference"]
+        if abs(got - expected) <= 0.02 * expected + 1e-9:
+            continue
+        hint = ("τ_int = 1 + 2 Σ_{t=1}^{M} ρ(t), with ρ(t) the autocorrelation normalised by "
+                "ρ(0) = 1 and M the first lag with M ≥ 5 τ_int(M)")
+        for mistake, value in variants.items():
+            if mistake != "reference" and abs(got - value) <= 0.02 * abs(value) + 1e-9:
+                hint = {
+                    "no factor 2": "each lag t > 0 counts twice (t and -t): 1 + 2 Σ ρ(t)",
+                    "no window": ("you summed ρ(t) up to the end of the trace: its tail is "
+                                  "pure noise. Stop at Sokal's window, the first M with "
+                                  "M ≥ 5 τ_int(M)"),
+                    "window from the lag-0 term": "start the sum at lag 1: ρ(0) = 1 is the 1",
+                }[mistake]
+        raise GradingError(f"{what} = {got:.4g}, expected {expected:.4g} (the exact τ_int of "
+                           f"this process is {_ar1_exact(name):.3g}). Hint: {hint}")
+    passed("tau_int matches eq. (mrf-tau-int) with Sokal's window on three AR(1) traces")
+
+
+def _ar1_exact(name: str) -> float:
+    phi = float(name.split("=")[1])
+    return (1 + phi) / (1 - phi)

@@ -1,0 +1,624 @@
+"""The 2D Ising model: energy, exact enumeration, sampling, learning beta."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+
+from .._core import (
+    check_choice,
+    check_int,
+    check_real,
+    make_generator,
+    resolve_device,
+)
+from .._core import progress as _progress  # `progress` is also an argument name below
+from ._lattice import (
+    MAX_ENUMERATION_SITES,
+    _all_states,
+    _check_beta,
+    _check_shape,
+    _check_spins,
+    _gibbs_sweep,
+    _heat_bath_coefficients,
+    _ising_energy,
+    _neighbour_sum,
+    _QuarterLattice,
+    checkerboard_masks,
+)
+from .cluster import _sw_sweep
+from .diagnostics import (
+    RHAT_WARNING,
+    effective_sample_size,
+    gelman_rubin,
+    integrated_autocorrelation_time,
+)
+
+
+class IsingModel(BaseEstimator):
+    """The 2D Ising model ``p(x) = exp(-beta E(x)) / Z(beta)`` over ±1 spins on a lattice.
+
+    Parameters
+    ----------
+    beta : float > 0
+        Inverse temperature ``1 / T`` (``k_B = 1``). Also the starting value for :meth:`fit`.
+    J : float
+        Coupling: ``J > 0`` favours equal neighbours (ferromagnet).
+    h : float
+        External field: ``h > 0`` favours ``+1``.
+    periodic : bool
+        Periodic (toroidal) boundary, or an open one where edge sites have fewer neighbours.
+
+    After :meth:`fit`, ``beta_`` and ``h_`` hold the learned values, and :meth:`sample`,
+    :meth:`log_partition` and :meth:`exact_distribution` use them.
+    """
+
+    def __init__(self, beta: float = 0.4, J: float = 1.0, h: float = 0.0, periodic: bool = True):
+        # validated here and again where used (set_params may change them); stored as given,
+        # so that sklearn.base.clone reproduces the estimator exactly
+        _check_beta(beta)
+        check_real(J, "J")
+        check_real(h, "h")
+        _check_flag(periodic, "periodic")
+        self.beta = beta
+        self.J = J
+        self.h = h
+        self.periodic = periodic
+
+    # ---------------------------------------------------------------- parameters
+    def _params(self) -> tuple[float, float]:
+        """(beta, h) in use: the learned ones after fit, else the constructor's."""
+        beta = getattr(self, "beta_", None)
+        beta = _check_beta(self.beta) if beta is None else beta
+        h = getattr(self, "h_", None)
+        h = check_real(self.h, "h") if h is None else h
+        return beta, h
+
+    def _J(self) -> float:
+        return check_real(self.J, "J")
+
+    def _periodic(self) -> bool:
+        return _check_flag(self.periodic, "periodic")
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 / self._params()[0]
+
+    # ---------------------------------------------------------------- energy
+    def energy(self, x) -> torch.Tensor:
+        """Energy of each configuration: ``E(x) = -J Σ_<ij> x_i x_j - h Σ_i x_i``.
+
+        Implements eq. (mrf-ising-energy). ``x``: ±1 spins ``(H, W)`` (returns a 0-d
+        tensor) or ``(N, H, W)`` (returns ``(N,)``). ``<ij>`` runs over nearest-neighbour
+        bonds, each once (right and down neighbours, wrapping when ``periodic``).
+        """
+        x = _check_spins(x)
+        return _ising_energy(x, self._J(), self._params()[1], self._periodic())
+
+    # ---------------------------------------------------------------- exact (tiny lattices)
+    def _check_enumerable(self, shape) -> tuple[int, int]:
+        H, W = _check_shape(shape)
+        if H * W > MAX_ENUMERATION_SITES:
+            raise ValueError(
+                f"shape={shape!r}: exact enumeration of a {H}×{W} lattice would sum "
+                f"2**{H * W} = {2 ** (H * W):,} terms; only lattices with at most "
+                f"{MAX_ENUMERATION_SITES} sites (2**{MAX_ENUMERATION_SITES} = "
+                f"{2**MAX_ENUMERATION_SITES:,} terms, e.g. 4×4) are enumerated. This "
+                "exponential blow-up is why Z is never computed this way for real images."
+            )
+        return H, W
+
+    def log_partition(self, shape) -> float:
+        """``log Z(beta) = log Σ_x exp(-beta E(x))`` by enumerating all ``2**(H·W)`` states.
+
+        Implements eq. (mrf-partition). Only for tiny lattices (at most 16 sites, e.g. 4×4):
+        the number of terms doubles with every site.
+        """
+        H, W = self._check_enumerable(shape)
+        beta, h = self._params()
+        states = _all_states(H, W)
+        log_weights = -beta * _ising_energy(states.double(), self._J(), h, self._periodic())
+        return float(torch.logsumexp(log_weights, 0))
+
+    def exact_distribution(self, shape) -> tuple[torch.Tensor, torch.Tensor]:
+        """All states of a tiny lattice and their exact Boltzmann probabilities.
+
+        Implements eq. (mrf-gibbs): ``p(x) = exp(-beta E(x)) / Z(beta)``, the Gibbs
+        distribution with features ``φ = (Σ_<ij> x_i x_j, Σ_i x_i)`` and weights
+        ``θ = (beta J, beta h)``.
+
+        Returns ``(states, probs)``: ``states`` is ``(2**(H·W), H, W)`` float ±1, with
+        state ``k`` having spin ``+1`` at the flattened site ``i`` iff bit ``i`` of ``k``
+        is 1; ``probs`` is ``(2**(H·W),)`` float64 summing to 1.
+        """
+        H, W = self._check_enumerable(shape)
+        beta, h = self._params()
+        states = _all_states(H, W)
+        log_weights = -beta * _ising_energy(states.double(), self._J(), h, self._periodic())
+        probs = torch.softmax(log_weights, 0)
+        return states, probs
+
+    def estimate_log_partition(
+        self,
+        shape,
+        n_chains: int = 200,
+        n_steps: int = 200,
+        seed=0,
+        device=None,
+        return_weights: bool = False,
+    ):
+        """``log Z(beta)`` estimated by annealed importance sampling (Neal 2001), no enumeration.
+
+        Implements eq. (mrf-ais). At ``beta = 0`` every one of the ``2**(H·W)`` states has
+        weight 1, so ``Z(0) = 2**(H·W)`` and independent fair coins sample it exactly. The
+        chains then move through ``n_steps`` inverse temperatures ``0 = b_0 < b_1 < … <
+        b_K = beta`` (one checkerboard Gibbs sweep at each), each accumulating the log
+        importance weight ``log w = Σ_k -(b_k - b_{k-1}) E(x_{k-1})``. The mean of ``w`` is
+        ``Z(beta)/Z(0)`` exactly, for any number of steps; more steps only reduce the
+        variance. Returns ``log Z(0) + log mean(w)`` (and, with ``return_weights=True``, the
+        ``(n_chains,)`` log weights, whose spread gives the estimate's Monte Carlo error).
+        Unlike :meth:`log_partition`, the cost grows linearly with the number of sites.
+        """
+        H, W = _check_shape(shape)
+        n_chains = check_int(n_chains, "n_chains", minimum=1)
+        n_steps = check_int(n_steps, "n_steps", minimum=1)
+        return_weights = _check_flag(return_weights, "return_weights")
+        beta, h = self._params()
+        J, periodic = self._J(), self._periodic()
+        dev = resolve_device(device)
+        gen = make_generator(seed, dev)
+        x = torch.where(torch.rand((n_chains, H, W), generator=gen, device=dev) < 0.5, 1.0, -1.0)
+        masks = checkerboard_masks((H, W), periodic=periodic, device=dev)
+        betas = np.linspace(0.0, beta, n_steps + 1)
+        log_w = torch.zeros(n_chains, dtype=torch.float64, device=dev)
+        for b_prev, b_next in zip(betas[:-1], betas[1:]):
+            log_w -= (b_next - b_prev) * _ising_energy(x, J, h, periodic).double()
+            x = _gibbs_sweep(x, float(b_next), J, h, periodic, gen, masks)
+        log_z0 = H * W * math.log(2.0)
+        estimate = log_z0 + float(torch.logsumexp(log_w, 0)) - math.log(n_chains)
+        if return_weights:
+            return estimate, log_w.cpu().numpy()
+        return estimate
+
+    # ---------------------------------------------------------------- sampling
+    def sample(
+        self,
+        n: int,
+        shape=(64, 64),
+        n_sweeps: int | None = None,
+        burn_in: int | None = None,
+        init="random",
+        method: str = "swendsen_wang",
+        seed=None,
+        device=None,
+        progress: bool = False,
+        return_stats: bool = False,
+    ):
+        """Run ``n`` independent Markov chains, batched, and return their final states.
+
+        ``method``:
+
+        - ``"swendsen_wang"`` (default; alias ``"cluster"``): Swendsen–Wang cluster sweeps
+          (:func:`~course_lib.mrf.swendsen_wang_sweep`, eq. (mrf-sw-bond)), with the external
+          field through a ghost spin. Defaults ``burn_in=100``, ``n_sweeps=100``: from the
+          default random start this reaches equilibrium at every temperature, also below
+          and at ``T_c`` and on 256×256 lattices (the chapter measures it).
+        - ``"gibbs"``: checkerboard Gibbs sweeps (eq. (mrf-checkerboard)); lattices with even
+          sides run the fast int8 quarter-lattice code, others :func:`gibbs_sweep`'s colour
+          masks. Defaults ``burn_in=100``, ``n_sweeps=100``. Below ``T_c`` a random start
+          freezes into long-lived domains and stripes: far from equilibrium (the chapter
+          shows it, and ``R̂`` flags it).
+
+        Each chain starts from ``init`` (``"random"``: fair coins, i.e. infinite temperature;
+        ``"up"`` / ``"down"``: all +1 / -1; or ±1 spins ``(H, W)`` or ``(n, H, W)``) and runs
+        ``burn_in + n_sweeps`` sweeps. Same ``seed``, same result on the CPU.
+
+        Returns a float tensor ``(n, H, W)`` of ±1 on ``device``. With ``return_stats=True``
+        returns ``(samples, stats)``: ``"magnetization"`` and ``"energy"`` (per spin), each
+        ``(burn_in + n_sweeps, n)`` on the CPU, one row per sweep (burn-in included, for
+        plots); ``"burn_in"``; ``"method"``; and, computed on the sweeps after the burn-in,
+        ``"tau_int"``, ``"ess"`` and ``"r_hat"``: dicts over ``"abs_magnetization"`` and
+        ``"energy"`` (see :mod:`~course_lib.mrf.diagnostics`; ``r_hat`` is ``None`` for one
+        chain). Whenever ``n ≥ 2`` and ``n_sweeps ≥ MIN_SWEEPS_FOR_CHECK`` (20), a
+        :class:`ConvergenceWarning` is issued if ``R̂`` of ``|M|`` or of the energy exceeds
+        ``diagnostics.RHAT_WARNING``: the chains disagree, so they are not at equilibrium
+        (or the run is too short to tell).
+        """
+        n = check_int(n, "n", minimum=1)
+        H, W = _check_shape(shape)
+        check_choice(method, "method", ("swendsen_wang", "cluster", "gibbs"))
+        method = "swendsen_wang" if method == "cluster" else method
+        default_sweeps, default_burn_in = DEFAULT_SWEEPS[method]
+        n_sweeps = default_sweeps if n_sweeps is None else check_int(n_sweeps, "n_sweeps", minimum=0)
+        burn_in = default_burn_in if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
+        progress = _check_flag(progress, "progress")
+        return_stats = _check_flag(return_stats, "return_stats")
+        dev = resolve_device(device)
+        gen = make_generator(seed, dev)
+        beta, h = self._params()
+        J, periodic = self._J(), self._periodic()
+        x = self._initial_state(init, n, H, W, gen, dev)
+
+        total = burn_in + n_sweeps
+        # |M| and E are recorded every sweep with return_stats, else (for the R̂ check of
+        # n >= 2 chains) at most ~100 times after the burn-in: the check costs almost nothing.
+        every = 1 if return_stats else max(1, n_sweeps // 100)
+        record_from = 0 if return_stats else burn_in
+        watch = return_stats or (n >= 2 and n_sweeps >= MIN_SWEEPS_FOR_CHECK)
+        mags, energies = [], []
+        n_sites = H * W
+        desc = "Swendsen-Wang sweeps" if method == "swendsen_wang" else "Gibbs sweeps"
+        if method == "swendsen_wang":
+            arr = x.cpu().numpy()
+            for t in _progress(range(total), progress, desc=desc):
+                arr = _sw_sweep(arr, beta, J, h, periodic, gen, dev)
+                if watch and t >= record_from and (t - record_from) % every == 0:
+                    m, e = _np_magnetization_energy(arr, J, h, periodic)
+                    mags.append(m)
+                    energies.append(e)
+            x = torch.as_tensor(arr, device=dev)
+        elif H % 2 == 0 and W % 2 == 0:
+            lattice = _QuarterLattice(x, periodic)
+            a, b = _heat_bath_coefficients(beta, J, h)
+            for t in _progress(range(total), progress, desc=desc):
+                lattice.sweep(a, b, gen)
+                if watch and t >= record_from and (t - record_from) % every == 0:
+                    mags.append(lattice.magnetization().cpu())
+                    energies.append((lattice.energy(J, h) / n_sites).cpu())
+            x = lattice.full()
+        else:  # odd side: the general colour-class sampler
+            xf = x.to(torch.float32)
+            masks = checkerboard_masks((H, W), periodic=periodic, device=dev)
+            for t in _progress(range(total), progress, desc=desc):
+                xf = _gibbs_sweep(xf, beta, J, h, periodic, gen, masks)
+                if watch and t >= record_from and (t - record_from) % every == 0:
+                    mags.append(xf.mean((-2, -1)).cpu())
+                    energies.append((_ising_energy(xf, J, h, periodic) / n_sites).cpu())
+            x = xf
+        samples = x.to(torch.float32)
+        empty = torch.zeros((0, n))
+        mag_trace = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in mags]) if mags else empty
+        energy_trace = (
+            torch.stack([torch.as_tensor(e, dtype=torch.float32) for e in energies]) if energies else empty
+        )
+        after = burn_in if return_stats else 0
+        diag = _diagnostics(mag_trace[after:].abs(), energy_trace[after:])
+        if diag["r_hat"] is not None and n_sweeps >= MIN_SWEEPS_FOR_CHECK:
+            worst = max(diag["r_hat"].values())
+            if worst > RHAT_WARNING:
+                warnings.warn(
+                    f"IsingModel.sample: the {n} chains disagree (R-hat = {worst:.2f} > "
+                    f"{RHAT_WARNING} for |M| or the energy at T = {1 / beta:.3f}): they are not "
+                    f"at equilibrium after {burn_in} burn-in sweeps of {method!r} (or the run "
+                    "is too short to tell). Use more "
+                    "burn_in, or method='swendsen_wang' (cluster updates), which does not "
+                    "freeze into domains below T_c.",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
+        if not return_stats:
+            return samples
+        stats = {
+            "magnetization": mag_trace,
+            "energy": energy_trace,
+            "burn_in": burn_in,
+            "method": method,
+            **diag,
+        }
+        return samples, stats
+
+    def _initial_state(self, init, n, H, W, gen, dev) -> torch.Tensor:
+        """int8 ±1 start (n, H, W) from ``init`` (see :meth:`sample`)."""
+        if isinstance(init, str):
+            check_choice(init, "init", ("random", "up", "down"))
+            if init == "random":
+                x = torch.randint(0, 2, (n, H, W), generator=gen, device=dev, dtype=torch.int8)
+                return 2 * x - 1
+            return torch.full((n, H, W), 1 if init == "up" else -1, dtype=torch.int8, device=dev)
+        x0 = _check_spins(init, "init", device=dev)
+        if tuple(x0.shape[-2:]) != (H, W):
+            raise ValueError(f"init has lattice shape {tuple(x0.shape[-2:])}, expected {(H, W)}")
+        if x0.dim() == 3 and x0.shape[0] != n:
+            raise ValueError(f"init has {x0.shape[0]} chains, expected n={n}")
+        return x0.expand(n, H, W).to(torch.int8).clone()
+
+    # ---------------------------------------------------------------- learning
+    def _features(self, x: torch.Tensor):
+        """Per-site pieces of the pseudo-likelihood: x_i, J·(neighbour sum)_i."""
+        return x, self._J() * _neighbour_sum(x, self._periodic())
+
+    def pseudo_log_likelihood(self, x, beta=None, h=None) -> float:
+        """Mean over sites and samples of ``log p(x_i | x_rest)`` (eq. (mrf-pseudolikelihood)).
+
+        ``log PL(beta, h) = (1/(N·H·W)) Σ_n Σ_i log σ(2 beta x_i (J s_i + h))`` with ``s_i``
+        the sum of the neighbours of site ``i``: no partition function is needed, only
+        each site's conditional given its neighbours (Besag 1975).
+        """
+        x = _check_spins(x, "x")
+        if x.dim() == 2:
+            x = x[None]
+        b0, h0 = self._params()
+        beta = b0 if beta is None else _check_beta(beta)
+        h = h0 if h is None else check_real(h, "h")
+        spins, js = self._features(x.double())
+        return float(torch.nn.functional.logsigmoid(2.0 * beta * spins * (js + h)).mean())
+
+    def fit(
+        self,
+        samples,
+        y=None,
+        method: str = "pseudolikelihood",
+        fit_h: bool = False,
+        n_iter: int | None = None,
+        lr: float = 1.0,
+        n_chains: int = 64,
+        sampler: str = "gibbs",
+        average: bool = True,
+        seed=None,
+        device=None,
+        progress: bool = False,
+    ) -> IsingModel:
+        """Learn ``beta`` (and ``h`` when ``fit_h``) from ±1 samples ``(N, H, W)``.
+
+        ``J`` stays fixed (only ``beta·J`` is identifiable). There are no hidden variables,
+        so EM has nothing to do here; two standard methods instead:
+
+        - ``"pseudolikelihood"`` (Besag 1975): maximise eq. (mrf-pseudolikelihood), a
+          concave function of ``(beta, beta·h)``, by Newton's method (``n_iter`` steps,
+          default 50, stopping early at convergence). When the data admit no finite
+          maximiser (e.g. every spin equal: the larger ``beta`` the better), a
+          ``ValueError`` says so.
+        - ``"sml"``: stochastic maximum likelihood / persistent contrastive divergence
+          (Younes 1989; Tieleman 2008): gradient ascent on the log-likelihood, whose
+          gradient eq. (mrf-likelihood-gradient) is ``E_data[φ] - E_model[φ]``; the model
+          expectation comes from ``n_chains`` persistent chains advanced by one sweep of
+          ``sampler`` (``"gibbs"`` or ``"swendsen_wang"``) per step (``n_iter`` steps,
+          default 400, step size ``lr / sqrt(1 + t/50)``). The noisy gradient makes the
+          iterates jitter around the optimum with an amplitude set by the step size; with
+          ``average=True`` (default) the estimate is the **Polyak–Ruppert average** of the
+          second half of the iterates (Polyak & Juditsky 1992), whose error shrinks like
+          ``1/sqrt(#steps averaged)``; ``average=False`` returns the last iterate. A
+          divergent run (``beta·|J|`` beyond ``BETA_LIMIT``, e.g. ``lr`` far too large)
+          raises a ``RuntimeError`` naming ``lr``.
+
+        A refit starts from the constructor's ``beta`` and ``h``, not from a previous fit, and
+        a fit that raises leaves the model as it was. ``y`` is ignored (scikit-learn API).
+
+        Sets ``beta_``, ``h_`` and ``history_`` (dict of lists: ``"beta"``, ``"h"``,
+        ``"pseudo_log_likelihood"`` for PL; for SML also ``"beta_average"`` (the running
+        Polyak average, NaN before averaging starts), ``"phi_data"``, ``"phi_model"``).
+        """
+        x = _check_spins(samples, "samples")
+        if x.dim() == 2:
+            x = x[None]
+        check_choice(method, "method", ("pseudolikelihood", "sml"))
+        check_choice(sampler, "sampler", ("gibbs", "swendsen_wang"))
+        lr = check_real(lr, "lr", minimum=0.0, strict_min=True)
+        fit_h = _check_flag(fit_h, "fit_h")
+        average = _check_flag(average, "average")
+        progress = _check_flag(progress, "progress")
+        _check_beta(self.beta)
+        if method == "pseudolikelihood":
+            n_iter = 50 if n_iter is None else check_int(n_iter, "n_iter", minimum=1)
+            beta_, h_, history = self._fit_pseudolikelihood(x.double(), fit_h, n_iter)
+        else:
+            n_iter = 400 if n_iter is None else check_int(n_iter, "n_iter", minimum=1)
+            n_chains = check_int(n_chains, "n_chains", minimum=1)
+            beta_, h_, history = self._fit_sml(
+                x, fit_h, n_iter, lr, n_chains, sampler, average, seed, device, progress
+            )
+        # only now, after everything succeeded, is the model changed
+        self.beta_, self.h_, self.history_ = beta_, h_, history
+        return self
+
+    def _fit_pseudolikelihood(self, x: torch.Tensor, fit_h: bool, n_iter: int):
+        J = self._J()
+        h0 = check_real(self.h, "h")
+        spins, js = x, J * _neighbour_sum(x, self._periodic())
+        # log σ(z) with z = 2 x_i beta (J s_i + h): a logistic regression of each spin on
+        # its neighbours, linear in the natural parameters θ = (beta, beta·h).
+        if fit_h:  # features (2 x_i J s_i, 2 x_i) for θ = (beta, beta·h)
+            A = torch.stack([(2 * spins * js).flatten(), (2 * spins).flatten()], 1)
+        else:  # h stays at the constructor's value: one feature 2 x_i (J s_i + h) for θ = beta
+            A = (2 * spins * (js + h0)).flatten()[:, None]
+        _check_pl_bounded(A, fit_h)
+        # Start from the weakly coupled beta = 0.1, beta·h = 0.
+        theta = torch.tensor([0.1, 0.0][: A.shape[1]], dtype=torch.float64)
+
+        def objective(th):
+            return float(torch.nn.functional.logsigmoid(A @ th).mean())
+
+        def record(th, value):
+            history["beta"].append(float(th[0]))
+            history["h"].append(float(th[1] / th[0]) if fit_h else h0)
+            history["pseudo_log_likelihood"].append(value)
+
+        history = {"beta": [], "h": [], "pseudo_log_likelihood": []}
+        value = objective(theta)
+        record(theta, value)
+        for _ in range(n_iter):
+            sig = torch.sigmoid(A @ theta)
+            grad = A.T @ (1 - sig) / len(sig)
+            hess = -(A * (sig * (1 - sig))[:, None]).T @ A / len(sig)
+            eye = torch.eye(len(theta), dtype=hess.dtype)
+            step = -torch.linalg.solve(hess - 1e-12 * eye, grad)  # Newton direction (ascent)
+            # Damped Newton: halve the step until the (concave) objective increases.
+            for _ in range(40):
+                new_value = objective(theta + step)
+                if new_value >= value:
+                    break
+                step = step / 2
+            theta, value = theta + step, new_value
+            if not torch.isfinite(theta).all() or abs(float(theta[0])) * abs(J) > BETA_LIMIT:
+                raise ValueError(
+                    "pseudo-likelihood diverged (beta -> infinity): the samples look perfectly "
+                    "ordered, for which the maximum is at beta = infinity. Fit data that show "
+                    "some disagreeing neighbours."
+                )
+            record(theta, value)
+            if float(step.abs().max()) < 1e-10:
+                break
+        if float(theta[0]) <= 0:
+            raise ValueError(
+                f"pseudo-likelihood gave beta = {float(theta[0]):.4g} <= 0: the samples are "
+                "anti-correlated, which a ferromagnetic model with J > 0 cannot describe "
+                "(use J < 0 for an antiferromagnet)"
+            )
+        beta_ = float(theta[0])
+        h_ = float(theta[1] / theta[0]) if fit_h else h0
+        return beta_, h_, history
+
+    def _fit_sml(self, x, fit_h, n_iter, lr, n_chains, sampler, average, seed, device,
+                 show_progress):
+        dev = resolve_device(device)
+        gen = make_generator(seed, dev)
+        J, periodic = self._J(), self._periodic()
+        x = x.to(dev)
+        H, W = x.shape[-2:]
+        n_sites = H * W
+
+        def phi(spins) -> torch.Tensor:
+            """Features per site, averaged over samples: (J Σ_<ij> x_i x_j, Σ_i x_i) / n_sites."""
+            spins = torch.as_tensor(spins, device=dev).to(torch.float32)
+            bonds = -_ising_energy(spins, 1.0, 0.0, periodic)
+            return torch.stack([bonds.mean() * J, spins.sum((-2, -1)).mean()]) / n_sites
+
+        phi_data = phi(x)
+        beta0, h0 = check_real(self.beta, "beta"), check_real(self.h, "h")
+        theta = torch.tensor([beta0, beta0 * h0], dtype=torch.float64)  # natural parameters
+        chains = (
+            2 * torch.randint(0, 2, (n_chains, H, W), generator=gen, device=dev, dtype=torch.int8)
+            - 1
+        )
+        fast = sampler == "gibbs" and H % 2 == 0 and W % 2 == 0
+        lattice = _QuarterLattice(chains, periodic) if fast else None
+        masks = checkerboard_masks((H, W), periodic=periodic, device=dev)
+        arr = chains.cpu().numpy() if sampler == "swendsen_wang" else None
+        chains = chains.float()
+        history = {"beta": [], "beta_average": [], "h": [], "phi_data": [], "phi_model": []}
+        half = n_iter // 2
+        for t in _progress(range(n_iter), show_progress, desc="SML"):
+            b = float(theta[0])
+            hh = float(theta[1]) / b if fit_h else h0
+            # advance the persistent chains by one sweep at the current parameters
+            if sampler == "swendsen_wang":
+                arr = _sw_sweep(arr, b, J, hh, periodic, gen, dev)
+                phi_model = phi(arr)
+            elif fast:
+                lattice.sweep(*_heat_bath_coefficients(b, J, hh), gen)
+                # the same features as phi(), read off the quarter-lattices directly
+                phi_model = (
+                    torch.stack(
+                        [-lattice.energy(J, 0.0).mean(), lattice.magnetization().mean() * n_sites]
+                    )
+                    / n_sites
+                )
+            else:
+                chains = _gibbs_sweep(chains, b, J, hh, periodic, gen, masks)
+                phi_model = phi(chains)
+            # eq. (mrf-likelihood-gradient): d/dθ (1/n_sites) log p = E_data[φ] - E_model[φ]
+            grad = (phi_data - phi_model).double().cpu()
+            step = lr / math.sqrt(1.0 + t / 50.0)
+            theta[0] += step * grad[0]
+            if fit_h:
+                theta[1] += step * grad[1]
+            if not torch.isfinite(theta).all() or float(theta[0]) * abs(J) > BETA_LIMIT \
+                    or abs(float(theta[1])) > BETA_LIMIT:
+                raise RuntimeError(
+                    f"SML diverged at step {t}: beta = {float(theta[0]):.4g} (beta·|J| beyond "
+                    f"{BETA_LIMIT}, where every chain is frozen). The step size lr = {lr:g} is "
+                    "far too large for these data: lower lr (e.g. by a factor of 10)."
+                )
+            theta[0] = max(float(theta[0]), 1e-3)  # beta must stay positive
+            history["beta"].append(float(theta[0]))
+            history["h"].append(float(theta[1] / theta[0]) if fit_h else h0)
+            history["beta_average"].append(
+                float(np.mean(history["beta"][half:])) if t >= half else float("nan")
+            )
+            history["phi_data"].append(phi_data.cpu().numpy())
+            history["phi_model"].append(phi_model.cpu().numpy())
+        if average:  # Polyak–Ruppert averaging of the second half of the iterates
+            beta_ = float(np.mean(history["beta"][half:]))
+            h_ = float(np.mean(history["h"][half:])) if fit_h else h0
+        else:
+            beta_, h_ = history["beta"][-1], history["h"][-1]
+        return beta_, h_, history
+
+
+# ------------------------------------------------------------------------- helpers
+
+#: Default ``(n_sweeps, burn_in)`` of :meth:`IsingModel.sample` per method.
+DEFAULT_SWEEPS = {"swendsen_wang": (100, 100), "gibbs": (100, 100)}
+
+#: Fewest sweeps after the burn-in for which sample() checks R̂ (shorter traces are too
+#: noisy to tell disagreeing chains from chance).
+MIN_SWEEPS_FOR_CHECK = 20
+
+#: ``beta·|J|`` above which a fit is declared divergent: at ``beta J = 20`` flipping one
+#: aligned spin costs a factor ``e^-160``; no data set short of a frozen one asks for more.
+BETA_LIMIT = 20.0
+
+
+def _check_flag(value, name: str) -> bool:
+    """A real boolean (``True``/``False``, numpy bools included); refuses ``"False"``, 0, 1."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_pl_bounded(A: torch.Tensor, fit_h: bool) -> None:
+    """Refuse data for which the pseudo-likelihood has no finite maximiser.
+
+    ``log PL(θ) = mean log σ(A θ)`` is unbounded above iff some direction ``d ≠ 0`` has
+    ``A d ≥ 0`` on every row with ``A d > 0`` somewhere (the data are "separable": e.g.
+    every spin agrees with all its neighbours). The rows take few distinct values, so a
+    small linear programme over the unique rows decides it.
+    """
+    rows = np.unique(np.round(A.cpu().numpy(), 9), axis=0)
+    if not fit_h:
+        col = rows[:, 0]
+        separable = (col >= 0).all() and (col > 0).any()
+    else:
+        from scipy.optimize import linprog
+
+        # maximise Σ_rows (A d) subject to A d ≥ 0, -1 ≤ d ≤ 1
+        res = linprog(-rows.sum(0), A_ub=-rows, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * 2,
+                      method="highs")
+        separable = res.status == 0 and -res.fun > 1e-9
+    if separable:
+        raise ValueError(
+            "samples: the pseudo-likelihood has no finite maximiser for these data (every "
+            "spin agrees with the sign of its local field, e.g. all spins equal), so the "
+            "estimate would run off to beta = infinity. Fit samples that contain some "
+            "disagreeing neighbours."
+        )
+
+
+def _np_magnetization_energy(x: np.ndarray, J: float, h: float, periodic: bool):
+    """Mean spin and energy per spin of each lattice of an int8 (N, H, W) batch."""
+    xf = x.astype(np.float32)
+    if periodic:
+        bonds = (xf * np.roll(xf, -1, 2)).sum((1, 2)) + (xf * np.roll(xf, -1, 1)).sum((1, 2))
+    else:
+        bonds = (xf[:, :, :-1] * xf[:, :, 1:]).sum((1, 2)) + (xf[:, :-1] * xf[:, 1:]).sum((1, 2))
+    m = xf.mean((1, 2))
+    n_sites = x.shape[1] * x.shape[2]
+    return torch.from_numpy(m), torch.from_numpy((-J * bonds - h * m * n_sites) / n_sites)
+
+
+def _diagnostics(abs_m: torch.Tensor, energy: torch.Tensor) -> dict:
+    """τ_int, ESS and R̂ of the |M| and energy traces ``(n_steps, n_chains)``."""
+    out = {"tau_int": None, "ess": None, "r_hat": None}
+    if abs_m.shape[0] < 4:
+        return out
+    traces = {"abs_magnetization": abs_m.double().numpy(), "energy": energy.double().numpy()}
+    out["tau_int"] = {k: integrated_autocorrelation_time(v) for k, v in traces.items()}
+    out["ess"] = {k: effective_sample_size(v) for k, v in traces.items()}
+    if abs_m.shape[1] >= 2:
+        out["r_hat"] = {k: gelman_rubin(v) for k, v in traces.items()}
+    return out

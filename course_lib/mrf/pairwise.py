@@ -1,0 +1,244 @@
+"""A pairwise MRF over binarised 8×8 digits (fully visible Boltzmann machine)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from sklearn.base import BaseEstimator
+
+from .._core import (
+    as_tensor,
+    check_choice,
+    check_int,
+    check_real,
+    make_generator,
+    resolve_device,
+)
+from .._core import progress as _progress  # `progress` is also an argument name below
+from ._lattice import (
+    _conditional,
+)
+
+
+def binarize_digits(X, threshold: float = 0.5) -> torch.Tensor:
+    """``{0, 1}`` float images ``(N, 1, 8, 8)``: 1 where the intensity exceeds ``threshold``."""
+    threshold = check_real(threshold, "threshold", minimum=0.0, maximum=1.0)
+    X = as_tensor(X, "X", ndim=4, min_value=0.0, max_value=1.0)
+    return (X > threshold).to(torch.float32)
+
+
+class PairwiseMRF(BaseEstimator):
+    """A pairwise MRF with a coupling between every pair of pixels and a bias per pixel.
+
+    Over spins ``s = 2x - 1 ∈ {-1, +1}^D`` of ``D = C·H·W`` pixels::
+
+        p(s) = exp(½ sᵀ W s + bᵀ s) / Z,    W symmetric, zero diagonal,
+
+    i.e. an Ising model on the complete graph with free couplings: a fully visible
+    Boltzmann machine. The conditional of one pixel is ``p(s_i = +1 | rest) = σ(2 a_i)``
+    with ``a_i = Σ_j W_ij s_j + b_i`` (eq. (mrf-gibbs-conditional) with ``β = 1``).
+
+    Parameters
+    ----------
+    l2 : float
+        Weight-decay strength on the couplings (and, 100 times weaker, on the biases, so
+        that always-off border pixels do not drive a bias to -∞).
+    n_chains : int
+        Persistent chains for SML.
+    device : None, "cpu" or "cuda"
+
+    Learned state: ``W_`` ``(D, D)``, ``b_`` ``(D,)``, ``image_shape_``, ``history_``.
+    """
+
+    def __init__(self, l2: float = 1e-3, n_chains: int = 256, device=None):
+        # validated here and where used; stored as given, so that sklearn.base.clone works
+        check_real(l2, "l2", minimum=0.0)
+        check_int(n_chains, "n_chains", minimum=1)
+        self.l2 = l2
+        self.n_chains = n_chains
+        self.device = device
+
+    # ------------------------------------------------------------ data
+    def _to_spins(self, X, threshold=None, name="X", check_shape=True) -> torch.Tensor:
+        X = as_tensor(X, name, ndim=4, device=self._device)
+        if threshold is not None:
+            X = binarize_digits(X, threshold)
+        else:
+            if bool(((X != 0) & (X != 1)).any()):
+                raise ValueError(
+                    f"{name} must contain only 0 and 1 (binarised images); pass threshold=0.5 "
+                    "or use binarize_digits(X) for [0, 1] grey images"
+                )
+        if check_shape and hasattr(self, "image_shape_") and tuple(X.shape[1:]) != self.image_shape_:
+            raise ValueError(
+                f"{name} has image shape {tuple(X.shape[1:])}, expected {self.image_shape_}"
+            )
+        return (2 * X - 1).flatten(1)
+
+    @property
+    def _device(self):
+        return resolve_device(self.device)
+
+    def _check_fitted(self):
+        if not hasattr(self, "W_"):
+            raise RuntimeError("this PairwiseMRF is not fitted yet: call fit(X) first")
+
+    # ------------------------------------------------------------ pseudo-likelihood
+    @staticmethod
+    def _activation(s, W, b):
+        """a_i = Σ_j W_ij s_j + b_i for every pixel (W symmetric, zero diagonal)."""
+        return s @ W + b
+
+    @staticmethod
+    def _pll_per_image(s, W, b) -> torch.Tensor:
+        """Σ_i log σ(2 s_i a_i) for each image: eq. (mrf-pseudolikelihood) for the pairwise MRF."""
+        return torch.nn.functional.logsigmoid(2 * s * PairwiseMRF._activation(s, W, b)).sum(1)
+
+    def pseudo_log_likelihood(self, X, threshold=None, reduction: str = "mean"):
+        """Pseudo-log-likelihood ``Σ_i log p(x_i | x_rest)`` in nats per image.
+
+        ``reduction="mean"`` gives the average over images (float), ``"none"`` an ``(N,)``
+        array.
+        """
+        self._check_fitted()
+        check_choice(reduction, "reduction", ("mean", "none"))
+        s = self._to_spins(X, threshold)
+        with torch.no_grad():
+            pll = self._pll_per_image(s, self.W_, self.b_)
+        return float(pll.mean()) if reduction == "mean" else pll.cpu().numpy()
+
+    # ------------------------------------------------------------ fitting
+    def fit(
+        self,
+        X,
+        y=None,
+        method: str = "pseudolikelihood",
+        n_epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int = 100,
+        threshold=None,
+        seed=0,
+        progress: bool = False,
+    ) -> PairwiseMRF:
+        """Learn ``W`` and ``b`` from ``{0, 1}`` images ``(N, C, H, W)``.
+
+        ``threshold``: binarise ``[0, 1]`` images first (e.g. ``0.5``).
+
+        - ``"pseudolikelihood"`` (default: 300 full-batch Adam steps, ``lr=0.05``):
+          maximise the mean pseudo-log-likelihood minus the L2 penalty.
+        - ``"sml"`` (default: 30 epochs of minibatches of ``batch_size``, ``lr=0.02``):
+          gradient ascent with eq. (mrf-likelihood-gradient), ``∂/∂W_ij = E_data[s_i s_j]
+          - E_model[s_i s_j]`` and ``∂/∂b_i = E_data[s_i] - E_model[s_i]``, the model
+          expectations taken over ``n_chains`` persistent chains advanced by one Gibbs
+          sweep per minibatch (persistent contrastive divergence, Tieleman 2008).
+
+        ``history_`` holds ``"pseudo_log_likelihood"`` (per image, on the training data)
+        after every epoch.
+        """
+        check_choice(method, "method", ("pseudolikelihood", "sml"))
+        s = self._to_spins(X, threshold, check_shape=False)
+        N, D = s.shape
+        image_shape = tuple(as_tensor(X, "X", ndim=4).shape[1:])
+        l2 = check_real(self.l2, "l2", minimum=0.0)
+        n_chains = check_int(self.n_chains, "n_chains", minimum=1)
+        chains_ = None
+        dev = self._device
+        gen = make_generator(seed, dev)
+        torch_gen_cpu = make_generator(seed, "cpu")
+        # start: no couplings, biases matching the pixel means (independent pixels)
+        mean = s.mean(0).clamp(-0.98, 0.98)
+        b0 = torch.atanh(mean)
+        W = torch.zeros(D, D, device=dev)
+        history = {"pseudo_log_likelihood": []}
+        off_diag = 1.0 - torch.eye(D, device=dev)
+
+        if method == "pseudolikelihood":
+            n_epochs = 300 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
+            lr = 0.05 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
+            U = torch.zeros(D, D, device=dev, requires_grad=True)
+            b = b0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([U, b], lr=lr)
+            for _ in _progress(range(n_epochs), progress, desc="pseudo-likelihood"):
+                W = (U + U.T) * off_diag / 2
+                pll = self._pll_per_image(s, W, b).mean()
+                loss = -pll + l2 * (W**2).sum() / 2 + l2 / 100 * (b**2).sum() / 2
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                history["pseudo_log_likelihood"].append(float(pll.detach()))
+            W = ((U + U.T) * off_diag / 2).detach()
+            b = b.detach()
+        else:
+            n_epochs = 30 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
+            lr = 0.02 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
+            batch_size = check_int(batch_size, "batch_size", minimum=1)
+            b = b0.clone()
+            chains = torch.where(
+                torch.rand(n_chains, D, generator=gen, device=dev) < 0.5, -1.0, 1.0
+            )
+            for epoch in _progress(range(n_epochs), progress, desc="SML"):
+                order = torch.randperm(N, generator=torch_gen_cpu).to(dev)
+                step = lr / math.sqrt(1.0 + epoch / 5.0)
+                for start in range(0, N, batch_size):
+                    batch = s[order[start : start + batch_size]]
+                    chains = self._gibbs(chains, W, b, 1, gen, "sequential")
+                    # eq. (mrf-likelihood-gradient): E_data[φ] - E_model[φ]
+                    grad_W = batch.T @ batch / len(batch) - chains.T @ chains / len(chains)
+                    grad_b = batch.mean(0) - chains.mean(0)
+                    W = W + step * (grad_W * off_diag - l2 * W)
+                    b = b + step * (grad_b - l2 / 100 * b)
+                history["pseudo_log_likelihood"].append(float(self._pll_per_image(s, W, b).mean()))
+            chains_ = chains
+        if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
+            raise RuntimeError("training diverged (non-finite parameters): lower lr")
+        # only now, after everything succeeded, is the model changed (a failed refit leaves
+        # the previous fit intact)
+        self.W_, self.b_ = W, b
+        self.image_shape_ = image_shape
+        self.history_ = history
+        if chains_ is not None:
+            self.chains_ = chains_
+        elif hasattr(self, "chains_"):
+            del self.chains_
+        return self
+
+    # ------------------------------------------------------------ sampling
+    @staticmethod
+    def _gibbs(s, W, b, n_sweeps, gen, scan):
+        """``n_sweeps`` Gibbs sweeps over the D pixels, vectorised over the chains."""
+        n, D = s.shape
+        s = s.clone()
+        for _ in range(n_sweeps):
+            order = (
+                torch.randperm(D, generator=gen, device=s.device) if scan == "random" else range(D)
+            )
+            u = torch.rand(n, D, generator=gen, device=s.device)
+            for k, i in enumerate(order):
+                a_i = s @ W[:, i] + b[i]
+                s[:, i] = torch.where(u[:, k] < _conditional(a_i, 1.0), 1.0, -1.0)
+        return s
+
+    def sample(self, n: int, n_sweeps: int = 200, seed=None, scan: str = "sequential", init=None):
+        """``n`` images ``(n, C, H, W)`` in ``{0, 1}`` by Gibbs sampling from random noise.
+
+        Each of the ``n`` chains starts from independent fair coins (or from ``init``,
+        ``{0, 1}`` images) and runs ``n_sweeps`` sweeps; one sweep visits the ``D`` pixels
+        in order (``scan="sequential"``) or in a fresh random order (``"random"``), each
+        update drawing a pixel from its conditional given all others.
+        """
+        self._check_fitted()
+        n = check_int(n, "n", minimum=1)
+        n_sweeps = check_int(n_sweeps, "n_sweeps", minimum=0)
+        check_choice(scan, "scan", ("sequential", "random"))
+        dev = self._device
+        gen = make_generator(seed, dev)
+        D = self.W_.shape[0]
+        if init is None:
+            s = torch.where(torch.rand(n, D, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+        else:
+            s = self._to_spins(init, None, "init")
+            if s.shape[0] != n:
+                raise ValueError(f"init has {s.shape[0]} images, expected n={n}")
+        s = self._gibbs(s, self.W_.to(dev), self.b_.to(dev), n_sweeps, gen, scan)
+        return ((s + 1) / 2).reshape(n, *self.image_shape_)
