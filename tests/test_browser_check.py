@@ -203,3 +203,18 @@ def test_browser_check_command_line(tmp_path, capsys):
     assert "1 pages x 2 widths" in capsys.readouterr().out
     assert bc.main([str(html), "--only", "image.html", "--no-screenshots"]) == 1
     assert bc.main([str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("remote, expected", [
+    ("https://github.com/someone/course.git", "https://github.com/someone/course"),
+    ("git@github.com:someone/course.git", "https://github.com/someone/course"),
+    ("ssh://git@gitlab.com/group/course", "https://gitlab.com/group/course"),
+    ("/srv/git/course.git", None),
+])
+def test_repository_url_from_git(tmp_path, remote, expected):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert bf.repository_url_from_git(tmp_path) is None  # no origin yet
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    assert bf.repository_url_from_git(tmp_path) == expected

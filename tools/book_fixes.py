@@ -11,8 +11,11 @@ Registered in ``_config.yml`` (``sphinx.local_extensions: {book_fixes: tools}``)
 3. gives ipywidgets' HTML manager the MathJax 2 call it makes (``MathJax.Hub.Queue``) on top
    of the book's MathJax 3, so that widget labels are typeset instead of raising a
    TypeError;
-4. sets the theme's ``default_mode`` (``html_context``) to ``auto`` when nothing sets it: an empty mode makes
-   the theme log "Got invalid theme mode" on a reader's first visit.
+4. sets the theme's ``default_mode`` (``html_context``) to ``auto`` when nothing sets it:
+   an empty mode makes the theme log "Got invalid theme mode" on a reader's first visit;
+5. when ``repository.url`` in ``_config.yml`` is empty, takes the repository URL from the
+   clone's ``origin`` remote, so that the launch buttons (Binder, JupyterHub, Colab) and the
+   repository button work in any fork without editing the configuration.
 
 Nothing here is a ``.js`` file under a ``_static`` folder (Jupyter Book 1 would inject every
 such file into every page): the one script is inline.
@@ -46,6 +49,23 @@ document.addEventListener("DOMContentLoaded", function () {
 });"""
 
 
+def repository_url_from_git(root: Path) -> str | None:
+    """``https://host/owner/name`` of the ``origin`` remote of the clone at ``root``, or None."""
+    import re
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"^(?:https?://|ssh://)?(?:[^@/]+@)?([^/:]+)[:/]([^/]+)/([^/]+?)(?:\.git)?/?$",
+                 url)
+    if not m or m.group(1) not in ("github.com", "gitlab.com", "bitbucket.org"):
+        return None
+    return f"https://{m.group(1)}/{m.group(2)}/{m.group(3)}"
+
+
 def _on_config_inited(app, config) -> None:
     css_dir = Path(app.confdir) / "book" / "css"
     if (css_dir / CSS_FILE).is_file():
@@ -53,6 +73,13 @@ def _on_config_inited(app, config) -> None:
         if str(css_dir) not in static:
             config.html_static_path = [*static, str(css_dir)]
         app.add_css_file(CSS_FILE)
+    options = config.html_theme_options
+    if isinstance(options, dict) and not options.get("repository_url"):
+        url = repository_url_from_git(Path(app.confdir))
+        if url:
+            options["repository_url"] = url
+            options.setdefault("repository_branch", "main")
+            options["use_repository_button"] = True
     # pydata-sphinx-theme reads the default colour mode from html_context, not theme options.
     context = dict(config.html_context or {})
     context.setdefault("default_mode", "auto")

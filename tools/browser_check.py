@@ -570,10 +570,18 @@ def check_page(cdp: CDP, url: str, viewport: str, shot: Path | None,
     if shot is not None:
         h = min(int(data.get("height") or height), MAX_SHOT_HEIGHT)
         w = max(width, int(data.get("width") or width))
+        # Full page: make the window as tall as the page (as Puppeteer's fullPage does),
+        # capture, and put the window back.
+        cdp.send("Emulation.setDeviceMetricsOverride",
+                 {"width": width, "height": max(h, height), "deviceScaleFactor": 1,
+                  "mobile": mobile})
+        time.sleep(0.3)
         img = cdp.send("Page.captureScreenshot",
-                       {"format": "jpeg", "quality": 70, "captureBeyondViewport": True,
+                       {"format": "jpeg", "quality": 70,
                         "clip": {"x": 0, "y": 0, "width": w, "height": max(h, 1), "scale": 1}},
                        timeout=120)
+        cdp.send("Emulation.setDeviceMetricsOverride",
+                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
         shot.parent.mkdir(parents=True, exist_ok=True)
         shot.write_bytes(base64.b64decode(img["data"]))
     return data
