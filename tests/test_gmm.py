@@ -886,3 +886,41 @@ def test_sample_seed_overrides_random_state():
     assert np.array_equal(gm.sample(50)[0], gm.sample(50, seed=0)[0])
     with pytest.raises(ValueError, match="seed"):
         gm.sample(5, seed=-1)
+
+
+def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error():
+    """Property (hypothesis): finite data of any shape and scale, any covariance type and
+    dtype: fit either succeeds with finite parameters and scores, or raises ValueError with a
+    message that names the problem. Never NaN, never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(n=st.integers(2, 30), d=st.integers(1, 4), k=st.integers(1, 3),
+           exponent=st.integers(-300, 300), covariance_type=st.sampled_from(COVARIANCE_TYPES),
+           dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 2**16),
+           duplicates=st.booleans())
+    def check(n, d, k, exponent, covariance_type, dtype, seed, duplicates):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(n, d))
+        if duplicates:
+            X[: n // 2] = X[0]
+        X = X * 10.0**exponent
+        gm = GaussianMixture(k, covariance_type=covariance_type, dtype=dtype, random_state=0,
+                             device=CPU)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gm.fit(X)
+                scores = gm.score_samples(X)
+        except ValueError as exc:
+            message = str(exc)
+            assert any(w in message for w in ("escale", "n_components", "too large",
+                                              "singular", "overflow")), message
+            return
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            assert np.all(np.isfinite(getattr(gm, name))), name
+        assert np.isfinite(gm.lower_bound_) and np.all(np.isfinite(scores))
+
+    check()
