@@ -26,7 +26,7 @@ temperature is ``T = 1 / beta``.
 Every formula of the book lives in one function whose docstring names its equation label.
 """
 
-from ._ising import IsingModel
+from ._ising import DEFAULT_SWEEPS, IsingModel
 from ._lattice import (
     MAX_ENUMERATION_SITES,
     checkerboard_masks,
@@ -65,4 +65,5 @@ __all__ = [
     "binarize_digits",
     "state_index",
     "MAX_ENUMERATION_SITES",
+    "DEFAULT_SWEEPS",
 ]

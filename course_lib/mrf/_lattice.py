@@ -291,17 +291,25 @@ _SHIFTS = {  # quarter -> (row source, row shift, column source, column shift)
 }
 
 
-def _add_shifted(out: torch.Tensor, src: torch.Tensor, step: int, dim: int, periodic: bool) -> None:
-    """out[k] += src[k - step] along ``dim`` (wrapping if periodic, else 0 outside)."""
+def _shifted_pairs(out: torch.Tensor, src: torch.Tensor, step: int, dim: int, periodic: bool):
+    """(destination, source) view pairs with ``out[k] += src[k - step]`` along ``dim``
+    (wrapping if periodic, else 0 outside)."""
     n = src.shape[dim]
     if step == +1:
-        out.narrow(dim, 1, n - 1).add_(src.narrow(dim, 0, n - 1))
+        pairs = [(out.narrow(dim, 1, n - 1), src.narrow(dim, 0, n - 1))]
         if periodic:
-            out.narrow(dim, 0, 1).add_(src.narrow(dim, n - 1, 1))
+            pairs.append((out.narrow(dim, 0, 1), src.narrow(dim, n - 1, 1)))
     else:
-        out.narrow(dim, 0, n - 1).add_(src.narrow(dim, 1, n - 1))
+        pairs = [(out.narrow(dim, 0, n - 1), src.narrow(dim, 1, n - 1))]
         if periodic:
-            out.narrow(dim, n - 1, 1).add_(src.narrow(dim, 0, 1))
+            pairs.append((out.narrow(dim, n - 1, 1), src.narrow(dim, 0, 1)))
+    return pairs
+
+
+def _add_shifted(out: torch.Tensor, src: torch.Tensor, step: int, dim: int, periodic: bool) -> None:
+    """out[k] += src[k - step] along ``dim`` (wrapping if periodic, else 0 outside)."""
+    for dst, s in _shifted_pairs(out, src, step, dim, periodic):
+        dst.add_(s)
 
 
 _COLOURS = {"black": ("q00", "q11"), "white": ("q01", "q10")}
@@ -329,6 +337,18 @@ class _QuarterLattice:
         self._field = torch.empty(shape, dtype=torch.float32, device=x.device)
         n = self._sum.numel()
         self._bits = torch.empty((n + 1) // 2, dtype=torch.int64, device=x.device)
+        # The quarters and the sum buffer live as long as the lattice and are only updated in
+        # place, so the shifted views that the neighbour sums read are built once, here
+        # (building them anew at every half-sweep cost as much as the arithmetic on small
+        # lattices).
+        self._plan = {}
+        for k_colour, names in _COLOURS.items():
+            for k, name in enumerate(names):
+                rows, row_step, cols, col_step = _SHIFTS[name]
+                R, C, out = self.q[rows], self.q[cols], self._sum[k]
+                pairs = _shifted_pairs(out, R, row_step, -2, periodic)
+                pairs += _shifted_pairs(out, C, col_step, -1, periodic)
+                self._plan[name] = (R, C, out, pairs)
 
     def full(self) -> torch.Tensor:
         n, h, w = self.q["q00"].shape
@@ -348,9 +368,14 @@ class _QuarterLattice:
         return out
 
     def colour_neighbour_sums(self, colour: str) -> torch.Tensor:
-        """Neighbour sums of both quarters of ``colour``, shape (2, N, H/2, W/2), int8."""
-        for k, name in enumerate(_COLOURS[colour]):
-            self.neighbour_sum(name, out=self._sum[k])
+        """Neighbour sums of both quarters of ``colour``, shape (2, N, H/2, W/2), int8.
+
+        The same sums as :meth:`neighbour_sum`, through the views prepared in ``__init__``."""
+        for name in _COLOURS[colour]:
+            R, C, out, pairs = self._plan[name]
+            torch.add(R, C, out=out)
+            for dst, src in pairs:
+                dst.add_(src)
         return self._sum
 
     def update(self, colour: str, a: float, b: float, generator) -> None:
