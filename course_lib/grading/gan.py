@@ -1,0 +1,262 @@
+"""Checks for the exercises of the GAN chapter (``solutions/05_*.ipynb``).
+
+Every check builds its own inputs (fixed seeds), runs the learner's function on them and
+compares the result with the course's reference implementation in :mod:`course_lib.gan`. A
+wrong answer raises :class:`~course_lib.grading.GradingError` with a message that says what is
+wrong and, for the usual mistakes (a sign error, the saturating loss where the non-saturating
+one is asked, ``log(sigmoid(...))`` that overflows), why.
+
+- :func:`check_discriminator_loss` — ``discriminator_loss(real_logits, fake_logits)``, eq. (gan-d-loss)
+- :func:`check_generator_losses`   — ``generator_loss_minimax(fake_logits)`` and
+  ``generator_loss_ns(fake_logits)``, eq. (gan-g-loss)
+- :func:`check_train_step`         — ``train_step(G, D, opt_g, opt_d, x_real, z)``: one
+  discriminator step and one non-saturating generator step
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import GradingError, call_learner, check_close, passed
+
+__all__ = ["check_discriminator_loss", "check_generator_losses", "check_train_step"]
+
+
+def _gan():
+    """The reference module (imported lazily so that this module imports on its own)."""
+    from .. import gan
+
+    return gan
+
+
+def _logit_cases():
+    """(name, real_logits, fake_logits): ordinary logits, and a discriminator that is sure."""
+    gen = torch.Generator().manual_seed(501)
+    ordinary = (torch.randn(64, generator=gen, dtype=torch.float64) * 2.0 + 0.5,
+                torch.randn(48, generator=gen, dtype=torch.float64) * 2.0 - 1.0)
+    sure = (torch.tensor([40.0, 150.0, 800.0, 2.0], dtype=torch.float64),
+            torch.tensor([-800.0, -150.0, -40.0, 1.0, 750.0], dtype=torch.float64))
+    return [("ordinary logits", *ordinary),
+            ("a discriminator that is very sure (logits up to ±800)", *sure)]
+
+
+def _scalar(value, what: str) -> torch.Tensor:
+    if value is None:
+        raise GradingError(f"{what} is None: did you forget a `return`?")
+    if not isinstance(value, torch.Tensor):
+        raise GradingError(f"{what} should be a torch tensor (a 0-d loss you can backpropagate), "
+                           f"got {type(value).__name__}")
+    if value.numel() != 1:
+        raise GradingError(f"{what} should be a single number (average over the batch), got a "
+                           f"tensor of shape {tuple(value.shape)}")
+    return value.reshape(())
+
+
+_STABLE_HINT = ("log(sigmoid(l)) overflows: sigmoid(-800) is exactly 0 in floating point and "
+                "its log is -inf. Use log(sigmoid(l)) = -softplus(-l) and "
+                "log(1 - sigmoid(l)) = -softplus(l) (torch.nn.functional.softplus)")
+
+
+def _value_and_grads(fn, what, *logits):
+    """Run ``fn`` on copies of ``logits`` that require grad; return (value, grads).
+
+    :func:`call_learner` hands the learner copies of its inputs, so the gradient is taken
+    inside the call, with respect to the very tensors the learner received.
+    """
+
+    def run(*inputs):
+        inputs = [t.requires_grad_(True) for t in inputs]
+        out = _scalar(fn(*inputs), what)
+        if not torch.isfinite(out):
+            raise GradingError(f"{what} is {out.item()} on these logits. Hint: {_STABLE_HINT}")
+        if not out.requires_grad:
+            raise GradingError(f"{what} does not depend on its inputs through torch operations "
+                               "(no gradient can flow): compute it with torch functions, without "
+                               ".item(), .detach() or NumPy")
+        grads = torch.autograd.grad(out, inputs, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads)]
+        return out.detach(), grads
+
+    return call_learner(run, *logits, what=what)
+
+
+def check_discriminator_loss(discriminator_loss) -> None:
+    """Check ``discriminator_loss(real_logits, fake_logits) -> 0-d tensor``, eq. (gan-d-loss).
+
+    The loss is ``-V``: the mean over real logits of ``softplus(-l)`` plus the mean over fake
+    logits of ``softplus(l)``. Value and gradients are compared with
+    :func:`course_lib.gan.discriminator_loss`, also for logits of ±800, where the naive
+    ``log(sigmoid(...))`` gives infinity.
+    """
+    what = "discriminator_loss(real_logits, fake_logits)"
+    gan = _gan()
+    for name, real, fake in _logit_cases():
+        r = real.clone().requires_grad_(True)
+        f = fake.clone().requires_grad_(True)
+        expected = gan.discriminator_loss(r, f)
+        exp_grads = torch.autograd.grad(expected, [r, f])
+        got, grads = _value_and_grads(discriminator_loss, what, real, fake)
+        e = expected.item()
+        g = got.item()
+        if np.isclose(g, -e, rtol=1e-6, atol=1e-9) and abs(e) > 1e-6:
+            hint = ("wrong sign: that is V(D, G), which the discriminator MAXIMISES; its loss "
+                    "(minimised by gradient descent) is -V")
+        elif np.isclose(g, (F.softplus(real).mean() + F.softplus(-fake).mean()).item(),
+                        rtol=1e-6):
+            hint = ("real and generated are swapped: real samples have label 1 "
+                    "(loss softplus(-l)), generated ones label 0 (loss softplus(l))")
+        elif np.isclose(g, (F.softplus(-real).sum() + F.softplus(fake).sum()).item(), rtol=1e-6):
+            hint = "average over each batch (mean), do not sum"
+        else:
+            hint = ("L_D = mean(softplus(-real_logits)) + mean(softplus(fake_logits)); the two "
+                    "batches may have different sizes, so average each one separately")
+        check_close(g, e, f"{what} for {name}", rtol=1e-6, atol=1e-9, hint=hint)
+        for gr, eg, which in zip(grads, exp_grads, ("real_logits", "fake_logits")):
+            check_close(gr.numpy(), eg.numpy(), f"the gradient of {what} w.r.t. {which} "
+                        f"for {name}", rtol=1e-5, atol=1e-9)
+    passed(f"{what} matches course_lib.gan.discriminator_loss, very sure logits included")
+
+
+def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
+    """Check both generator losses of eq. (gan-g-loss) on fake logits.
+
+    ``generator_loss_minimax(fake_logits)``: ``mean(log(1 - D)) = -mean(softplus(l))``, the
+    generator's part of V, minimised. ``generator_loss_ns(fake_logits)``:
+    ``-mean(log D) = mean(softplus(-l))``. Values and gradients are compared with
+    :func:`course_lib.gan.generator_loss`; each is checked against the other's formula so
+    that the saturating loss is not accepted where the non-saturating one is asked.
+    """
+    gan = _gan()
+    funcs = {"minimax": ("generator_loss_minimax(fake_logits)", generator_loss_minimax),
+             "non-saturating": ("generator_loss_ns(fake_logits)", generator_loss_ns)}
+    for kind, (what, fn) in funcs.items():
+        other = "non-saturating" if kind == "minimax" else "minimax"
+        for name, _, fake in _logit_cases():
+            f = fake.clone().requires_grad_(True)
+            expected = gan.generator_loss(f, kind)
+            (exp_grad,) = torch.autograd.grad(expected, [f])
+            got, (grad,) = _value_and_grads(fn, what, fake)
+            e, g = expected.item(), got.item()
+            alt = gan.generator_loss(fake, other).item()
+            if np.isclose(g, alt, rtol=1e-6, atol=1e-9) and not np.isclose(e, alt, rtol=1e-6):
+                hint = (f"that is the {other} loss. " + (
+                    "The non-saturating loss is -mean(log D(G(z))) = mean(softplus(-l)); the "
+                    "minimax one, mean(log(1 - D(G(z)))), saturates: its gradient -D vanishes "
+                    "when D rejects the samples" if kind == "non-saturating" else
+                    "The minimax loss is the generator's part of V: mean(log(1 - D(G(z)))) "
+                    "= -mean(softplus(l))"))
+            elif np.isclose(g, -e, rtol=1e-6, atol=1e-9):
+                hint = ("wrong sign: the generator MINIMISES this loss with gradient descent" +
+                        (": mean(log(1 - D)) is negative" if kind == "minimax" else
+                         ": -mean(log D) is positive"))
+            elif np.isclose(g, -alt, rtol=1e-6, atol=1e-9):
+                hint = (f"that is minus the {other} loss: check which of log D and log(1 - D) "
+                        "the loss uses")
+            else:
+                hint = ("minimax: -mean(softplus(l)); non-saturating: mean(softplus(-l))")
+            check_close(g, e, f"{what} for {name}", rtol=1e-6, atol=1e-9, hint=hint)
+            check_close(grad.numpy(), exp_grad.numpy(), f"the gradient of {what} for {name}",
+                        rtol=1e-5, atol=1e-9)
+    passed("both generator losses match course_lib.gan.generator_loss, with their gradients")
+
+
+# ------------------------------------------------------------------ exercise 2: one step
+
+
+def _tiny_networks(seed: int):
+    torch.manual_seed(seed)
+    G = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    return G.double(), D.double()
+
+
+def _reference_step(G, D, opt_g, opt_d, x_real, z):
+    gan = _gan()
+    fake = G(z)
+    loss_d = gan.discriminator_loss(D(x_real), D(fake.detach()))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = gan.generator_loss(D(fake), "non-saturating")
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def _flat_params(net) -> np.ndarray:
+    return torch.cat([p.detach().flatten() for p in net.parameters()]).numpy()
+
+
+def check_train_step(train_step) -> None:
+    """Check ``train_step(G, D, opt_g, opt_d, x_real, z) -> (loss_d, loss_g)``.
+
+    One discriminator step on ``discriminator_loss(D(x_real), D(G(z)))`` (the generated batch
+    detached), then one generator step on the non-saturating loss of the UPDATED
+    discriminator's logits, each optimiser zeroing its gradients first. Two consecutive steps
+    on small networks (with Adam) are compared parameter by parameter with the reference;
+    the returned losses are those of the two steps, as floats.
+    """
+    what = "train_step(G, D, opt_g, opt_d, x_real, z)"
+    gen = torch.Generator().manual_seed(502)
+    for seed in (503, 504):
+        G, D = _tiny_networks(seed)
+        G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
+        opts = [torch.optim.Adam(n.parameters(), lr=1e-2, betas=(0.5, 0.999))
+                for n in (G, D, G_ref, D_ref)]
+        for t in range(2):
+            x_real = torch.randn(32, 2, generator=gen, dtype=torch.float64) * 0.5 + 1.0
+            z = torch.randn(32, 3, generator=gen, dtype=torch.float64)
+            exp_d, exp_g = _reference_step(G_ref, D_ref, opts[2], opts[3], x_real, z)
+            # the networks and optimisers are passed by closure: call_learner copies its
+            # arguments, and the learner's step must update THESE networks
+            result = call_learner(
+                lambda x, z_, G=G, D=D, o=opts: train_step(G, D, o[0], o[1], x, z_),
+                x_real, z, what=what)
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise GradingError(f"{what} should return the pair (loss_d, loss_g), "
+                                   f"got {type(result).__name__}")
+            try:
+                got_d, got_g = (float(v) for v in result)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise GradingError(f"{what} should return two numbers (loss_d, loss_g)") from exc
+            step = f"step {t + 1} (networks seeded {seed})"
+            d_ok = np.allclose(_flat_params(D), _flat_params(D_ref), rtol=1e-6, atol=1e-9)
+            if not d_ok:
+                if np.isclose(got_d, -exp_d, rtol=1e-6):
+                    hint = "the discriminator loss has the wrong sign (it must minimise -V)"
+                elif t == 1:
+                    hint = ("the first step was right, the second is not: call "
+                            "opt_d.zero_grad() before loss_d.backward() so that gradients do "
+                            "not accumulate from one step to the next")
+                else:
+                    hint = ("the discriminator update differs: minimise "
+                            "discriminator_loss(D(x_real), D(G(z).detach())) with opt_d")
+                raise GradingError(f"{what}: the discriminator's parameters after {step} "
+                                   f"differ from the reference. Hint: {hint}")
+            g_ok = np.allclose(_flat_params(G), _flat_params(G_ref), rtol=1e-6, atol=1e-9)
+            if not g_ok:
+                gan = _gan()
+                with torch.no_grad():
+                    minimax = gan.generator_loss(D_ref(G_ref(z)), "minimax")
+                if np.isclose(got_g, float(minimax), rtol=0.2) or got_g < 0:
+                    hint = ("use the non-saturating loss -mean(log D(G(z))) = "
+                            "mean(softplus(-logits)), not the saturating minimax one")
+                elif t == 1:
+                    hint = "call opt_g.zero_grad() before loss_g.backward()"
+                else:
+                    hint = ("after the discriminator's step, compute the logits of the SAME "
+                            "generated batch again with the updated D, and minimise the "
+                            "non-saturating loss with opt_g")
+                raise GradingError(f"{what}: the generator's parameters after {step} differ "
+                                   f"from the reference. Hint: {hint}")
+            check_close(got_d, exp_d, f"loss_d returned at {step}", rtol=1e-6, atol=1e-9,
+                        hint="return the discriminator's loss of this step, as a float")
+            check_close(got_g, exp_g, f"loss_g returned at {step}", rtol=1e-6, atol=1e-9,
+                        hint="return the generator's loss of this step, as a float")
+    passed(f"{what} updates both networks exactly like the reference, two steps in a row")
