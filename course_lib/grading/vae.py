@@ -90,10 +90,12 @@ def check_gaussian_kl(gaussian_kl) -> None:
                                "log σ² directly (log_var), never the log of something that "
                                "can be negative")
         hint = ""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_var_as_sigma = 0.5 * (mean**2 + log_var**2 - 1 - np.log(log_var**2)).sum(1)
         if np.any(got < -1e-9):
             hint = ("a KL divergence is never negative: check the sign of every term "
                     "(½ Σ (μ² + σ² − 1 − log σ²))")
-        elif np.allclose(got, 0.5 * (mean**2 + log_var**2 - 1 - np.log(log_var**2)).sum(1)):
+        elif np.allclose(got, log_var_as_sigma):
             hint = ("log_var is log σ², not σ: the variance is σ² = exp(log_var) and the last "
                     "term is log_var itself")
         elif np.allclose(got, 2 * expected):
