@@ -1,0 +1,33 @@
+"""nbgrader configuration of the course (run every nbgrader command from the repository root).
+
+The course directory (nbgrader's ``source/``, ``release/``, ``submitted/``, ``autograded/``,
+``feedback/`` and ``gradebook.db``) is ``_build/nbgrader`` unless ``NBGRADER_COURSE_ROOT``
+names another folder (keep a real class's grades outside ``_build``, which ``make clean``
+deletes). ``python tools/nbgrader_source.py`` fills ``source/`` from ``solutions/``: one
+assignment per chapter (``ch02``, ``ch03``, ...). Then, for example::
+
+    nbgrader generate_assignment ch02      # student version in release/ch02 (as make exercises)
+    nbgrader autograde ch02                # grades every submitted/<student>/ch02
+    nbgrader generate_feedback ch02        # HTML feedback per student
+    nbgrader export                        # grades.csv
+
+book/instructors.md describes the whole path, including a shared JupyterHub.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "image-generation-first-principles"
+c.CourseDirectory.root = os.environ.get(
+    "NBGRADER_COURSE_ROOT",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build", "nbgrader"))
+
+# ClearSolutions keeps nbgrader's default stubs ("# YOUR CODE HERE" + raise
+# NotImplementedError()), as `make exercises` does: released notebooks equal exercises/
+# (tests/test_nbgrader.py checks it).
+
+# Every exercise runs in seconds on a laptop CPU; allow slow shared machines a margin.
+c.Execute.timeout = 300  # per cell
+# Grade on the CPU, so that grades do not depend on which machine has a GPU.
+os.environ.setdefault("COURSE_DEVICE", "cpu")
