@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SEED",
     "check_seed",
     "cache_dir",
+    "cache_lookup",
     "as_tensor",
     "as_numpy",
     "check_bool",
@@ -186,39 +187,58 @@ def _usable_dir(path: Path) -> bool:
         return False
 
 
+def _cache_folders() -> list[tuple[str, Path | None]]:
+    env = os.environ.get(_CACHE_ENV, "").strip()
+    try:
+        home = Path.home() / ".cache" / "course_lib"
+    except (RuntimeError, KeyError):  # no home directory at all
+        home = None
+    return [(_CACHE_ENV, Path(env).expanduser() if env else None), ("repository", _REPO_CACHE),
+            ("home", home)]
+
+
 def cache_dir() -> Path:
     """The folder where the course caches what it computes once (e.g. the digit classifier).
 
     In order: ``$COURSE_CACHE_DIR``; ``<repository>/.cache``; ``~/.cache/course_lib``; the
     first of them that can be written is used. When none can (read-only checkout and
-    read-only home), a temporary folder is used for this process and a ``UserWarning`` says
-    so (the cache is then rebuilt by the next process). An unusable ``$COURSE_CACHE_DIR`` also
-    gets a warning, since it was asked for explicitly.
+    read-only home), a temporary folder is used for the rest of the process and a
+    ``UserWarning`` says so, once (the cache is then rebuilt by the next process). An
+    unusable ``$COURSE_CACHE_DIR`` also gets a warning, since it was asked for explicitly.
+    See :func:`cache_lookup` to find a file cached in a folder that is now read-only.
     """
-    env = os.environ.get(_CACHE_ENV, "").strip()
-    if env:
-        path = Path(env).expanduser()
-        if _usable_dir(path):
+    folders = _cache_folders()
+    env = folders[0][1]
+    if env is not None:
+        if _usable_dir(env):
+            return env
+        warnings.warn(f"{_CACHE_ENV}={str(env)!r} cannot be written; trying the default cache "
+                      "folders", stacklevel=2)
+    for _, path in folders[1:]:
+        if path is not None and _usable_dir(path):
             return path
-        warnings.warn(f"{_CACHE_ENV}={env!r} cannot be written; trying the default cache folders",
-                      stacklevel=2)
-    if _usable_dir(_REPO_CACHE):
-        return _REPO_CACHE
-    try:
-        home = Path.home() / ".cache" / "course_lib"
-    except (RuntimeError, KeyError):  # no home directory at all
-        home = None
-    if home is not None and _usable_dir(home):
-        return home
-    if not _TEMP_CACHE or not _usable_dir(_TEMP_CACHE[0]):
-        _TEMP_CACHE[:] = [Path(tempfile.mkdtemp(prefix="course_lib-cache-"))]
+    if _TEMP_CACHE and _usable_dir(_TEMP_CACHE[0]):
+        return _TEMP_CACHE[0]
+    _TEMP_CACHE[:] = [Path(tempfile.mkdtemp(prefix="course_lib-cache-"))]
     warnings.warn(
         f"no writable cache folder ({_CACHE_ENV} unset or unusable, {_REPO_CACHE} and "
-        f"{home} read-only): caching in the temporary folder {_TEMP_CACHE[0]}, which is "
-        f"not kept. Set {_CACHE_ENV} to a writable folder to keep the cache.",
+        f"{folders[2][1]} read-only): caching in the temporary folder {_TEMP_CACHE[0]}, which "
+        f"is not kept. Set {_CACHE_ENV} to a writable folder to keep the cache.",
         stacklevel=2,
     )
     return _TEMP_CACHE[0]
+
+
+def cache_lookup(filename: str) -> list[Path]:
+    """Existing files called ``filename`` in the cache folders, in :func:`cache_dir`'s order
+    (the temporary fallback last), read-only folders included: a file cached before the
+    checkout or the home became read-only can still be loaded (after verifying it) instead of
+    being rebuilt."""
+    found = []
+    for _, folder in _cache_folders() + [("temporary", p) for p in _TEMP_CACHE]:
+        if folder is not None and (folder / filename).is_file():
+            found.append(folder / filename)
+    return list(dict.fromkeys(found))
 
 
 # ---------------------------------------------------------------- validation
