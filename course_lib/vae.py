@@ -76,6 +76,7 @@ __all__ = [
     "decoder_log_prob",
     "iwae_log_likelihood",
     "iwae_curve",
+    "iwae_standard_error",
     "pixel_histogram_log_prob",
     "mlp",
 ]
@@ -346,6 +347,19 @@ def iwae_log_likelihood(log_weights, dim: int = -1) -> torch.Tensor:
     return torch.logsumexp(log_weights, dim=dim) - math.log(k)
 
 
+def iwae_standard_error(log_weights, dim: int = -1) -> torch.Tensor:
+    r"""Monte Carlo standard error of :func:`iwae_log_likelihood` from its own k log-weights.
+
+    Delta method: :math:`\log \bar w` has variance about :math:`\operatorname{Var}(w) / (k\,\bar w^2)`,
+    i.e. :math:`(\overline{w^2}/\bar w^2 - 1)/k`, computed in log space.
+    """
+    k = log_weights.shape[dim]
+    log_mean = torch.logsumexp(log_weights, dim=dim) - math.log(k)
+    log_mean_sq = torch.logsumexp(2 * log_weights, dim=dim) - math.log(k)
+    rel_var = torch.clamp(torch.exp(log_mean_sq - 2 * log_mean) - 1.0, min=0.0)
+    return torch.sqrt(rel_var / k)
+
+
 def iwae_curve(log_weights, ks) -> dict:
     """Mean over samples of IWAE_k for each k in ``ks`` from one set of K log-weights (N, K).
 
@@ -433,8 +447,8 @@ class VAE(NeuralEstimator):
     hidden : tuple of int, default (512,)
         Widths of the hidden layers of the default MLP encoder (the decoder mirrors them).
     epochs : int >= 1, default 100
-    batch_size : int >= 1, default 128
-    lr : float > 0, default 2e-3 (Adam)
+    batch_size : int >= 1, default 256
+    lr : float > 0, default 3e-3 (Adam)
     validation_fraction : float in [0, 1), default 0.0
         If > 0, this fraction of the training data is held out (stratified by label when
         labels are given); its ELBO is computed after every epoch (``history_["val_elbo"]``)
@@ -474,8 +488,8 @@ class VAE(NeuralEstimator):
         likelihood: str = "discretized_logistic",
         hidden=(512,),
         epochs: int = 100,
-        batch_size: int = 128,
-        lr: float = 2e-3,
+        batch_size: int = 256,
+        lr: float = 3e-3,
         validation_fraction: float = 0.0,
         n_iter_no_change: int = 20,
         n_levels: int = DIGIT_LEVELS,
@@ -904,6 +918,27 @@ class VAE(NeuralEstimator):
     def score(self, X, y=None):
         """Mean IWAE log-likelihood (k = 1000). ``y``: labels of a conditional model."""
         return float(np.mean(self.score_samples(X, labels=y)))
+
+    @torch.no_grad()
+    def log_px_given_z(self, X, Z, labels=None) -> np.ndarray:
+        """log p(x | z) of every sample of X (N) under every latent vector of Z (S, latent_dim):
+        an (S, N) float64 array, on the course's likelihood scale."""
+        self._check_fitted()
+        x = self._flat(X)
+        y1h = self._labels_1h(labels, len(x))
+        z = as_tensor(Z, "Z", ndim=2, dtype=torch.float32, device=x.device)
+        if z.shape[1] != self.latent_dim:
+            raise ValueError(f"Z must have latent_dim={self.latent_dim} columns, "
+                             f"got shape {tuple(z.shape)}")
+        rows = []
+        params = None if y1h is not None else self._decode_t(self.decoder_, z, None, x.shape[1])
+        for i in range(len(x)):
+            if y1h is not None:
+                params = self._decode_t(self.decoder_, z, y1h[i : i + 1].expand(len(z), -1),
+                                        x.shape[1])
+            rows.append(decoder_log_prob(self.likelihood, x[i : i + 1].expand(len(z), -1),
+                                         params, self.n_levels))
+        return torch.stack(rows, dim=1).double().cpu().numpy()
 
     @torch.no_grad()
     def encode(self, X, labels=None, *, return_log_var: bool = False):

@@ -402,3 +402,18 @@ def test_save_and_load(small_vae, digits, tmp_path):
                                small_vae.log_likelihood(X, 20, seed=0), rtol=1e-6)
     np.testing.assert_array_equal(loaded.decode(np.ones((2, 4))), small_vae.decode(np.ones((2, 4))))
     assert loaded.history_["elbo"] == pytest.approx(small_vae.history_["elbo"])
+
+
+def test_log_px_given_z_and_prior_sampling_is_worse_than_iwae(small_vae, digits):
+    X = digits[2][:10]
+    Z = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    lp = small_vae.log_px_given_z(X, Z)
+    assert lp.shape == (7, 10) and np.all(np.isfinite(lp))
+    lw = small_vae.log_weights(X, 200, seed=0)
+    se = vae.iwae_standard_error(torch.tensor(lw)).numpy()
+    _, err = small_vae.log_likelihood(X, 200, seed=0, return_error=True)
+    np.testing.assert_allclose(se, err, rtol=1e-5)
+    prior = vae.prior_monte_carlo_log_prob(
+        lambda z: torch.tensor(small_vae.log_px_given_z(X, z)), 4, 200,
+        generator=torch.Generator().manual_seed(0)).numpy()
+    assert prior.mean() < vae.iwae_log_likelihood(torch.tensor(lw)).numpy().mean()
