@@ -590,8 +590,8 @@ class GaussianMixture(BaseEstimator):
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
         How the initial responsibilities are chosen, exactly as scikit-learn does (and with
         the same random draws, so that the same ``random_state`` gives the same start):
-        ``kmeans`` runs ``sklearn.cluster.KMeans(n_init=1)`` **on the CPU** and uses its hard
-        labels; ``k-means++`` picks K seeds with ``sklearn.cluster.kmeans_plusplus``;
+        ``kmeans`` runs ``sklearn.cluster.KMeans(n_init=1)`` **on the CPU, in float64** (so
+        that the start does not depend on ``dtype``) and uses its hard labels; ``k-means++`` picks K seeds with ``sklearn.cluster.kmeans_plusplus``;
         ``random_from_data`` picks K distinct data points; ``random`` draws uniform
         responsibilities and normalises them. One M-step on these responsibilities gives
         the initial parameters. For ``kmeans`` and ``random`` every component gets many
@@ -918,7 +918,9 @@ class GaussianMixture(BaseEstimator):
         if self.init_params in ("kmeans", "k-means++"):
             from sklearn.cluster import KMeans, kmeans_plusplus
 
-            X_np = X.cpu().numpy()  # k-means runs on the CPU, in scikit-learn
+            # k-means runs on the CPU, in scikit-learn, and always in float64: the start then does
+            # not depend on the working dtype (k-means in float32 can find another partition)
+            X_np = X.cpu().numpy().astype(np.float64, copy=False)
             if self.init_params == "kmeans":
                 labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(X_np).labels_
                 resp[np.arange(N), labels] = 1.0
