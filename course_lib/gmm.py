@@ -48,7 +48,15 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
-from ._core import as_tensor, check_choice, check_int, check_real, progress, resolve_device
+from ._core import (
+    as_tensor,
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+    progress,
+    resolve_device,
+)
 
 __all__ = [
     "GaussianMixture",
@@ -546,6 +554,17 @@ def n_parameters(n_components, n_features, covariance_type):
 # --------------------------------------------------------------------------- the estimator
 
 
+def _as_random_state(random_state):
+    """scikit-learn's ``check_random_state`` (the same draws for seeds below 2**32), extended
+    to the course's seed range [0, 2**64): a larger seed seeds NumPy with its two 32-bit
+    halves."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and int(random_state) >= 2**32:
+        seed = int(random_state)
+        return np.random.RandomState(np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint32))
+    return check_random_state(random_state)
+
+
 def _as_torch_dtype(dtype) -> torch.dtype:
     mapping = {
         torch.float64: torch.float64,
@@ -753,8 +772,8 @@ class GaussianMixture(BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         rs = self.random_state
-        if not (rs is None or isinstance(rs, np.random.RandomState)):
-            check_int(rs, "random_state", minimum=0)
+        if not isinstance(rs, np.random.RandomState):
+            check_seed(rs, "random_state")  # the course's one seed check: None or [0, 2**64)
         return _as_torch_dtype(self.dtype), resolve_device(self.device)
 
     def _check_is_fitted(self):
@@ -1026,7 +1045,7 @@ class GaussianMixture(BaseEstimator):
         if not do_init:
             self._check_warm_start(D)
         n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
+        random_state = _as_random_state(self.random_state)
         best = None
         max_lower_bound = -math.inf
 
@@ -1188,7 +1207,7 @@ class GaussianMixture(BaseEstimator):
         """
         self._check_is_fitted()
         n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rs = self.random_state if seed is None else check_int(seed, "seed", minimum=0)
+        rs = self.random_state if seed is None else check_seed(seed, "seed", allow_none=False)
         if isinstance(rs, np.random.RandomState):
             rs = int(rs.randint(0, 2**31 - 1))
         gen = torch.Generator(device="cpu")

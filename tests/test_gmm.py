@@ -941,3 +941,22 @@ def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error():
         assert np.isfinite(gm.lower_bound_) and np.all(np.isfinite(scores))
 
     check()
+
+
+@pytest.mark.parametrize("seed, exc", [(2**40, None), (2**64 - 1, None), (2**64, ValueError),
+                                       (-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_seeds_are_checked_in_one_place(seed, exc):
+    """random_state and sample(seed=) take the course's seed range [0, 2**64) (checked by
+    _core.check_seed), with the same clear errors as every other seeded function."""
+    X = _blobs_2d()
+    if exc is None:
+        a = GaussianMixture(3, random_state=seed, device=CPU).fit(X)
+        b = GaussianMixture(3, random_state=seed, device=CPU).fit(X)
+        assert np.array_equal(a.means_, b.means_)
+        assert np.array_equal(a.sample(5, seed=seed)[0], b.sample(5, seed=seed)[0])
+        return
+    with pytest.raises(exc, match="random_state"):
+        GaussianMixture(3, random_state=seed, device=CPU).fit(X)
+    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+    with pytest.raises(exc, match="seed"):
+        gm.sample(5, seed=seed)
