@@ -75,9 +75,11 @@ test-gpu: $(STAMP)
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
 # Opens on notebooks/; the kernel "Python 3 (course)" is the .venv's (installed by $(STAMP)).
+# Extra options: make lab LAB_ARGS="--no-browser --port 8890" (as root: --allow-root).
+LAB_ARGS ?=
 lab: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ServerApp.root_dir=. \
-	  --LabApp.default_url=/lab/tree/notebooks
+	  --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
