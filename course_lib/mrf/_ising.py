@@ -225,7 +225,8 @@ class IsingModel(BaseEstimator):
         ``"tau_int"``, ``"ess"`` and ``"r_hat"``: dicts over ``"abs_magnetization"`` and
         ``"energy"`` (see :mod:`~course_lib.mrf.diagnostics`; ``r_hat`` is ``None`` for one
         chain). Whenever ``n ≥ 2`` and ``n_sweeps ≥ MIN_SWEEPS_FOR_CHECK`` (20), a
-        :class:`ConvergenceWarning` is issued if ``R̂`` of ``|M|`` or of the energy exceeds
+        :class:`ConvergenceWarning` is issued if ``R̂`` of ``|M|`` (recorded at about 25
+        sweeps, which costs little) or, with ``return_stats``, of the energy exceeds
         ``diagnostics.RHAT_WARNING``: the chains disagree, so they are not at equilibrium
         (or the run is too short to tell).
         """
@@ -247,7 +248,7 @@ class IsingModel(BaseEstimator):
         total = burn_in + n_sweeps
         # |M| and E are recorded every sweep with return_stats, else (for the R̂ check of
         # n >= 2 chains) at most ~100 times after the burn-in: the check costs almost nothing.
-        every = 1 if return_stats else max(1, n_sweeps // 100)
+        every = 1 if return_stats else max(1, n_sweeps // 25)
         record_from = 0 if return_stats else burn_in
         watch = return_stats or (n >= 2 and n_sweeps >= MIN_SWEEPS_FOR_CHECK)
         mags, energies = [], []
@@ -260,7 +261,8 @@ class IsingModel(BaseEstimator):
                 if watch and t >= record_from and (t - record_from) % every == 0:
                     m, e = _np_magnetization_energy(arr, J, h, periodic)
                     mags.append(m)
-                    energies.append(e)
+                    if return_stats:
+                        energies.append(e)
             x = torch.as_tensor(arr, device=dev)
         elif H % 2 == 0 and W % 2 == 0:
             lattice = _QuarterLattice(x, periodic)
@@ -269,7 +271,8 @@ class IsingModel(BaseEstimator):
                 lattice.sweep(a, b, gen)
                 if watch and t >= record_from and (t - record_from) % every == 0:
                     mags.append(lattice.magnetization().cpu())
-                    energies.append((lattice.energy(J, h) / n_sites).cpu())
+                    if return_stats:  # the R-hat check alone needs only |M|: cheaper
+                        energies.append((lattice.energy(J, h) / n_sites).cpu())
             x = lattice.full()
         else:  # odd side: the general colour-class sampler
             xf = x.to(torch.float32)
@@ -278,7 +281,8 @@ class IsingModel(BaseEstimator):
                 xf = _gibbs_sweep(xf, beta, J, h, periodic, gen, masks)
                 if watch and t >= record_from and (t - record_from) % every == 0:
                     mags.append(xf.mean((-2, -1)).cpu())
-                    energies.append((_ising_energy(xf, J, h, periodic) / n_sites).cpu())
+                    if return_stats:
+                        energies.append((_ising_energy(xf, J, h, periodic) / n_sites).cpu())
             x = xf
         samples = x.to(torch.float32)
         empty = torch.zeros((0, n))
@@ -287,7 +291,7 @@ class IsingModel(BaseEstimator):
             torch.stack([torch.as_tensor(e, dtype=torch.float32) for e in energies]) if energies else empty
         )
         after = burn_in if return_stats else 0
-        diag = _diagnostics(mag_trace[after:].abs(), energy_trace[after:])
+        diag = _diagnostics(mag_trace[after:].abs(), energy_trace[after:] if return_stats else None)
         if diag["r_hat"] is not None and n_sweeps >= MIN_SWEEPS_FOR_CHECK:
             worst = max(diag["r_hat"].values())
             if worst > RHAT_WARNING:
@@ -611,12 +615,15 @@ def _np_magnetization_energy(x: np.ndarray, J: float, h: float, periodic: bool):
     return torch.from_numpy(m), torch.from_numpy((-J * bonds - h * m * n_sites) / n_sites)
 
 
-def _diagnostics(abs_m: torch.Tensor, energy: torch.Tensor) -> dict:
-    """τ_int, ESS and R̂ of the |M| and energy traces ``(n_steps, n_chains)``."""
+def _diagnostics(abs_m: torch.Tensor, energy: torch.Tensor | None) -> dict:
+    """τ_int, ESS and R̂ of the |M| and energy traces ``(n_steps, n_chains)`` (energy: None
+    for the check without return_stats, which watches |M| only)."""
     out = {"tau_int": None, "ess": None, "r_hat": None}
     if abs_m.shape[0] < 4:
         return out
-    traces = {"abs_magnetization": abs_m.double().numpy(), "energy": energy.double().numpy()}
+    traces = {"abs_magnetization": abs_m.double().numpy()}
+    if energy is not None:
+        traces["energy"] = energy.double().numpy()
     out["tau_int"] = {k: integrated_autocorrelation_time(v) for k, v in traces.items()}
     out["ess"] = {k: effective_sample_size(v) for k, v in traces.items()}
     if abs_m.shape[1] >= 2:

@@ -342,7 +342,7 @@ class _QuarterLattice:
         # (building them anew at every half-sweep cost as much as the arithmetic on small
         # lattices).
         self._plan = {}
-        for k_colour, names in _COLOURS.items():
+        for names in _COLOURS.values():
             for k, name in enumerate(names):
                 rows, row_step, cols, col_step = _SHIFTS[name]
                 R, C, out = self.q[rows], self.q[cols], self._sum[k]

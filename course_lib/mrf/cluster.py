@@ -9,8 +9,8 @@ One sweep (eq. (mrf-sw-bond)):
    every site with ``h x_i > 0`` with probability ``p_h = 1 - exp(-2 beta |h|)``: the field is
    the coupling to one extra spin that neighbours every site.
 3. **Clusters.** The connected components of the frozen bonds are found at once by
-   ``scipy.sparse.csgraph.connected_components`` on the bond graph (all chains of a batch
-   in one graph); there is no Python loop over sites.
+   ``scipy.ndimage.label`` (all chains of a batch in one call) and a vectorised union–find
+   for the bonds that wrap around and the ghost's; there is no Python loop over sites.
 4. **Flips.** Every cluster is flipped with probability ½, except a cluster that contains
    the ghost, which keeps the ghost's sign.
 
@@ -57,8 +57,8 @@ def _sw_sweep(x: np.ndarray, beta: float, J: float, h: float, periodic: bool, ge
     Clusters are labelled with ``scipy.ndimage.label`` on an image of twice the lattice's
     resolution in which site ``(i, j)`` is pixel ``(2i, 2j)`` and a frozen bond is the pixel
     between its two sites; bonds that wrap around a periodic lattice and the ghost's bonds
-    then merge labels through ``scipy.sparse.csgraph.connected_components`` on the (small)
-    graph of the labels they touch.
+    then merge labels by a vectorised union–find (:func:`_merge`) on the few labels they
+    touch.
     """
     from scipy import ndimage
 
@@ -97,20 +97,24 @@ def _sw_sweep(x: np.ndarray, beta: float, J: float, h: float, periodic: bool, ge
 
 
 def _merge(root: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Join the labels ``a[k]``–``b[k]``: each label's new root is the smallest in its group."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Join the labels ``a[k]``–``b[k]``: each label's new root is the smallest in its group.
 
-    nodes, inverse = np.unique(np.concatenate([a, b, [0]]), return_inverse=True)
-    m = len(nodes)
-    ia, ib = inverse[: len(a)], inverse[len(a) : len(a) + len(b)]
-    graph = coo_matrix((np.ones(len(ia), dtype=np.int8), (ia, ib)), shape=(m, m)).tocsr()
-    _, comp = connected_components(graph, directed=False)
-    rep = np.full(comp.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(rep, comp, nodes)  # nodes are sorted, so this is the smallest label
+    Vectorised union–find on the few extra edges (wrap-around and ghost bonds): hook the larger
+    root of every edge whose ends differ onto the smaller one, compress the paths by pointer
+    jumping, repeat until every edge joins equal roots. Roots only decrease, so it ends.
+    """
     root = root.copy()
-    root[nodes] = rep[comp]
-    return root
+    while True:
+        ra, rb = root[a], root[b]
+        differ = ra != rb
+        if not differ.any():
+            return root
+        np.minimum.at(root, np.maximum(ra, rb)[differ], np.minimum(ra, rb)[differ])
+        while True:  # pointer jumping: afterwards root[root] == root
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                break
+            root = jumped
 
 
 def swendsen_wang_sweep(
