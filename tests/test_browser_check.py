@@ -161,6 +161,7 @@ def _site(tmp_path):
                      'white-space:pre">' + "x" * 400 + "</pre></div>",
         "tex.html": r"<p>The mean is $\mu_k$ and \(\frac{1}{2}\) stays raw.</p>",
         "network.html": '<img src="https://example.org/pic.png">',
+        "search.html": '<input type="search" name="q"><form><input type="search"></form>',
         "index.html": '<meta http-equiv="refresh" content="0; url=clean.html">',
     }
     for name, body in pages.items():
@@ -173,7 +174,7 @@ def _site(tmp_path):
 def test_browser_check_finds_each_defect(tmp_path):
     html = _site(tmp_path)
     n_pages, failures = bc.run(html, CHROMIUM, tmp_path / "shots", viewports=["phone"])
-    assert n_pages == 9
+    assert n_pages == 10
     by_page: dict[str, list[str]] = {}
     for line in failures:
         page, rest = line.split(" [phone] ", 1)
@@ -190,8 +191,9 @@ def test_browser_check_finds_each_defect(tmp_path):
     assert any(p.startswith("math: TeX left in the text") for p in by_page["tex.html"])
     assert any(p.startswith("network: request to https://example.org/pic.png")
                for p in by_page["network.html"])
+    assert by_page["search.html"] == ["layout: 2 search boxes on the page"]
     shots = sorted(p.name for p in (tmp_path / "shots" / "phone").iterdir())
-    assert "clean.jpg" in shots and len(shots) == 8
+    assert "clean.jpg" in shots and len(shots) == 9
     assert (tmp_path / "shots" / "phone" / "clean.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 

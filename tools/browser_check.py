@@ -26,6 +26,7 @@ emulation). A page fails on
 * ``image``     an ``<img>`` that did not load (missing file, broken data);
 * ``link``      an internal link to a file that does not exist or to an anchor (``#id``)
                 that the target page does not have;
+* ``layout``    more than one search box on the page;
 * ``output``    a notebook cell whose executed notebook (``_build/jupyter_execute``) has an
                 output that the rendered page shows as nothing (empty or zero-height output
                 area, a widget that did not render).
@@ -228,7 +229,10 @@ async () => {
 
   // 7. Things to report about the page itself.
   const searchBoxes = [...document.querySelectorAll(
-      'input[type="search"], input[name="q"], .search-button-field')].filter(visible).length;
+      'input[type="search"], input[name="q"], .search-button-field')]
+      .filter(e => visible(e) && !e.closest('dialog, #pst-search-dialog, .bd-search-container'))
+      .length;
+  if (searchBoxes > 1) add('layout', `${searchBoxes} search boxes on the page`);
   return {problems, links, ids, cells, search_boxes: searchBoxes,
           title: document.title, height: document.scrollingElement.scrollHeight,
           width: docW};
