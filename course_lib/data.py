@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import as_numpy, check_binary, check_bool, check_choice, check_int, check_real
+from ._core import (
+    as_numpy,
+    check_binary,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+)
 
 __all__ = [
     "DIGIT_LEVELS",
@@ -78,6 +86,8 @@ def load_digits(split: str = "train", *, raw: bool = False, dequantize: bool = F
     y : np.ndarray, int64, shape (N,)
     """
     check_choice(split, "split", ("train", "test", "all"))
+    raw = check_bool(raw, "raw")
+    dequantize = check_bool(dequantize, "dequantize")
     if raw and dequantize:
         raise ValueError("raw and dequantize cannot both be True: choose one representation")
     from sklearn.datasets import load_digits as _sk_load
@@ -105,7 +115,7 @@ def dequantize(levels, *, n_levels: int = DIGIT_LEVELS, seed=0) -> np.ndarray:
     arr = as_numpy(levels, "levels", dtype=np.float64)
     if np.any(arr != np.round(arr)) or arr.min() < 0 or arr.max() > n_levels - 1:
         raise ValueError(f"levels must be integers in [0, {n_levels - 1}]")
-    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    rng = np.random.default_rng(check_seed(seed, allow_none=False))
     return ((arr + rng.random(arr.shape)) / n_levels).astype(np.float32)
 
 
@@ -132,7 +142,7 @@ def dequantized_to_images(Y, *, n_levels: int = DIGIT_LEVELS) -> np.ndarray:
 
 
 def _sample_mixture(centres: np.ndarray, n: int, std: float, seed) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     which = rng.integers(0, len(centres), size=n)
     return (centres[which] + std * rng.standard_normal((n, 2))).astype(np.float32)
 
@@ -225,6 +235,8 @@ def flip_noise(image, p: float, seed=0):
     """
     p = check_real(p, "p", minimum=0.0, maximum=1.0)
     arr = np.asarray(image)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"image must be real, got complex dtype {arr.dtype}")
     if arr.ndim < 1 or arr.size == 0:
         raise ValueError(f"image must be a non-empty array, got shape {arr.shape}")
     if np.isin(arr, (0, 1)).all():
@@ -232,7 +244,7 @@ def flip_noise(image, p: float, seed=0):
     else:
         check_binary(arr, "image", values=(-1, 1))
         zero, one = -1, 1
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     flip = rng.random(arr.shape) < p
     out = arr.copy()
     out[flip] = np.where(arr[flip] == one, zero, one).astype(arr.dtype)

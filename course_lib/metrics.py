@@ -39,6 +39,7 @@ from ._core import (
     check_images,
     check_int,
     check_real,
+    check_seed,
     resolve_device,
 )
 
@@ -538,6 +539,7 @@ def _features(x, name: str, device) -> np.ndarray:
 
 
 def _two_feature_sets(real, fake, device, min_rows: int, why: str):
+    device = resolve_device(device)  # checked even when the inputs are features already
     fr = _features(real, "real", device)
     ff = _features(fake, "fake", device)
     _check_same_dim(fr, ff, "real", "fake")
@@ -611,7 +613,7 @@ def kid(real, fake, n_subsets=100, subset_size=None, seed=0, device=None):
     (mean, std) : floats, mean and standard deviation of the estimate over the subsets.
     """
     n_subsets = check_int(n_subsets, "n_subsets", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, allow_none=False)
     fr, ff = _two_feature_sets(real, fake, device, 2, "for the unbiased estimator")
     largest = min(len(fr), len(ff))
     if subset_size is None:
@@ -988,7 +990,7 @@ def evaluate(
     """
     n_draws = check_int(n_draws, "n_draws", minimum=2)
     size = check_int(size, "size", minimum=10)
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed, allow_none=False)
     device = resolve_device(device)
     if not callable(sampler):
         if _rank(sampler) != 4 or len(sampler) < n_draws * size:

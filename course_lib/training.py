@@ -36,7 +36,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._core import check_int, resolve_device
+from ._core import check_int, check_seed, resolve_device
 from ._core import progress as _progress  # `progress` is also an argument name below
 
 __all__ = [
@@ -277,7 +277,7 @@ class NeuralEstimator(BaseEstimator):
         rs = getattr(self, "random_state", None)
         if rs is None:
             return int(torch.randint(0, 2**62, (1,)).item())
-        return check_int(rs, "random_state", minimum=0, maximum=2**63 - 1)
+        return check_seed(rs, "random_state")
 
     @staticmethod
     def _generator_(seed: int, device) -> torch.Generator:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ._core import as_numpy, check_int, check_real
+from ._core import as_numpy, check_bool, check_int, check_real
 
 __all__ = [
     "image_grid",
@@ -96,7 +96,13 @@ def plot_density(log_density, xlim, ylim, ax=None, n=150, points=None, title=Non
     ys = np.linspace(*ylim, n)
     gx, gy = np.meshgrid(xs, ys)
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    values = np.asarray(log_density(grid), dtype=float).reshape(n, n)
+    values = as_numpy(log_density(grid), "log_density(grid)", dtype=np.float64)
+    if values.shape not in ((n * n,), (n * n, 1)):
+        raise ValueError(
+            f"log_density must map the (M, 2) grid to M values, got shape {values.shape} for "
+            f"M = {n * n}"
+        )
+    values = values.reshape(n, n)
     ax = _new_ax(ax)
     ax.imshow(np.exp(values - values.max()), origin="lower", extent=(*xlim, *ylim), cmap=cmap,
               aspect="auto")
@@ -142,9 +148,11 @@ def plot_history(history, keys=None, ax=None, logy=False, title=None, xlabel="it
     missing = [k for k in keys if k not in history]
     if missing:
         raise ValueError(f"keys {missing} are not in history (it has {list(history)})")
+    logy = check_bool(logy, "logy")
+    curves = {k: as_numpy(history[k], f"history[{k!r}]", ndim=1) for k in keys}
     ax = _new_ax(ax, figsize=(5, 3))
-    for k in keys:
-        ax.plot(np.asarray(history[k], dtype=float), label=k)
+    for k, curve in curves.items():
+        ax.plot(curve, label=k)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
