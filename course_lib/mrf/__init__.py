@@ -1,12 +1,21 @@
 """Markov random fields on images: the Ising model, MRF denoising and a pairwise MRF of digits.
 
-A package (``_lattice``, ``_ising``, ``cluster``, ``diagnostics``, ``denoise``,
-``pairwise``); every public name is re-exported here. Three models live here, all built from the same two ideas, *local energy terms* and
-*Gibbs sampling*:
+A package; every public name is re-exported here:
+
+- ``_lattice``: exact results, colour classes, local field, Gibbs conditional and sweeps;
+- ``_ising``: :class:`IsingModel`;
+- ``cluster``: Swendsen–Wang cluster updates (:func:`swendsen_wang_sweep`);
+- ``diagnostics``: autocorrelation time, effective sample size, Gelman–Rubin R̂;
+- ``denoise``: :class:`BinaryDenoiser`; ``pairwise``: :class:`PairwiseMRF`.
+
+Three models live here, all built from the same two ideas, *local energy terms* and
+*Markov chain sampling*:
 
 - :class:`IsingModel`: the 2D Ising model ``p(x) ∝ exp(-beta E(x))`` over spins
-  ``x_i ∈ {-1, +1}`` on a square lattice. It is sampled by checkerboard Gibbs sampling,
-  its partition function is computed exactly on tiny lattices, and its parameter ``beta``
+  ``x_i ∈ {-1, +1}`` on a square lattice. It is sampled by Swendsen–Wang cluster updates
+  (the default) or checkerboard Gibbs sampling, with convergence diagnostics; its partition
+  function is computed exactly on tiny lattices and estimated by annealed importance
+  sampling on any lattice, and its parameter ``beta``
   is learned from samples by pseudo-likelihood or by stochastic maximum likelihood. The
   functions :func:`onsager_magnetization` and :func:`onsager_energy_per_spin` give the exact
   results for the infinite lattice that the sampler is checked against.
