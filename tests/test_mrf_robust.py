@@ -95,6 +95,16 @@ def test_flags_must_be_real_booleans():
         mrf.IsingModel(periodic="False")
     with pytest.raises(TypeError, match="return_stats"):
         mrf.IsingModel().sample(1, (4, 4), return_stats="False")
+    with pytest.raises(TypeError, match="return_history"):
+        mrf.BinaryDenoiser(noise_rate=0.1).denoise(np.zeros((4, 4)), return_history="False")
+    with pytest.raises(TypeError, match="progress"):
+        mrf.PairwiseMRF(device=CPU).fit(np.zeros((3, 1, 8, 8)), progress="no")
+
+
+def test_graph_cut_validates_the_device():
+    d = mrf.BinaryDenoiser(noise_rate=0.1)
+    with pytest.raises((ValueError, TypeError), match="device"):
+        d.denoise(np.zeros((4, 4)), method="graphcut", device="gpu")
 
 
 def test_graph_cut_refuses_an_image_that_will_not_fit(monkeypatch):

@@ -19,6 +19,7 @@ from .._core import (
     make_generator,
     resolve_device,
 )
+from ._ising import _check_flag
 from ._lattice import (
     _conditional,
     _ising_energy,
@@ -149,6 +150,8 @@ class BinaryDenoiser(BaseEstimator):
         """
         z = _check_labels(noisy, "noisy")
         check_choice(method, "method", self.METHODS)
+        return_history = _check_flag(return_history, "return_history")
+        dev = resolve_device(device)  # validated for every method (the graph cut runs on the CPU)
         if method == "graphcut":
             if self._coupling() < 0:
                 raise ValueError(
@@ -158,7 +161,6 @@ class BinaryDenoiser(BaseEstimator):
             _check_graphcut_memory(*z.shape)
             labels = self._graphcut(z.numpy())
             return (labels, []) if return_history else labels
-        dev = resolve_device(device)
         t = (2 * z - 1).to(dev)
         gen = make_generator(seed, dev)
         masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)

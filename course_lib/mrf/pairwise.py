@@ -16,6 +16,7 @@ from .._core import (
     resolve_device,
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
+from ._ising import _check_flag
 from ._lattice import (
     _conditional,
 )
@@ -137,6 +138,7 @@ class PairwiseMRF(BaseEstimator):
         after every epoch.
         """
         check_choice(method, "method", ("pseudolikelihood", "sml"))
+        progress = _check_flag(progress, "progress")
         s = self._to_spins(X, threshold, check_shape=False)
         N, D = s.shape
         image_shape = tuple(as_tensor(X, "X", ndim=4).shape[1:])
