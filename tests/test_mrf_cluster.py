@@ -147,3 +147,32 @@ def test_cluster_decorrelates_far_faster_than_gibbs_at_tc():
                              return_stats=True)
         taus[method] = st["tau_int"]["abs_magnetization"]
     assert taus["swendsen_wang"] < 10 and taus["gibbs"] > 5 * taus["swendsen_wang"], taus
+
+
+def test_book_benchmark_table_matches_the_results_file():
+    """The cost ratios quoted in the chapter come from benchmarks/results/mrf_cluster_cpu.txt."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = (root / "benchmarks" / "results" / "mrf_cluster_cpu.txt").read_text()
+    book = (root / "book" / "04_mrf.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\s*(\d+) \|.*\|\s*([\d.]+)x", results, re.M)
+    assert len(rows) == 4
+    for L, ratio in rows:
+        line = next(r for r in book.splitlines() if r.startswith(f"| {L} |"))
+        assert line.rstrip(" |").endswith(f"{round(float(ratio))}×"), (L, ratio, line)
+
+
+def test_notebook_lattice_sizes_in_prose_come_from_its_code():
+    """Every 'N×N' lattice named in notebook 04's text is a size its code cells use."""
+    import json
+    import re
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "04_mrf.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    code = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    numbers_in_code = set(re.findall(r"\d+", code))
+    for size in set(re.findall(r"(\d+)×\1", text)):
+        assert size in numbers_in_code, f"the text names a {size}×{size} lattice the code never uses"
