@@ -80,6 +80,12 @@ def _on_config_inited(app, config) -> None:
             options["repository_url"] = url
             options.setdefault("repository_branch", "main")
             options["use_repository_button"] = True
+        elif isinstance(options.get("launch_buttons"), dict):
+            # No repository: launch buttons cannot be built (sphinx-book-theme would fail on
+            # every notebook page), so the book has none.
+            options["launch_buttons"] = {
+                **options["launch_buttons"], "binderhub_url": "", "jupyterhub_url": "",
+                "colab_url": "", "jupyterlite_url": "", "thebe": False}
     # pydata-sphinx-theme reads the default colour mode from html_context, not theme options.
     context = dict(config.html_context or {})
     context.setdefault("default_mode", "auto")
