@@ -352,6 +352,7 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
 
     grayscale = check_bool(grayscale, "grayscale")
     allow_upscale = check_bool(allow_upscale, "allow_upscale")
+    return_paths = check_bool(return_paths, "return_paths")
     hw = _check_size(size)
     folder = Path(path)
     if not folder.exists():

@@ -50,6 +50,7 @@ from sklearn.utils import check_random_state
 
 from ._core import (
     as_tensor,
+    check_bool,
     check_choice,
     check_int,
     check_real,
@@ -769,8 +770,7 @@ class GaussianMixture(BaseEstimator):
         check_choice(self.init_params, "init_params", INIT_PARAMS)
         check_int(self.verbose, "verbose", minimum=0)
         for name in ("warm_start", "progress"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name)
         rs = self.random_state
         if not isinstance(rs, np.random.RandomState):
             check_seed(rs, "random_state")  # the course's one seed check: None or [0, 2**64)

@@ -36,7 +36,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._core import check_int, check_seed, resolve_device
+from ._core import check_bool, check_int, check_seed, resolve_device
 from ._core import progress as _progress  # `progress` is also an argument name below
 
 __all__ = [
@@ -79,6 +79,7 @@ def minibatches(
     """
     n_rows = check_int(n_rows, "n_rows", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    drop_last = check_bool(drop_last, "drop_last")
     batch_size = min(batch_size, n_rows)
     while True:
         order = torch.randperm(n_rows, generator=generator)
@@ -136,6 +137,7 @@ def train_loop(
     :func:`course_lib.viz.plot_history` plots.
     """
     n_steps = check_int(n_steps, "n_steps", minimum=1)
+    progress = check_bool(progress, "progress")
     history: dict[str, list[float]] = {}
     watched = None if check is None else set(check)
     bar = _progress(range(n_steps), progress, desc=desc, leave=False)

@@ -220,3 +220,10 @@ def test_fit_cached_trains_once_then_loads_and_rebuilds_a_damaged_cache(tmp_path
     assert len(fits) == 4 and torch.equal(again.net_.weight, first.net_.weight)
     fit_cached(Line(), X, y, folder=tmp_path)  # and the rebuilt file is used
     assert len(fits) == 4
+
+
+def test_flags_must_be_booleans():
+    with pytest.raises(TypeError, match="drop_last"):
+        next(minibatches(10, 2, torch.Generator(), drop_last="False"))
+    with pytest.raises(TypeError, match="progress"):
+        train_loop(lambda t: {"loss": 1.0}, 2, progress="no")
