@@ -240,7 +240,7 @@ class GAN(NeuralEstimator):
     n_steps : int >= 1, default 3000
         Training steps (each: one discriminator and one generator update).
     batch_size : int >= 1, default 256
-    lr : float > 0, default 2e-3
+    lr : float > 0, default 4e-3
         Adam's learning rate for both networks, decayed to 0 with a cosine schedule.
     beta1 : float in [0, 1), default 0.5
         Adam's first momentum coefficient (0.5 is the usual choice for GANs).
@@ -254,7 +254,18 @@ class GAN(NeuralEstimator):
     rejection : bool, default True
         Train the discriminator for rejection sampling after the main training and use it in
         :meth:`sample` by default.
-    rejection_steps : int >= 1, default 500
+    rejection_steps : int >= 1, default 1000
+    rejection_quantile : float in [0.5, 1], default 0.95
+        log M of rejection sampling is this quantile of the discriminator's logits on 10,000
+        generated points per class: 1.0 is their maximum (exact rejection sampling when the
+        logit is exact); a lower value accepts more, capping the probability at 1 for the
+        points above the quantile (useful in high dimension, where the maximum is an outlier).
+    lr_decay : bool, default True
+        Cosine decay of the learning rate to 0 over ``n_steps``; False keeps it constant.
+    snapshots : int >= 0, default 0
+        Keep this many snapshots of the raw generator output during training (500 samples
+        from the same latent vectors each time, at evenly spaced steps, the last one after
+        the final step) in ``snapshots_``: for plots of the samples over training.
     generator, discriminator : nn.Module or None
         Replace the default networks. ``generator`` maps ``(B, latent_dim + n_classes)`` to
         ``(B, D)`` (flattened, standardised data); ``discriminator`` maps
@@ -278,6 +289,8 @@ class GAN(NeuralEstimator):
         penalty), ``d_real``/``d_fake`` (mean D on the minibatch), ``lr``; and
         ``loss_d_rejection`` for the rejection steps
     fit_time_ : float, seconds spent in ``fit``
+    snapshots_ : list of (step, ndarray) pairs, samples in X's shape during training (see
+        ``snapshots``)
     """
 
     def __init__(
@@ -286,13 +299,16 @@ class GAN(NeuralEstimator):
         hidden=None,
         n_steps: int = 3000,
         batch_size: int = 256,
-        lr: float = 2e-3,
+        lr: float = 4e-3,
         beta1: float = 0.5,
         loss: str = "non-saturating",
         r1: float = 0.01,
         r1_every: int = 16,
         rejection: bool = True,
-        rejection_steps: int = 500,
+        rejection_steps: int = 1000,
+        rejection_quantile: float = 0.95,
+        lr_decay: bool = True,
+        snapshots: int = 0,
         generator=None,
         discriminator=None,
         random_state=None,
@@ -310,6 +326,9 @@ class GAN(NeuralEstimator):
         self.r1_every = r1_every
         self.rejection = rejection
         self.rejection_steps = rejection_steps
+        self.rejection_quantile = rejection_quantile
+        self.lr_decay = lr_decay
+        self.snapshots = snapshots
         self.generator = generator
         self.discriminator = discriminator
         self.random_state = random_state
@@ -332,6 +351,10 @@ class GAN(NeuralEstimator):
         if not isinstance(self.rejection, (bool, np.bool_)):
             raise TypeError(f"rejection must be True or False, got {self.rejection!r}")
         check_int(self.rejection_steps, "rejection_steps", minimum=1)
+        check_real(self.rejection_quantile, "rejection_quantile", minimum=0.5, maximum=1.0)
+        if not isinstance(self.lr_decay, (bool, np.bool_)):
+            raise TypeError(f"lr_decay must be True or False, got {self.lr_decay!r}")
+        check_int(self.snapshots, "snapshots", minimum=0)
         for name in ("generator", "discriminator"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, nn.Module):
@@ -455,13 +478,22 @@ class GAN(NeuralEstimator):
         batches = minibatches(N, batch, cpu_gen, drop_last=True)
         n_steps, latent, r1, every = self.n_steps, self.latent_dim, float(self.r1), self.r1_every
         last_r1 = [0.0]
+        snap_steps = set()
+        if self.snapshots:
+            snap_steps = {int(round(n_steps * (k + 1) / self.snapshots)) - 1
+                          for k in range(self.snapshots)}
+        snapshots = []
 
-        def noise(b, idx):
-            z = torch.randn(b, latent, generator=gen, device=device)
+        def noise(b, idx, generator=gen):
+            z = torch.randn(b, latent, generator=generator, device=device)
             return self._cat(z, self._one_hot(idx, n_classes, device))
 
+        snap_idx = None if y_idx is None else torch.arange(500) % n_classes
+        # their own generator: taking snapshots does not change the training
+        snap_z = noise(500, snap_idx, self._generator_(seed + 2, device)) if snap_steps else None
+
         def step(t):
-            lr = self.lr * _cosine(t, n_steps)
+            lr = self.lr * _cosine(t, n_steps) if self.lr_decay else self.lr
             for opt in (opt_g, opt_d):
                 for group in opt.param_groups:
                     group["lr"] = lr
@@ -486,6 +518,9 @@ class GAN(NeuralEstimator):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if t in snap_steps:
+                with torch.no_grad():
+                    snapshots.append((t + 1, G(snap_z) * scale + mean.to(device)))
             return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": last_r1[0],
                     "d_real": torch.sigmoid(real_logits).mean().detach(),
                     "d_fake": torch.sigmoid(fake_logits).mean().detach(), "lr": lr}
@@ -498,7 +533,7 @@ class GAN(NeuralEstimator):
 
         log_m = None
         if self.rejection:
-            opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * 0.5, betas=betas)
+            opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * self._REJECTION_LR, betas=betas)
 
             def refine(t):
                 idx = next(batches).to(device)
@@ -528,10 +563,15 @@ class GAN(NeuralEstimator):
         self.log_m_ = log_m
         self.history_ = history
         self._rng_ = gen
+        self.snapshots_ = [(t, x.clamp(0, 1) if len(input_shape) == 3 else x)
+                           for t, x in snapshots]
+        self.snapshots_ = [(t, x.cpu().numpy().reshape(len(x), *input_shape))
+                           for t, x in self.snapshots_]
         self.fit_time_ = time.perf_counter() - start
         return self
 
     _BURN_IN = 10_000  # generated points per class used to estimate log M
+    _REJECTION_LR = 0.25  # learning rate of the rejection steps, relative to lr
 
     @torch.no_grad()
     def _estimate_log_m(self, G, Dn, n_classes, noise, device) -> torch.Tensor:
@@ -541,7 +581,8 @@ class GAN(NeuralEstimator):
             idx = None if n_classes == 0 else torch.full((self._BURN_IN,), k, dtype=torch.long)
             c = self._one_hot(idx, n_classes, device)
             logits = Dn(self._cat(G(noise(self._BURN_IN, idx)), c)).squeeze(1)
-            out.append(logits.max())
+            q = float(self.rejection_quantile)
+            out.append(logits.max() if q >= 1.0 else torch.quantile(logits, q))
         return torch.stack(out).to(device)
 
     # ------------------------------------------------------------------ save / load

@@ -161,6 +161,11 @@ def test_shapes_points_and_images(ring, digits):
     assert gc.sample(3).shape == (3, 1, 8, 8)
     assert list(gc.classes_) == list(range(10))
     assert gi.logits(Xd[:9]).shape == (9,)
+    snap = GAN(random_state=0, snapshots=3, **FAST).fit(X)
+    assert [t for t, _ in snap.snapshots_] == [13, 27, 40]
+    assert all(pts.shape == (500, 2) for _, pts in snap.snapshots_)
+    # taking snapshots does not change the training
+    assert np.array_equal(snap.sample(20, seed=0), g.sample(20, seed=0))
 
 
 def test_sklearn_clone_and_params():
@@ -203,6 +208,10 @@ def test_standardisation_makes_the_scale_irrelevant(ring):
         (dict(r1=-0.1), "r1"),
         (dict(hidden=0), "hidden"),
         (dict(rejection_steps=0), "rejection_steps"),
+        (dict(rejection_quantile=0.2), "rejection_quantile"),
+        (dict(snapshots=-1), "snapshots"),
+        (dict(lr_decay="yes"), "lr_decay"),
+        (dict(rejection=1), "rejection"),
     ],
 )
 def test_bad_hyperparameters_are_named(ring, kwargs, match):
