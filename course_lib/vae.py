@@ -302,13 +302,21 @@ def _decoder_mean(likelihood: str, params, n_levels: int, draw: bool, generator=
     Discrete decoders return grey levels on the ``level / (n_levels − 1)`` scale (the scale of
     ``load_digits()``); the Gaussian's mean and draws are clipped to [0, 1].
     """
-    if likelihood in DISCRETE:
-        if likelihood == "categorical":
-            log_p = torch.log_softmax(params, dim=-1)
-        else:
-            grid = torch.arange(n_levels, dtype=params.dtype, device=params.device)
-            log_p = discretized_logistic_log_prob(
-                grid, params[..., :1], params[..., 1:2].clamp(min=_MIN_LOG_SCALE), n_levels)
+    if likelihood == "discretized_logistic":
+        # P(level > j) = 1 - CDF(upper edge of bin j), j = 0..L-2: the mean level is their sum,
+        # and a draw counts the edges whose CDF lies below a uniform u (inverse CDF).
+        h = 0.5 / (n_levels - 1)
+        edges = torch.arange(n_levels - 1, dtype=params.dtype, device=params.device)
+        edges = edges / (n_levels - 1) + h
+        scale = torch.exp(params[..., 1:2].clamp(min=_MIN_LOG_SCALE))
+        cdf = torch.sigmoid((edges - params[..., :1]) / scale)  # (..., L-1)
+        if draw:
+            u = torch.rand(cdf.shape[:-1], generator=generator, device=cdf.device,
+                           dtype=cdf.dtype)
+            return (cdf < u.unsqueeze(-1)).sum(-1).to(params.dtype) / (n_levels - 1)
+        return (1.0 - cdf).sum(-1) / (n_levels - 1)
+    if likelihood == "categorical":
+        log_p = torch.log_softmax(params, dim=-1)
         if draw:
             flat = log_p.reshape(-1, n_levels).exp()
             idx = torch.multinomial(flat, 1, generator=generator).reshape(log_p.shape[:-1])

@@ -417,3 +417,16 @@ def test_log_px_given_z_and_prior_sampling_is_worse_than_iwae(small_vae, digits)
         lambda z: torch.tensor(small_vae.log_px_given_z(X, z)), 4, 200,
         generator=torch.Generator().manual_seed(0)).numpy()
     assert prior.mean() < vae.iwae_log_likelihood(torch.tensor(lw)).numpy().mean()
+
+
+def test_discretized_logistic_mean_and_draws_match_its_probabilities():
+    gen = torch.Generator().manual_seed(0)
+    params = torch.stack([torch.tensor([0.0, 0.3, 0.97]), torch.tensor([-3.0, -1.5, -2.5])], -1)
+    grid = torch.arange(17, dtype=torch.float32)
+    p = vae.discretized_logistic_log_prob(grid, params[:, :1], params[:, 1:2]).exp()  # (3, 17)
+    mean = vae._decoder_mean("discretized_logistic", params, 17, draw=False)
+    torch.testing.assert_close(mean, (p * grid).sum(-1) / 16, rtol=1e-5, atol=1e-6)
+    draws = vae._decoder_mean("discretized_logistic", params.expand(20000, 3, 2), 17, draw=True,
+                              generator=gen)
+    freq = torch.stack([((draws * 16).round() == k).float().mean(0) for k in range(17)], -1)
+    assert (freq - p).abs().max() < 0.015
