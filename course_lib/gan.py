@@ -237,7 +237,7 @@ class GAN(NeuralEstimator):
     hidden : int >= 1 or None, default None
         Width of the two hidden layers of both default networks; ``None``: 128 for data with
         at most 16 features, 256 otherwise (e.g. 8×8 images).
-    n_steps : int >= 1, default 3000
+    n_steps : int >= 1, default 5000
         Training steps (each: one discriminator and one generator update).
     batch_size : int >= 1, default 256
     lr : float > 0, default 4e-3
@@ -297,7 +297,7 @@ class GAN(NeuralEstimator):
         self,
         latent_dim: int = 8,
         hidden=None,
-        n_steps: int = 3000,
+        n_steps: int = 5000,
         batch_size: int = 256,
         lr: float = 4e-3,
         beta1: float = 0.5,
