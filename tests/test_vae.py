@@ -269,7 +269,7 @@ def test_elbo_terms_and_history(small_vae, digits):
     assert n_steps == 8 * math.ceil(len(digits[0]) / 64)
     assert np.mean(h["elbo"][-10:]) > np.mean(h["elbo"][:10])  # it learnt
     bpp = bits_per_pixel(small_vae.log_likelihood(digits[2], 100, seed=0), 64)
-    assert bpp < 2.6  # already better than independent pixels (2.43) after 8 epochs? no: < 2.6
+    assert bpp < 2.6  # 8 epochs of a small model: far below a uniform density's 4.09
 
 
 def test_shapes_and_methods(small_vae, digits):
