@@ -404,7 +404,9 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     if not isinstance(model, NeuralEstimator):
         raise TypeError(f"model must be a course_lib neural model, got {type(model).__name__}")
     params = model.get_params(deep=False)
-    if any(not _plain(v) for v in params.values()):
+    # a torch.device is a plain value too, for the key and for loading
+    params = {k: str(v) if isinstance(v, torch.device) else v for k, v in params.items()}
+    if any(not _plain(v) for v in params.values()):  # user-supplied networks: not cacheable
         return model.fit(X, y)
     key = json.dumps(
         {

@@ -227,3 +227,13 @@ def test_flags_must_be_booleans():
         next(minibatches(10, 2, torch.Generator(), drop_last="False"))
     with pytest.raises(TypeError, match="progress"):
         train_loop(lambda t: {"loss": 1.0}, 2, progress="no")
+
+
+def test_fit_cached_accepts_a_torch_device(tmp_path):
+    from course_lib.training import fit_cached
+
+    X, y = _data()
+    fit_cached(Line(device=torch.device("cpu")), X, y, folder=tmp_path)
+    assert len(list(tmp_path.glob("Line_*.pt"))) == 1
+    again = fit_cached(Line(device=torch.device("cpu")), X, y, folder=tmp_path)
+    assert again.device == "cpu"
