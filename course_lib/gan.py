@@ -51,8 +51,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._core import as_tensor, check_choice, check_int, check_real
-from .training import NeuralEstimator, minibatches, seeded, train_loop
+from ._core import as_tensor, check_bool, check_choice, check_int, check_real, check_seed
+from .training import NeuralEstimator, minibatches, mlp, seeded, train_loop
 
 __all__ = [
     "GAN",
@@ -189,16 +189,6 @@ def acceptance_probability(logits, log_m) -> torch.Tensor:
 
 
 # ====================================================================== networks
-
-
-def mlp(sizes, activation=nn.ReLU) -> nn.Sequential:
-    """Linear layers of the given ``sizes`` with ``activation()`` between them (not after the last)."""
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
 
 
 def _leaky():
@@ -348,20 +338,17 @@ class GAN(NeuralEstimator):
         check_choice(self.loss, "loss", LOSSES)
         check_real(self.r1, "r1", minimum=0.0)
         check_int(self.r1_every, "r1_every", minimum=1)
-        if not isinstance(self.rejection, (bool, np.bool_)):
-            raise TypeError(f"rejection must be True or False, got {self.rejection!r}")
+        check_bool(self.rejection, "rejection")
         check_int(self.rejection_steps, "rejection_steps", minimum=1)
         check_real(self.rejection_quantile, "rejection_quantile", minimum=0.5, maximum=1.0)
-        if not isinstance(self.lr_decay, (bool, np.bool_)):
-            raise TypeError(f"lr_decay must be True or False, got {self.lr_decay!r}")
+        check_bool(self.lr_decay, "lr_decay")
         check_int(self.snapshots, "snapshots", minimum=0)
         for name in ("generator", "discriminator"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, nn.Module):
                 raise TypeError(f"{name} must be None or a torch.nn.Module, "
                                 f"got {type(value).__name__}")
-        if not isinstance(self.progress, (bool, np.bool_)):
-            raise TypeError(f"progress must be True or False, got {self.progress!r}")
+        check_bool(self.progress, "progress")
 
     def _check_X(self, X, name: str = "X") -> torch.Tensor:
         X = as_tensor(X, name, ndim=(2, 4), dtype=torch.float32, device="cpu")
@@ -638,7 +625,7 @@ class GAN(NeuralEstimator):
             if getattr(self, "_rng_", None) is None or self._rng_.device.type != device.type:
                 self._rng_ = self._generator_(self._seed_(), device)
             return self._rng_
-        return self._generator_(check_int(seed, "seed", minimum=0), device)
+        return self._generator_(check_seed(seed, allow_none=False), device)
 
     def _to_data(self, flat_std: torch.Tensor) -> np.ndarray:
         x = flat_std * self.scale_ + self.mean_

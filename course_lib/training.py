@@ -50,6 +50,7 @@ __all__ = [
     "NeuralEstimator",
     "CHECKPOINT_FORMAT",
     "fit_cached",
+    "mlp",
 ]
 
 #: Version of the checkpoint layout written by :func:`save_checkpoint`.
@@ -172,6 +173,21 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def mlp(sizes, activation=torch.nn.ReLU) -> torch.nn.Sequential:
+    """A multilayer perceptron: ``Linear`` layers of the given ``sizes`` (input, hidden...,
+    output) with ``activation()`` between them, none after the last. The default networks of
+    the GAN and the VAE are built with it."""
+    sizes = [check_int(s, "sizes[i]", minimum=1) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must hold at least an input and an output size, got {sizes}")
+    layers: list[torch.nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return torch.nn.Sequential(*layers)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -56,7 +56,7 @@ from ._core import (
     progress,
 )
 from .data import DIGIT_LEVELS
-from .training import DivergenceError, NeuralEstimator, minibatches, seeded, train_loop
+from .training import DivergenceError, NeuralEstimator, minibatches, mlp, seeded, train_loop
 
 __all__ = [
     "VAE",
@@ -420,16 +420,6 @@ def pixel_histogram_log_prob(X_train, X, n_levels: int = DIGIT_LEVELS, alpha: fl
 
 
 # ====================================================================== networks
-
-
-def mlp(sizes, activation=nn.ReLU) -> nn.Sequential:
-    """A multilayer perceptron: Linear layers of the given ``sizes`` with ``activation`` between."""
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
 
 
 # ====================================================================== the estimator
