@@ -87,6 +87,9 @@ exercises: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/gmm_vs_sklearn.py
 	$(BIN)/python benchmarks/mrf_gibbs.py
+	$(BIN)/python benchmarks/mrf_cluster.py
+	$(BIN)/python benchmarks/gan_modes.py
+	$(BIN)/python benchmarks/vae_digits.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests benchmarks tools
