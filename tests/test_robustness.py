@@ -41,6 +41,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from course_lib import _core, data, metrics, viz  # noqa: E402
 from course_lib import grading as grading_base  # noqa: E402
@@ -290,9 +291,56 @@ CASES: list[Case] = [
          lambda: grading_base.check_scalar(np.zeros(3), "FID"), GradingError,
          "FID should be one number"),
     # ------------------------------------------------------------------ GAN, VAE
-    # Rows for course_lib.gan and course_lib.vae go here, e.g.
-    # Case("gan", "GAN.fit", "NaN images", lambda: _gan().GAN().fit(bad), ValueError, "X"),
+    Case("gan", "GAN", "`latent_dim=0`",
+         lambda: _gan().GAN(latent_dim=0, n_steps=1).fit(_digits(16)), ValueError, "latent_dim"),
+    Case("gan", "GAN", '`loss="wasserstein"`',
+         lambda: _gan().GAN(loss="wasserstein", n_steps=1).fit(_digits(16)), ValueError, "loss"),
+    Case("gan", "GAN", '`progress="no"` (a string)',
+         lambda: _gan().GAN(n_steps=1, progress="no").fit(_digits(16)), TypeError, "progress"),
+    Case("gan", "GAN", "`random_state=-1`",
+         lambda: _gan().GAN(n_steps=1, random_state=-1).fit(_digits(16)), ValueError,
+         "random_state"),
+    Case("gan", "GAN.fit", "NaN images",
+         lambda: _gan().GAN(n_steps=1).fit(_nan_digits()), ValueError, "X contains NaN"),
+    Case("gan", "GAN.fit", "images with values above 1",
+         lambda: _gan().GAN(n_steps=1).fit(2 * _digits(16)), ValueError, "X"),
+    Case("gan", "GAN.fit", "3 labels for 16 images",
+         lambda: _gan().GAN(n_steps=1).fit(_digits(16), np.zeros(3, int)), ValueError, "y"),
+    Case("gan", "GAN.sample", "before fit", lambda: _gan().GAN().sample(3), NotFittedError,
+         "not fitted"),
+    Case("vae", "VAE", "`latent_dim=0`",
+         lambda: _vae().VAE(latent_dim=0, epochs=1).fit(_digits(16)), ValueError, "latent_dim"),
+    Case("vae", "VAE", '`likelihood="poisson"`',
+         lambda: _vae().VAE(likelihood="poisson", epochs=1).fit(_digits(16)), ValueError,
+         "likelihood"),
+    Case("vae", "VAE.fit", "NaN images",
+         lambda: _vae().VAE(epochs=1).fit(_nan_digits()), ValueError, "X contains NaN"),
+    Case("vae", "VAE.fit", "grey levels above 1 for the discretised logistic",
+         lambda: _vae().VAE(epochs=1).fit(2 * _digits(16)), ValueError, "X must be in [0, 1]"),
+    Case("vae", "VAE.fit", "grey images for the Bernoulli decoder",
+         lambda: _vae().VAE(likelihood="bernoulli", epochs=1).fit(_digits(16)), ValueError,
+         "X must contain only 0 and 1"),
+    Case("vae", "VAE.sample", "before fit", lambda: _vae().VAE().sample(3), NotFittedError,
+         "not fitted"),
 ]
+
+
+def _gan():
+    from course_lib import gan
+
+    return gan
+
+
+def _vae():
+    from course_lib import vae
+
+    return vae
+
+
+def _nan_digits():
+    x = _digits(16)
+    x[0, 0, 0, 0] = np.nan
+    return x
 
 
 def _with_env(name, value, fn):
