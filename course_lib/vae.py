@@ -49,6 +49,7 @@ from torch.nn import functional as F
 
 from ._core import (
     as_tensor,
+    check_bool,
     check_choice,
     check_int,
     check_real,
@@ -515,6 +516,7 @@ class VAE(NeuralEstimator):
     # ------------------------------------------------------------------ checks
 
     def _check_hyperparameters(self):
+        check_bool(self.progress, "progress")
         check_int(self.latent_dim, "latent_dim", minimum=1)
         check_choice(self.likelihood, "likelihood", LIKELIHOODS)
         hidden = tuple(self.hidden) if self.hidden is not None else ()
@@ -902,6 +904,7 @@ class VAE(NeuralEstimator):
         With ``return_error=True`` also returns the Monte Carlo standard error of each value
         (delta method: :math:`\sqrt{(\overline{w^2}/\bar w^2 - 1)/k}`).
         """
+        return_error = check_bool(return_error, "return_error")
         lse = self._log_weights(X, k, labels, seed, keep=False)  # (2, N)
         ll = lse[0] - math.log(k)
         if not return_error:
@@ -943,6 +946,7 @@ class VAE(NeuralEstimator):
         """Mean of q(z | x) for each sample, (N, latent_dim); with ``return_log_var`` also
         log σ²."""
         self._check_fitted()
+        return_log_var = check_bool(return_log_var, "return_log_var")
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
         mean, log_var = self._encode_t(self.encoder_, x, y1h)
@@ -955,6 +959,7 @@ class VAE(NeuralEstimator):
         from p(x | z) with ``draw=True``. Discrete decoders give grey levels on the
         ``level / (n_levels - 1)`` scale (that of ``load_digits()``)."""
         self._check_fitted()
+        draw = check_bool(draw, "draw")
         device = self._net_device()
         z = as_tensor(Z, "Z", ndim=2, dtype=torch.float32, device=device)
         if z.shape[1] != self.latent_dim:
@@ -1000,6 +1005,8 @@ class VAE(NeuralEstimator):
         ``classes_[i % n_classes]``); ``return_labels=True`` returns ``(images, labels)``.
         """
         self._check_fitted()
+        draw = check_bool(draw, "draw")
+        return_labels = check_bool(return_labels, "return_labels")
         n = check_int(n_samples, "n_samples", minimum=1)
         device = self._net_device()
         gen = self._rng(seed, device)

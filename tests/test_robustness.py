@@ -322,7 +322,16 @@ CASES: list[Case] = [
          "X must contain only 0 and 1"),
     Case("vae", "VAE.sample", "before fit", lambda: _vae().VAE().sample(3), NotFittedError,
          "not fitted"),
+    Case("vae", "VAE", '`progress="no"` (a string)',
+         lambda: _vae().VAE(epochs=1, progress="no").fit(_digits(16)), TypeError, "progress"),
+    Case("vae", "VAE.sample", '`draw="False"` (a string)',
+         lambda: _fitted_vae().sample(2, draw="False"), TypeError, "draw"),
 ]
+
+
+def _fitted_vae():
+    return _vae().VAE(epochs=1, hidden=(8,), latent_dim=2, progress=False,
+                      random_state=0).fit(_digits(16))
 
 
 def _gan():
