@@ -541,13 +541,7 @@ class GAN(NeuralEstimator):
             p.requires_grad_(False)
 
         # success: commit the fitted state
-        self.generator_, self.discriminator_ = G, Dn
-        self.classes_ = classes
-        self.input_shape_ = input_shape
-        self.n_features_in_ = D
-        self.mean_ = mean.to(device)
-        self.scale_ = scale
-        self.log_m_ = log_m
+        self._set_fitted(G, Dn, classes, input_shape, mean.to(device), scale, log_m)
         self.history_ = history
         self._rng_ = gen
         self.snapshots_ = [(t, x.clamp(0, 1) if len(input_shape) == 3 else x)
@@ -582,6 +576,16 @@ class GAN(NeuralEstimator):
                                     "log_m": (torch.zeros(0) if self.log_m_ is None
                                               else self.log_m_.detach().cpu())}}
 
+    def _set_fitted(self, G, Dn, classes, input_shape, mean, scale, log_m):
+        """Set the fitted attributes shared by fit and load (only once everything succeeded)."""
+        self.generator_, self.discriminator_ = G, Dn
+        self.classes_ = classes
+        self.input_shape_ = input_shape
+        self.n_features_in_ = int(np.prod(input_shape))
+        self.mean_ = mean
+        self.scale_ = scale
+        self.log_m_ = log_m
+
     def _meta_(self):
         self._check_fitted_()
         return {"input_shape": list(self.input_shape_),
@@ -605,13 +609,8 @@ class GAN(NeuralEstimator):
             net.to(device).eval()
             for p in net.parameters():
                 p.requires_grad_(False)
-        self.generator_, self.discriminator_ = G, Dn
-        self.classes_ = classes
-        self.input_shape_ = input_shape
-        self.n_features_in_ = D
-        self.mean_ = mean.to(device)
-        self.scale_ = float(meta["scale"])
-        self.log_m_ = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
+        log_m = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
+        self._set_fitted(G, Dn, classes, input_shape, mean.to(device), float(meta["scale"]), log_m)
         self.fit_time_ = float(meta.get("fit_time", 0.0))
         self._rng_ = self._generator_(self._seed_(), device)
 
