@@ -10,6 +10,9 @@ Three pieces, each small enough to read in one go:
   naming the quantity and what to try, as soon as one of them is NaN or infinite;
 - :func:`fit_cached`: ``model.fit(X, y)``, or the identical fit loaded from disk when the
   model, its hyperparameters, the data and the code are unchanged (checked, never trusted);
+- :func:`check_input`: an estimator's first look at its data (sparse, complex, empty, object
+  arrays), with scikit-learn's wording, so that the models pass scikit-learn's own estimator
+  checks (tests/test_sklearn_checks.py);
 - :class:`NeuralEstimator`: the scikit-learn-shaped base class of the neural models: device
   placement through :func:`course_lib._core.resolve_device`, seeding (same ``random_state``,
   same result on the CPU), and ``save(path)`` / ``load(path)``, which store the weights as a

@@ -11,19 +11,27 @@ data, and they take ±1 spin lattices (``IsingModel``), one ``{0, 1}`` image
 (``BinaryDenoiser``) or ``{0, 1}`` images ``(N, C, H, W)`` (``PairwiseMRF``); they refuse such
 data with a clear error, which is what their rows check. The API checks, the checks of
 refused input (complex, sparse, empty, object dtype, 1-D) and the checks of the constructor
-apply and pass. ``GaussianMixture``'s checks are in tests/test_gmm.py.
+apply and pass; :func:`test_binary_model_fit_on_its_own_data` asks the skipped data checks'
+questions (fit returns self, leaves the hyperparameters alone, is idempotent, pickles,
+takes read-only, F-ordered and other-dtype arrays) on valid data. ``GaussianMixture``'s checks
+are in tests/test_gmm.py.
 
 The neural models run with a handful of steps so that the whole file takes seconds.
 """
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 import warnings
 from functools import partial
 
+import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import estimator_checks_generator
+from sklearn.utils.validation import check_is_fitted
 
 from course_lib import mrf
 from course_lib.gan import GAN
@@ -156,3 +164,77 @@ def test_tags_declare_the_inputs():
         assert not tags.input_tags.sparse and not tags.input_tags.allow_nan
         assert not tags.target_tags.required
     assert ESTIMATORS["VAE"].__sklearn_tags__().estimator_type == "density_estimator"
+
+
+# ----------------------------------------------------------------------------------------------
+# The data checks above cannot feed the binary models their own kind of data; these tests ask
+# the same questions (what scikit-learn's check_estimators_fit_returns_self,
+# check_dont_overwrite_parameters, check_estimators_overwrite_params, check_fit_idempotent,
+# check_estimators_pickle, check_readonly_memmap_input, check_estimators_dtypes,
+# check_f_contiguous_array_estimator and check_fit_check_is_fitted ask) on valid input.
+
+
+def _ising_data():
+    return mrf.IsingModel(beta=0.3).sample(6, (8, 8), seed=0, device=CPU).numpy()
+
+
+def _noisy_image():
+    rng = np.random.default_rng(0)
+    clean = np.zeros((16, 16), dtype=np.int64)
+    clean[4:12, 4:12] = 1
+    return np.where(rng.random(clean.shape) < 0.1, 1 - clean, clean)
+
+
+def _binary_images():
+    return (np.random.default_rng(0).random((20, 1, 4, 4)) < 0.4).astype(np.float64)
+
+
+#: (model, valid data, fit keywords, its fitted state as a dict of arrays, one output)
+_BINARY_MODELS = {
+    "IsingModel": (lambda: mrf.IsingModel(), _ising_data, {},
+                   lambda m: {"beta_": m.beta_, "h_": m.h_},
+                   lambda m: m.pseudo_log_likelihood(_ising_data())),
+    "BinaryDenoiser": (lambda: mrf.BinaryDenoiser(), _noisy_image, {"n_iter": 3, "n_sweeps": 5},
+                       lambda m: {"noise_rate_": m.noise_rate_},
+                       lambda m: m.denoise(_noisy_image(), "icm")),
+    "PairwiseMRF": (lambda: mrf.PairwiseMRF(device=CPU), _binary_images, {"n_epochs": 20},
+                    lambda m: {"W_": m.W_.numpy(), "b_": m.b_.numpy()},
+                    lambda m: m.pseudo_log_likelihood(_binary_images(), reduction="none")),
+}
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("key", list(_BINARY_MODELS))
+def test_binary_model_fit_on_its_own_data(key, tmp_path):
+    make, data, kw, state, output = _BINARY_MODELS[key]
+    model = make()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    params = copy.deepcopy(model.get_params())
+    public = {k for k in vars(model) if not k.startswith("_")}
+    assert model.fit(data(), **kw) is model  # fit returns self
+    check_is_fitted(model)
+    assert model.get_params() == params  # hyperparameters untouched
+    added = {k for k in vars(model) if not k.startswith("_")} - public
+    assert all(k.endswith("_") for k in added), added  # only fitted attributes added
+    first, out = state(model), output(model)
+
+    _same(state(make().fit(data(), **kw)), first)  # a fresh fit: the same
+    _same(state(model.fit(data(), **kw)), first)  # a refit (idempotent, starts clean)
+    clone_ = pickle.loads(pickle.dumps(model))  # pickled: same state, same answers
+    _same(state(clone_), first)
+    np.testing.assert_array_equal(np.asarray(output(clone_)), np.asarray(out))
+
+    x = data()
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    readonly = np.load(path, mmap_mode="r")  # a read-only memory map, as in scikit-learn
+    _same(state(make().fit(readonly, **kw)), first)
+    _same(state(make().fit(np.asfortranarray(x), **kw)), first)  # F-contiguous
+    for dtype in (np.float32, np.int8, np.int64):  # other dtypes holding the same values
+        _same(state(make().fit(x.astype(dtype), **kw)), first)
