@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._core import as_tensor, check_bool, check_choice, check_int, check_real, check_seed
-from .training import NeuralEstimator, minibatches, mlp, seeded, train_loop
+from .training import NeuralEstimator, check_input, minibatches, mlp, seeded, train_loop
 
 __all__ = [
     "GAN",
@@ -351,7 +351,7 @@ class GAN(NeuralEstimator):
         check_bool(self.progress, "progress")
 
     def _check_X(self, X, name: str = "X") -> torch.Tensor:
-        X = as_tensor(X, name, ndim=(2, 4), dtype=torch.float32, device="cpu")
+        X = as_tensor(check_input(X, name), name, ndim=(2, 4), dtype=torch.float32, device="cpu")
         if X.dim() == 4 and (bool((X < 0).any()) or bool((X > 1).any())):
             raise ValueError(f"{name}: images (N, C, H, W) must have values in [0, 1], found "
                              f"[{X.min().item():.4g}, {X.max().item():.4g}]")
@@ -366,8 +366,8 @@ class GAN(NeuralEstimator):
                     and np.all(arr == np.round(arr)):
                 arr = arr.astype(np.int64)
             else:
-                raise ValueError(f"{name} must hold class labels (integers or strings), "
-                                 f"got dtype {arr.dtype}")
+                raise ValueError(f"Unknown label type: {name} must hold class labels (integers "
+                                 f"or strings), got dtype {arr.dtype}")
         return arr
 
     def _label_index(self, labels, n: int, name: str = "labels") -> torch.Tensor | None:
@@ -430,7 +430,7 @@ class GAN(NeuralEstimator):
         X = self._check_X(X)
         N = X.shape[0]
         if N < 2:
-            raise ValueError(f"X must contain at least 2 samples, got {N}")
+            raise ValueError(f"X must contain at least 2 samples, got {N} sample(s)")
         input_shape = tuple(X.shape[1:])
         flat = X.reshape(N, -1)
         D = flat.shape[1]

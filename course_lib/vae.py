@@ -57,7 +57,16 @@ from ._core import (
     progress,
 )
 from .data import DIGIT_LEVELS
-from .training import DivergenceError, NeuralEstimator, minibatches, mlp, seeded, train_loop
+from .training import (
+    ComplexDataError,
+    DivergenceError,
+    NeuralEstimator,
+    check_input,
+    minibatches,
+    mlp,
+    seeded,
+    train_loop,
+)
 
 __all__ = [
     "VAE",
@@ -426,6 +435,17 @@ def pixel_histogram_log_prob(X_train, X, n_levels: int = DIGIT_LEVELS, alpha: fl
 # ====================================================================== the estimator
 
 
+def _label_array(labels, name: str) -> np.ndarray:
+    """Class labels as a NumPy array; complex values (even with a zero imaginary part) and
+    NaN/inf are refused, naming ``name``."""
+    lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if lab.dtype.kind == "c":
+        raise ComplexDataError(f"{name} must hold class labels, got complex values")
+    if lab.dtype.kind == "f" and not np.isfinite(lab).all():
+        raise ValueError(f"{name} contains NaN or infinite values; class labels expected")
+    return lab
+
+
 class VAE(NeuralEstimator):
     r"""Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014), conditional when
     labels are given to :meth:`fit` (Sohn et al. 2015).
@@ -538,9 +558,15 @@ class VAE(NeuralEstimator):
 
     def _check_X(self, X, name="X", *, reset=False) -> torch.Tensor:
         """Validate data against the decoder's support and (after fit) the fitted shape."""
+        X = check_input(X, name, min_samples=2 if reset else 1)
         X = as_tensor(X, name, ndim=(2, 4), dtype=torch.float32, device="cpu")
         if not reset:
             want = tuple(self.input_shape_)
+            n_features = int(np.prod(X.shape[1:]))
+            if n_features != self.n_features_in_:  # scikit-learn's wording
+                raise ValueError(f"{name} has {n_features} features, but VAE is expecting "
+                                 f"{self.n_features_in_} features as input (samples of shape "
+                                 f"{want}, like the training data); got shape {tuple(X.shape)}")
             if tuple(X.shape[1:]) != want:
                 raise ValueError(f"{name} must have shape (N, {', '.join(map(str, want))}) like "
                                  f"the training data, got {tuple(X.shape)}")
@@ -567,7 +593,7 @@ class VAE(NeuralEstimator):
             if required:
                 raise ValueError(f"{name} is required: the model is conditional (fitted with y)")
             return None
-        lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+        lab = _label_array(labels, name)
         if lab.ndim == 0:
             lab = np.full(n, lab.item())
         if lab.shape != (n,):
@@ -660,7 +686,7 @@ class VAE(NeuralEstimator):
         classes = None
         y_idx = None
         if y is not None:
-            y_arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+            y_arr = _label_array(y, "y")
             if y_arr.shape != (N,):
                 raise ValueError(f"y must have shape ({N},) (one label per row of X), "
                                  f"got {y_arr.shape}")
@@ -912,13 +938,22 @@ class VAE(NeuralEstimator):
         rel_var = np.exp(lse[1] - math.log(k) - 2 * (lse[0] - math.log(k))) - 1.0
         return ll, np.sqrt(np.clip(rel_var, 0.0, None) / k)
 
-    def score_samples(self, X, labels=None, k: int = 1000):
-        """IWAE log-likelihood of each sample (k = 1000): :meth:`log_likelihood`."""
-        return self.log_likelihood(X, k, labels)
+    def score_samples(self, X, labels=None, k: int = 1000, *, seed=0):
+        """IWAE log-likelihood of each sample (k = 1000): :meth:`log_likelihood`.
+
+        With a fixed ``seed`` (default 0), so that the same model scores the same data the
+        same way every time, as scikit-learn expects of ``score_samples`` and ``score``
+        (``seed=None`` continues the model's random stream instead)."""
+        return self.log_likelihood(X, k, labels, seed=seed)
 
     def score(self, X, y=None):
-        """Mean IWAE log-likelihood (k = 1000). ``y``: labels of a conditional model."""
+        """Mean IWAE log-likelihood (k = 1000, seed 0). ``y``: labels of a conditional model."""
         return float(np.mean(self.score_samples(X, labels=y)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "density_estimator"  # score_samples is a log-likelihood
+        return tags
 
     @torch.no_grad()
     def log_px_given_z(self, X, Z, labels=None) -> np.ndarray:

@@ -531,10 +531,10 @@ def _ising_bad_calls():
     good = np.ones((4, 4))
     m = mrf.IsingModel(0.4)
     return [
-        ("beta", lambda: mrf.IsingModel(beta=0.0)),
-        ("beta", lambda: mrf.IsingModel(beta=-1.0)),
-        ("beta", lambda: mrf.IsingModel(beta=float("inf"))),
-        ("beta", lambda: mrf.IsingModel(beta=float("nan"))),
+        ("beta", lambda: mrf.IsingModel(beta=0.0).log_partition((2, 2))),
+        ("beta", lambda: mrf.IsingModel(beta=-1.0).fit(good[None])),
+        ("beta", lambda: mrf.IsingModel(beta=float("inf")).energy(good)),
+        ("beta", lambda: mrf.IsingModel(beta=float("nan")).temperature),
         ("T", lambda: mrf.onsager_magnetization(0.0)),
         ("T", lambda: mrf.onsager_energy_per_spin([-1.0, 2.0])),
         ("x", lambda: m.energy(np.array([[1, 0], [1, 1]]))),  # not ±1
@@ -555,12 +555,12 @@ def _denoiser_bad_calls():
     noisy = np.zeros((4, 4), dtype=np.uint8)
     d = mrf.BinaryDenoiser(coupling=1.0, noise_rate=0.1)
     return [
-        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.5)),
-        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.0)),
-        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.7)),
-        ("data_weight", lambda: mrf.BinaryDenoiser()),
-        ("data_weight", lambda: mrf.BinaryDenoiser(data_weight=1.0, noise_rate=0.1)),
-        ("data_weight", lambda: mrf.BinaryDenoiser(data_weight=-1.0)),
+        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.5).denoise(noisy)),
+        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.0).denoise(noisy, "icm")),
+        ("noise_rate", lambda: mrf.BinaryDenoiser(noise_rate=0.7).energy(noisy, noisy)),
+        ("data_weight", lambda: mrf.BinaryDenoiser().denoise(noisy)),  # neither, no fit
+        ("data_weight", lambda: mrf.BinaryDenoiser(data_weight=1.0, noise_rate=0.1).denoise(noisy)),
+        ("data_weight", lambda: mrf.BinaryDenoiser(data_weight=-1.0).denoise(noisy)),
         (
             "coupling",
             lambda: mrf.BinaryDenoiser(coupling=-1.0, noise_rate=0.1).denoise(noisy, "graphcut"),
@@ -581,7 +581,7 @@ def _pairwise_bad_calls():
         ("X", lambda: mrf.PairwiseMRF(device=CPU).fit(np.zeros((5, 64)))),
         ("method", lambda: mrf.PairwiseMRF(device=CPU).fit(X, method="em")),
         ("threshold", lambda: mrf.binarize_digits(X, threshold=2.0)),
-        ("l2", lambda: mrf.PairwiseMRF(l2=-1.0)),
+        ("l2", lambda: mrf.PairwiseMRF(l2=-1.0, device=CPU).fit(X)),
     ]
 
 

@@ -92,7 +92,7 @@ def test_set_params_is_validated_when_used():
 
 def test_flags_must_be_real_booleans():
     with pytest.raises(TypeError, match="periodic"):
-        mrf.IsingModel(periodic="False")
+        mrf.IsingModel(periodic="False").energy(np.ones((4, 4)))  # validated where used
     with pytest.raises(TypeError, match="return_stats"):
         mrf.IsingModel().sample(1, (4, 4), return_stats="False")
     with pytest.raises(TypeError, match="return_history"):

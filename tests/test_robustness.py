@@ -308,6 +308,20 @@ CASES: list[Case] = [
          lambda: _gan().GAN(n_steps=1).fit(_digits(16), np.zeros(3, int)), ValueError, "y"),
     Case("gan", "GAN.sample", "before fit", lambda: _gan().GAN().sample(3), NotFittedError,
          "not fitted"),
+    Case("gan", "GAN.fit", "a complex array",
+         lambda: _tiny_gan().fit(_points(8) + 0j), TypeError, "X must be real"),
+    Case("gan", "GAN.fit", "a sparse matrix",
+         lambda: _tiny_gan().fit(_sparse(_points(8))), TypeError, "sparse input is not supported"),
+    Case("gan", "GAN.fit", "no rows (shape (0, 2))",
+         lambda: _tiny_gan().fit(np.zeros((0, 2))), ValueError, "X: Found array with 0 sample(s)"),
+    Case("gan", "GAN.fit", "one sample", lambda: _tiny_gan().fit(_points(1)), ValueError,
+         "got 1 sample"),
+    Case("gan", "GAN.fit", "labels 0.5 and 1.5", lambda: _tiny_gan().fit(_points(2), [0.5, 1.5]),
+         ValueError, "y must hold class labels"),
+    Case("gan", "GAN.sample", "labels for a model fitted without labels",
+         lambda: _fitted_models()["gan"].sample(2, labels=[0, 1]), ValueError, "labels"),
+    Case("gan", "GAN.sample", "a label not seen by fit",
+         lambda: _fitted_models()["cgan"].sample(2, labels=[0, 7]), ValueError, "labels"),
     Case("vae", "VAE", "`latent_dim=0`",
          lambda: _vae().VAE(latent_dim=0, epochs=1).fit(_digits(16)), ValueError, "latent_dim"),
     Case("vae", "VAE", '`likelihood="poisson"`',
@@ -326,7 +340,30 @@ CASES: list[Case] = [
          lambda: _vae().VAE(epochs=1, progress="no").fit(_digits(16)), TypeError, "progress"),
     Case("vae", "VAE.sample", '`draw="False"` (a string)',
          lambda: _fitted_vae().sample(2, draw="False"), TypeError, "draw"),
+    Case("vae", "VAE.fit", "a complex array",
+         lambda: _tiny_vae().fit(_digits(8) + 0j), TypeError, "X must be real"),
+    Case("vae", "VAE.fit", "a sparse matrix",
+         lambda: _tiny_vae(likelihood="gaussian").fit(_sparse(_points(8))), TypeError,
+         "sparse input is not supported"),
+    Case("vae", "VAE.fit", "one sample", lambda: _tiny_vae().fit(_digits(1)), ValueError,
+         "X: Found array with 1 sample(s)"),
+    Case("vae", "VAE.fit", "a NaN label",
+         lambda: _tiny_vae().fit(_digits(4), [0, 1, np.nan, 1]), ValueError, "y contains NaN"),
+    Case("vae", "VAE.score_samples", "images of another size (6×6 for a model fitted on 8×8)",
+         lambda: _fitted_vae().score_samples(_digits(2)[:, :, :6, :6], k=4), ValueError,
+         "X has 36 features, but VAE is expecting 64"),
+    Case("vae", "VAE.elbo", "labels for a model fitted without labels",
+         lambda: _fitted_vae().elbo(_digits(2), labels=[0, 1]), ValueError, "labels"),
+    Case("vae", "VAE.elbo", "a label not seen by fit",
+         lambda: _fitted_models()["cvae"].elbo(_uniform((2, 1, 4, 4)), labels=[0, 7]),
+         ValueError, "labels"),
 ]
+
+
+def _sparse(x):
+    import scipy.sparse
+
+    return scipy.sparse.csr_matrix(x)
 
 
 def _fitted_vae():
@@ -450,13 +487,17 @@ class ArrayArgument:
     high: float = 1.0
     any_rank: bool = False  # the function takes arrays of any rank
     try_valid: bool = True  # False where a valid call is slow (trains the digit classifier)
+    valid: Callable[[], np.ndarray] | None = None  # a valid array (default: all (low+high)/2)
+    bounded: bool = False  # values outside [low, high] are refused
+    refuses_empty: bool = True  # an array with no rows is refused
+    labels: bool = False  # class labels: strings are valid labels, so only NaN/inf/complex
 
 
 ARRAY_ARGUMENTS: list[ArrayArgument] = [
     ArrayArgument("core.as_tensor", lambda x: _core.as_tensor(x, "X"), (3, 2), "X",
                   any_rank=True),
     ArrayArgument("core.check_images", lambda x: _core.check_images(x, "images"), (2, 1, 3, 3),
-                  "images"),
+                  "images", bounded=True),
     ArrayArgument("data.dequantize", lambda x: data.dequantize(x), (2, 3), "levels", 0, 0,
                   any_rank=True),
     ArrayArgument("metrics.gaussian_log_likelihood",
@@ -474,8 +515,77 @@ ARRAY_ARGUMENTS: list[ArrayArgument] = [
                   lambda x: metrics.mode_coverage(x, _points(3), 0.1), (6, 2), "samples"),
     ArrayArgument("viz.image_grid", lambda x: viz.image_grid(x), (3, 4, 4), "X"),
     ArrayArgument("viz.plot_points", lambda x: viz.plot_points(x), (6, 2), "X"),
-    # GAN/VAE: e.g. ArrayArgument("gan.GAN.fit", lambda x: GAN(n_steps=1).fit(x), (8, 1, 8, 8), "X")
+    # ------------------------------------------------------------ GAN, VAE (tiny, on the CPU)
+    ArrayArgument("gan.GAN.fit (images)", lambda x: _tiny_gan().fit(x), (8, 1, 4, 4), "X",
+                  valid=lambda: _uniform((8, 1, 4, 4)), bounded=True),
+    ArrayArgument("gan.GAN.fit (points)", lambda x: _tiny_gan().fit(x), (8, 2), "X",
+                  valid=lambda: _uniform((8, 2))),
+    ArrayArgument("gan.GAN.fit (y)", lambda y: _tiny_gan().fit(_uniform((4, 2)), y), (4,), "y",
+                  valid=lambda: np.array([0, 1, 0, 1]), labels=True),
+    ArrayArgument("gan.GAN.logits", lambda x: _fitted_models()["gan"].logits(x), (3, 1, 4, 4),
+                  "X", bounded=True),
+    ArrayArgument("gan.GAN.sample (labels)",
+                  lambda y: _fitted_models()["cgan"].sample(4, labels=y), (4,), "labels",
+                  valid=lambda: np.array([0, 1, 1, 0]), labels=True),
+    ArrayArgument("vae.VAE.fit", lambda x: _tiny_vae().fit(x), (8, 1, 4, 4), "X",
+                  valid=lambda: _uniform((8, 1, 4, 4)), bounded=True),
+    ArrayArgument("vae.VAE.fit (Gaussian decoder, points)",
+                  lambda x: _tiny_vae(likelihood="gaussian").fit(x), (8, 3), "X",
+                  valid=lambda: _uniform((8, 3))),
+    ArrayArgument("vae.VAE.fit (y)", lambda y: _tiny_vae().fit(_uniform((4, 2)), y), (4,), "y",
+                  valid=lambda: np.array([0, 1, 0, 1]), labels=True),
+    ArrayArgument("vae.VAE.elbo", lambda x: _fitted_models()["vae"].elbo(x), (3, 1, 4, 4), "X",
+                  bounded=True),
+    ArrayArgument("vae.VAE.log_likelihood",
+                  lambda x: _fitted_models()["vae"].log_likelihood(x, k=4), (3, 1, 4, 4), "X",
+                  bounded=True),
+    ArrayArgument("vae.VAE.score_samples", lambda x: _fitted_models()["vae"].score_samples(x, k=4),
+                  (3, 1, 4, 4), "X", bounded=True),
+    ArrayArgument("vae.VAE.encode", lambda x: _fitted_models()["vae"].encode(x), (3, 1, 4, 4),
+                  "X", bounded=True),
+    ArrayArgument("vae.VAE.decode", lambda z: _fitted_models()["vae"].decode(z), (3, 2), "Z",
+                  valid=lambda: np.zeros((3, 2))),
+    ArrayArgument("vae.VAE.elbo (labels)",
+                  lambda y: _fitted_models()["cvae"].elbo(_uniform((4, 1, 4, 4)), labels=y), (4,),
+                  "labels", valid=lambda: np.array([0, 1, 1, 0]), labels=True),
 ]
+
+
+def _uniform(shape, seed=0):
+    return np.random.default_rng(seed).random(shape)
+
+
+def _tiny_gan():
+    from course_lib.gan import GAN
+
+    return GAN(n_steps=1, batch_size=4, hidden=4, rejection=False, random_state=0, device="cpu",
+               progress=False)
+
+
+def _tiny_vae(**kw):
+    from course_lib.vae import VAE
+
+    return VAE(epochs=1, hidden=(4,), latent_dim=2, batch_size=4, random_state=0, device="cpu",
+               progress=False, **kw)
+
+
+_FITTED: dict = {}
+
+
+def _fitted_models() -> dict:
+    """Tiny GAN and VAE models, unconditional and conditional, fitted once per session."""
+    if not _FITTED:
+        X, y = _uniform((8, 1, 4, 4)), np.array([0, 1] * 4)
+        _FITTED.update(gan=_tiny_gan().fit(X), cgan=_tiny_gan().fit(X, y),
+                       vae=_tiny_vae().fit(X), cvae=_tiny_vae().fit(X, y))
+    return _FITTED
+
+
+def _base(arg: ArrayArgument) -> np.ndarray:
+    """The valid array that the properties below spoil."""
+    if arg.valid is not None:
+        return np.asarray(arg.valid())
+    return np.full(arg.shape, (arg.low + arg.high) / 2, dtype=np.float64)
 
 _POISON = st.sampled_from([np.nan, np.inf, -np.inf])
 
@@ -483,7 +593,7 @@ _POISON = st.sampled_from([np.nan, np.inf, -np.inf])
 @st.composite
 def _poisoned(draw, arg: ArrayArgument):
     """A valid array with one entry replaced by NaN or ±inf, as an array, tensor or list."""
-    arr = np.full(arg.shape, (arg.low + arg.high) / 2, dtype=np.float64)
+    arr = _base(arg).astype(np.float64)
     flat_index = draw(st.integers(0, arr.size - 1))
     arr.reshape(-1)[flat_index] = draw(_POISON)
     kind = draw(st.sampled_from(["numpy", "float32", "tensor", "list"]))
@@ -512,7 +622,9 @@ def test_valid_array_is_accepted(arg: ArrayArgument):
     """The base of the properties below: the unpoisoned array is fine."""
     if not arg.try_valid:
         pytest.skip("a valid call is slow here; the refusals come before the slow part")
-    arg.call(np.full(arg.shape, (arg.low + arg.high) / 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arg.call(_base(arg))
     plt.close("all")
 
 
@@ -527,15 +639,19 @@ def test_non_finite_entry_is_refused(arg: ArrayArgument, data):
 @settings(max_examples=6)
 @given(imag=st.floats(-2, 2, allow_nan=False), as_tensor=st.booleans())
 def test_complex_array_is_refused(arg: ArrayArgument, imag, as_tensor):
-    """Even with a zero imaginary part: casting would drop it without a word."""
-    x = np.full(arg.shape, (arg.low + arg.high) / 2) + 1j * imag
-    _assert_refused(arg, torch.from_numpy(x) if as_tensor else x, errors=TypeError)
+    """Even with a zero imaginary part: casting would drop it without a word. (A complex
+    label array may also be refused as an unknown label type, a ``ValueError``.)"""
+    x = _base(arg) + 1j * imag
+    _assert_refused(arg, torch.from_numpy(x) if as_tensor else x,
+                    errors=(TypeError, ValueError) if arg.labels else TypeError)
 
 
 @pytest.mark.parametrize("arg", ARRAY_ARGUMENTS, ids=lambda a: a.function)
 @settings(max_examples=8)
 @given(extra=st.sampled_from([-1, 1]), text=st.booleans())
 def test_wrong_rank_or_strings_are_refused(arg: ArrayArgument, extra, text):
+    if arg.labels:
+        return  # strings are labels too; a label array's rank is each model's own rule
     if text:
         x = np.full(arg.shape, "0.5")
     elif extra < 0:
@@ -545,6 +661,31 @@ def test_wrong_rank_or_strings_are_refused(arg: ArrayArgument, extra, text):
     if not text and arg.any_rank:
         return
     _assert_refused(arg, x)
+
+
+@pytest.mark.parametrize("arg", [a for a in ARRAY_ARGUMENTS if a.refuses_empty and not a.any_rank],
+                         ids=lambda a: a.function)
+@settings(max_examples=4)
+@given(axis=st.integers(0, 3), as_tensor=st.booleans())
+def test_empty_array_is_refused(arg: ArrayArgument, axis, as_tensor):
+    """No rows (or, for arrays of rank 2 or more, no entries along another axis)."""
+    shape = list(arg.shape)
+    shape[axis % len(shape)] = 0
+    x = np.zeros(shape)
+    _assert_refused(arg, torch.from_numpy(x) if as_tensor else x)
+
+
+@pytest.mark.parametrize("arg", [a for a in ARRAY_ARGUMENTS if a.bounded],
+                         ids=lambda a: a.function)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_out_of_range_entry_is_refused(arg: ArrayArgument, data):
+    arr = _base(arg).astype(np.float64)
+    flat_index = data.draw(st.integers(0, arr.size - 1))
+    above = data.draw(st.booleans())
+    margin = data.draw(st.floats(1e-3, 1e6))
+    arr.reshape(-1)[flat_index] = arg.high + margin if above else arg.low - margin
+    _assert_refused(arg, arr, errors=ValueError)
 
 
 # ---------------------------------------------------------------- flags, seeds, devices

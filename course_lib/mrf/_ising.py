@@ -18,6 +18,7 @@ from .._core import (
     resolve_device,
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
+from ..training import check_input
 from ._lattice import (
     MAX_ENUMERATION_SITES,
     _all_states,
@@ -59,16 +60,23 @@ class IsingModel(BaseEstimator):
     """
 
     def __init__(self, beta: float = 0.4, J: float = 1.0, h: float = 0.0, periodic: bool = True):
-        # validated here and again where used (set_params may change them); stored as given,
-        # so that sklearn.base.clone reproduces the estimator exactly
-        _check_beta(beta)
-        check_real(J, "J")
-        check_real(h, "h")
-        _check_flag(periodic, "periodic")
+        # stored as given (scikit-learn's rule: sklearn.base.clone and set_params rely on it);
+        # validated where they are used
         self.beta = beta
         self.J = J
         self.h = h
         self.periodic = periodic
+
+    def __sklearn_tags__(self):
+        """Input: ±1 spins, one lattice ``(H, W)`` (a 2-D array) or a batch ``(N, H, W)``;
+        dense, no NaN; no ``y``."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
 
     # ---------------------------------------------------------------- parameters
     def _params(self) -> tuple[float, float]:
@@ -397,7 +405,7 @@ class IsingModel(BaseEstimator):
         ``"pseudo_log_likelihood"`` for PL; for SML also ``"beta_average"`` (the running
         Polyak average, NaN before averaging starts), ``"phi_data"``, ``"phi_model"``).
         """
-        x = _check_spins(samples, "samples")
+        x = _check_spins(check_input(samples, "samples"), "samples")
         if x.dim() == 2:
             x = x[None]
         check_choice(method, "method", ("pseudolikelihood", "sml"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
 from .._core import (
     as_tensor,
@@ -19,6 +20,7 @@ from .._core import (
     make_generator,
     resolve_device,
 )
+from ..training import check_input
 from ._ising import _check_flag
 from ._lattice import (
     _conditional,
@@ -46,25 +48,27 @@ class BinaryDenoiser(BaseEstimator):
     is ``p(y | z) ∝ exp(-E(y; z))`` with the energy of :meth:`energy`, where the data weight
     is ``η = ½ ln((1 - p) / p)``.
 
-    Give ``data_weight`` (``η > 0``) or ``noise_rate`` (``p ∈ (0, 0.5)``), not both.
-    After :meth:`fit_noise_rate`, the estimated ``noise_rate_`` is used by :meth:`denoise`.
+    Give ``data_weight`` (``η > 0``) or ``noise_rate`` (``p ∈ (0, 0.5)``), not both; or
+    neither, and call :meth:`fit` (:meth:`fit_noise_rate`) to estimate the noise rate by EM.
+    After a fit, the estimated ``noise_rate_`` is used by :meth:`denoise`. The constructor
+    only stores its arguments (scikit-learn's rule); they are validated where they are used.
     """
 
     METHODS = ("icm", "gibbs", "anneal", "mean_field", "graphcut")
 
     def __init__(self, coupling: float = 1.0, data_weight: float | None = None, noise_rate=None):
-        check_real(coupling, "coupling")
-        self.coupling = coupling  # stored as given (sklearn.base.clone); validated where used
-        if (data_weight is None) == (noise_rate is None):
-            raise ValueError("give exactly one of data_weight and noise_rate")
-        if noise_rate is not None:
-            self._check_noise_rate(noise_rate, "noise_rate")
-            self.noise_rate = noise_rate
-            self.data_weight = None
-        else:
-            check_real(data_weight, "data_weight", minimum=0.0, strict_min=True)
-            self.data_weight = data_weight
-            self.noise_rate = None
+        self.coupling = coupling
+        self.data_weight = data_weight
+        self.noise_rate = noise_rate
+
+    def __sklearn_tags__(self):
+        """Input: one ``{0, 1}`` image ``(H, W)`` (a 2-D array), dense, no NaN; no ``y``."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
 
     def _coupling(self) -> float:
         return check_real(self.coupling, "coupling")
@@ -84,11 +88,20 @@ class BinaryDenoiser(BaseEstimator):
         return 0.5 * math.log((1.0 - p) / p)
 
     def _eta(self) -> float:
+        """The data weight in use: from the fitted ``noise_rate_``, else from the constructor's
+        ``noise_rate`` or ``data_weight`` (exactly one of them)."""
         if hasattr(self, "noise_rate_"):
             return self.weight_from_noise_rate(self.noise_rate_)
+        if self.noise_rate is not None and self.data_weight is not None:
+            raise ValueError("give at most one of data_weight and noise_rate, got both")
         if self.noise_rate is not None:
             return self.weight_from_noise_rate(self.noise_rate)
-        return self.data_weight
+        if self.data_weight is not None:
+            return check_real(self.data_weight, "data_weight", minimum=0.0, strict_min=True)
+        raise NotFittedError(
+            "This BinaryDenoiser has no noise model: give data_weight or noise_rate, or call "
+            "fit(noisy) to estimate the noise rate by EM"
+        )
 
     # ------------------------------------------------------------ energy
     def energy(self, labels, noisy) -> float:
@@ -150,6 +163,7 @@ class BinaryDenoiser(BaseEstimator):
         """
         z = _check_labels(noisy, "noisy")
         check_choice(method, "method", self.METHODS)
+        self._eta()  # the noise model is complete and valid
         return_history = _check_flag(return_history, "return_history")
         dev = resolve_device(device)  # validated for every method (the graph cut runs on the CPU)
         if method == "graphcut":
@@ -271,6 +285,11 @@ class BinaryDenoiser(BaseEstimator):
                 m = torch.where(mask, torch.tanh(self._field(m, t, eta)), m)
         return (m + 1) / 2
 
+    def fit(self, noisy, y=None, **kwargs) -> BinaryDenoiser:
+        """Estimate the noise rate from a noisy ``{0, 1}`` image ``(H, W)``: the same as
+        :meth:`fit_noise_rate` (keyword arguments are passed on); ``y`` is ignored."""
+        return self.fit_noise_rate(noisy, **kwargs)
+
     def fit_noise_rate(
         self,
         noisy,
@@ -294,7 +313,7 @@ class BinaryDenoiser(BaseEstimator):
         Stops when ``p`` changes by less than ``tol``. Sets ``noise_rate_`` and
         ``history_`` (``{"noise_rate": [...]}``, the starting value first).
         """
-        z = _check_labels(noisy, "noisy")
+        z = _check_labels(check_input(noisy, "noisy"), "noisy")
         p = self._check_noise_rate(init, "init")
         n_iter = check_int(n_iter, "n_iter", minimum=1)
         check_choice(method, "method", ("gibbs", "mean_field"))

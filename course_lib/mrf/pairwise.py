@@ -16,6 +16,7 @@ from .._core import (
     resolve_device,
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
+from ..training import check_input
 from ._ising import _check_flag
 from ._lattice import (
     _conditional,
@@ -53,12 +54,20 @@ class PairwiseMRF(BaseEstimator):
     """
 
     def __init__(self, l2: float = 1e-3, n_chains: int = 256, device=None):
-        # validated here and where used; stored as given, so that sklearn.base.clone works
-        check_real(l2, "l2", minimum=0.0)
-        check_int(n_chains, "n_chains", minimum=1)
+        # stored as given (scikit-learn's rule: clone and set_params rely on it); validated
+        # where they are used
         self.l2 = l2
         self.n_chains = n_chains
         self.device = device
+
+    def __sklearn_tags__(self):
+        """Input: ``{0, 1}`` images ``(N, C, H, W)`` (4-D only), dense, no NaN; no ``y``."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # images (N, C, H, W) only
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
 
     # ------------------------------------------------------------ data
     def _to_spins(self, X, threshold=None, name="X", check_shape=True) -> torch.Tensor:
@@ -139,6 +148,7 @@ class PairwiseMRF(BaseEstimator):
         """
         check_choice(method, "method", ("pseudolikelihood", "sml"))
         progress = _check_flag(progress, "progress")
+        X = check_input(X, "X")
         s = self._to_spins(X, threshold, check_shape=False)
         N, D = s.shape
         image_shape = tuple(as_tensor(X, "X", ndim=4).shape[1:])
