@@ -35,6 +35,7 @@ temperature is ``T = 1 / beta``.
 Every formula of the book lives in one function whose docstring names its equation label.
 """
 
+from ._ais import ais_standard_error
 from ._ising import DEFAULT_SWEEPS, IsingModel
 from ._lattice import (
     MAX_ENUMERATION_SITES,
@@ -68,6 +69,7 @@ __all__ = [
     "integrated_autocorrelation_time",
     "effective_sample_size",
     "gelman_rubin",
+    "ais_standard_error",
     "IsingModel",
     "BinaryDenoiser",
     "PairwiseMRF",

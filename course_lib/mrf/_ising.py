@@ -19,6 +19,7 @@ from .._core import (
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
 from ..training import check_input
+from ._ais import _anneal, _log_mean_exp
 from ._lattice import (
     MAX_ENUMERATION_SITES,
     _all_states,
@@ -182,13 +183,13 @@ class IsingModel(BaseEstimator):
         gen = make_generator(seed, dev)
         x = torch.where(torch.rand((n_chains, H, W), generator=gen, device=dev) < 0.5, 1.0, -1.0)
         masks = checkerboard_masks((H, W), periodic=periodic, device=dev)
-        betas = np.linspace(0.0, beta, n_steps + 1)
-        log_w = torch.zeros(n_chains, dtype=torch.float64, device=dev)
-        for b_prev, b_next in zip(betas[:-1], betas[1:]):
-            log_w -= (b_next - b_prev) * _ising_energy(x, J, h, periodic).double()
-            x = _gibbs_sweep(x, float(b_next), J, h, periodic, gen, masks)
-        log_z0 = H * W * math.log(2.0)
-        estimate = log_z0 + float(torch.logsumexp(log_w, 0)) - math.log(n_chains)
+        log_w = _anneal(
+            x,
+            np.linspace(0.0, beta, n_steps + 1),
+            lambda x: -_ising_energy(x, J, h, periodic),
+            lambda x, b: _gibbs_sweep(x, b, J, h, periodic, gen, masks),
+        )
+        estimate = H * W * math.log(2.0) + _log_mean_exp(log_w)
         if return_weights:
             return estimate, log_w.cpu().numpy()
         return estimate
