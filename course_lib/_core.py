@@ -405,3 +405,70 @@ def progress(iterable: Iterable, enabled: bool = True, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, **kwargs)
+
+
+class ComplexDataError(TypeError, ValueError):
+    """Complex values where real numbers are expected.
+
+    Both a ``TypeError`` (the course's error for a value of the wrong kind) and a
+    ``ValueError`` (scikit-learn's "Complex data not supported"), so that either ``except``
+    clause catches it.
+    """
+
+
+def check_input(X, name: str = "X", *, min_samples: int = 1):
+    """The estimators' first look at their data, with scikit-learn's wording, before
+    :func:`course_lib._core.as_tensor` checks rank, dtype, NaN/inf and range.
+
+    Refuses sparse matrices (``TypeError``: densify them), complex values
+    (:class:`ComplexDataError`), an array with no rows or, in 2-D, no columns, and fewer than
+    ``min_samples`` rows (``ValueError``, "Found array with 0 sample(s) (shape=...) while a
+    minimum of 1 is required."); reads object arrays of numbers as floats (a ``TypeError``
+    for anything else). Returns ``X``, or the float array read from an object array.
+    """
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"{name}: sparse input is not supported (sparse data were passed, but dense data "
+            f"are required); densify it with {name}.toarray() if it fits in memory"
+        )
+    if isinstance(X, torch.Tensor):
+        complex_, shape = X.is_complex(), tuple(X.shape)
+    else:
+        if isinstance(X, (str, bytes)):
+            return X  # as_tensor names the problem
+        try:
+            arr = np.asarray(X)
+        except Exception:  # ragged lists etc.: as_tensor names the problem
+            return X
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} must hold real numbers: {exc}") from exc
+            X = arr
+        complex_, shape = arr.dtype.kind == "c", arr.shape
+    if complex_:
+        raise ComplexDataError(f"Complex data not supported: {name} must be real, got complex "
+                               "values")
+    if len(shape) == 2 and shape[1] == 0:
+        raise ValueError(f"{name}: Found array with 0 feature(s) (shape={shape}) while a "
+                         "minimum of 1 is required.")
+    if len(shape) >= 1 and shape[0] < min_samples:
+        raise ValueError(f"{name}: Found array with {shape[0]} sample(s) (shape={shape}) while "
+                         f"a minimum of {min_samples} is required.")
+    return X
+
+
+def dense_input_tags(tags, *, two_d_array: bool, three_d_array: bool = False):
+    """scikit-learn estimator tags shared by the course's estimators: dense real input (no
+    sparse matrices, no NaN), ``y`` optional; ``two_d_array``/``three_d_array`` say whether
+    ``(N, D)`` tables or ``(N, H, W)`` stacks are among the inputs (images ``(N, C, H, W)``
+    have no tag of their own). Returns ``tags``, changed in place."""
+    tags.input_tags.two_d_array = two_d_array
+    tags.input_tags.three_d_array = three_d_array
+    tags.input_tags.sparse = False
+    tags.input_tags.allow_nan = False
+    tags.target_tags.required = False
+    return tags

@@ -52,6 +52,7 @@ from ._core import (
     as_tensor,
     check_bool,
     check_choice,
+    check_input,
     check_int,
     check_real,
     check_seed,
@@ -90,33 +91,10 @@ _BLOCK_ELEMENTS = {"cpu": 2**19, "cuda": 2**25}
 
 def _precheck_X(X):
     """Refuse, with scikit-learn's wording, what :func:`as_tensor` would refuse less clearly:
-    sparse matrices, complex values, 1-D arrays and empty arrays; read object arrays of
-    numbers as floats."""
-    import scipy.sparse
-
-    if scipy.sparse.issparse(X):
-        raise TypeError(
-            "X: sparse input is not supported (sparse data were passed, but dense data are "
-            "required); densify it with X.toarray() if it fits in memory"
-        )
-    if isinstance(X, torch.Tensor):
-        arr_dtype_kind = "c" if X.is_complex() else "f"
-        shape = tuple(X.shape)
-    else:
-        if isinstance(X, (str, bytes)):
-            return X  # as_tensor names the problem
-        try:
-            arr = np.asarray(X)
-        except Exception:
-            return X  # ragged lists etc.: as_tensor names the problem
-        if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"X must hold real numbers: {exc}") from exc
-        X, arr_dtype_kind, shape = arr, arr.dtype.kind, arr.shape
-    if arr_dtype_kind == "c":
-        raise ValueError("Complex data not supported: X must be real, got complex values")
+    sparse matrices, complex values and empty arrays (:func:`course_lib._core.check_input`),
+    and 1-D arrays; read object arrays of numbers as floats."""
+    X = check_input(X, "X")
+    shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
     if len(shape) == 1:
         raise ValueError(
             f"Expected a 2D array (n_samples, n_features) or images (N, C, H, W), got a 1D "
@@ -124,12 +102,6 @@ def _precheck_X(X):
             "if your data has a single feature or X.reshape(1, -1) if it contains a single "
             "sample."
         )
-    if len(shape) == 2 and shape[1] == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
-                         "is required.")
-    if len(shape) >= 1 and shape[0] == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 "
-                         "is required.")
     return X
 
 

@@ -39,7 +39,15 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._core import check_bool, check_int, check_seed, resolve_device
+from ._core import (  # noqa: F401  (check_input, ComplexDataError: re-exported)
+    ComplexDataError,
+    check_bool,
+    check_input,
+    check_int,
+    check_seed,
+    dense_input_tags,
+    resolve_device,
+)
 from ._core import progress as _progress  # `progress` is also an argument name below
 
 __all__ = [
@@ -271,58 +279,8 @@ def load_checkpoint(path, *, kind: str) -> dict:
 # ----------------------------------------------------------------------------- input checks
 
 
-class ComplexDataError(TypeError, ValueError):
-    """Complex values where real numbers are expected.
-
-    Both a ``TypeError`` (the course's error for a value of the wrong kind) and a
-    ``ValueError`` (scikit-learn's "Complex data not supported"), so that either ``except``
-    clause catches it.
-    """
-
-
-def check_input(X, name: str = "X", *, min_samples: int = 1):
-    """The estimators' first look at their data, with scikit-learn's wording, before
-    :func:`course_lib._core.as_tensor` checks rank, dtype, NaN/inf and range.
-
-    Refuses sparse matrices (``TypeError``: densify them), complex values
-    (:class:`ComplexDataError`), an array with no rows or, in 2-D, no columns, and fewer than
-    ``min_samples`` rows (``ValueError``, "Found array with 0 sample(s) (shape=...) while a
-    minimum of 1 is required."); reads object arrays of numbers as floats (a ``TypeError``
-    for anything else). Returns ``X``, or the float array read from an object array.
-    """
-    import scipy.sparse
-
-    if scipy.sparse.issparse(X):
-        raise TypeError(
-            f"{name}: sparse input is not supported (sparse data were passed, but dense data "
-            f"are required); densify it with {name}.toarray() if it fits in memory"
-        )
-    if isinstance(X, torch.Tensor):
-        complex_, shape = X.is_complex(), tuple(X.shape)
-    else:
-        if isinstance(X, (str, bytes)):
-            return X  # as_tensor names the problem
-        try:
-            arr = np.asarray(X)
-        except Exception:  # ragged lists etc.: as_tensor names the problem
-            return X
-        if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{name} must hold real numbers: {exc}") from exc
-            X = arr
-        complex_, shape = arr.dtype.kind == "c", arr.shape
-    if complex_:
-        raise ComplexDataError(f"Complex data not supported: {name} must be real, got complex "
-                               "values")
-    if len(shape) == 2 and shape[1] == 0:
-        raise ValueError(f"{name}: Found array with 0 feature(s) (shape={shape}) while a "
-                         "minimum of 1 is required.")
-    if len(shape) >= 1 and shape[0] < min_samples:
-        raise ValueError(f"{name}: Found array with {shape[0]} sample(s) (shape={shape}) while "
-                         f"a minimum of {min_samples} is required.")
-    return X
+# check_input and ComplexDataError live in _core (the MRF and GMM use them too); imported
+# above, so `from course_lib.training import check_input` keeps working.
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -352,12 +310,7 @@ class NeuralEstimator(BaseEstimator):
         """What the neural models take (scikit-learn's estimator tags): dense real arrays
         ``(N, D)`` or images ``(N, C, H, W)``, no NaN, no sparse matrices; ``y`` is optional
         (labels make a model conditional)."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
-        return tags
+        return dense_input_tags(super().__sklearn_tags__(), two_d_array=True)
 
     # ---------------------------------------------------------------- device and seed
     def _device_(self) -> torch.device:

@@ -12,13 +12,14 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._core import (
     check_choice,
+    check_input,
     check_int,
     check_real,
+    dense_input_tags,
     make_generator,
     resolve_device,
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
-from ..training import check_input
 from ._ais import _anneal, _log_mean_exp
 from ._lattice import (
     MAX_ENUMERATION_SITES,
@@ -71,13 +72,7 @@ class IsingModel(BaseEstimator):
     def __sklearn_tags__(self):
         """Input: ±1 spins, one lattice ``(H, W)`` (a 2-D array) or a batch ``(N, H, W)``;
         dense, no NaN; no ``y``."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.three_d_array = True
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
-        return tags
+        return dense_input_tags(super().__sklearn_tags__(), two_d_array=True, three_d_array=True)
 
     # ---------------------------------------------------------------- parameters
     def _params(self) -> tuple[float, float]:

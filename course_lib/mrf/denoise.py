@@ -15,12 +15,13 @@ from .._core import (
     as_tensor,
     check_binary,
     check_choice,
+    check_input,
     check_int,
     check_real,
+    dense_input_tags,
     make_generator,
     resolve_device,
 )
-from ..training import check_input
 from ._ising import _check_flag
 from ._lattice import (
     _conditional,
@@ -63,12 +64,7 @@ class BinaryDenoiser(BaseEstimator):
 
     def __sklearn_tags__(self):
         """Input: one ``{0, 1}`` image ``(H, W)`` (a 2-D array), dense, no NaN; no ``y``."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
-        return tags
+        return dense_input_tags(super().__sklearn_tags__(), two_d_array=True)
 
     def _coupling(self) -> float:
         return check_real(self.coupling, "coupling")

@@ -10,13 +10,14 @@ from sklearn.base import BaseEstimator
 from .._core import (
     as_tensor,
     check_choice,
+    check_input,
     check_int,
     check_real,
+    dense_input_tags,
     make_generator,
     resolve_device,
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
-from ..training import check_input
 from ._ais import _anneal, _log_mean_exp
 from ._ising import _check_flag
 from ._lattice import (
@@ -63,12 +64,7 @@ class PairwiseMRF(BaseEstimator):
 
     def __sklearn_tags__(self):
         """Input: ``{0, 1}`` images ``(N, C, H, W)`` (4-D only), dense, no NaN; no ``y``."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False  # images (N, C, H, W) only
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.target_tags.required = False
-        return tags
+        return dense_input_tags(super().__sklearn_tags__(), two_d_array=False)  # (N, C, H, W) only
 
     # ------------------------------------------------------------ data
     def _to_spins(self, X, threshold=None, name="X", check_shape=True) -> torch.Tensor:
