@@ -2,7 +2,7 @@
 #   make book       execute every notebook and build the HTML book (_build/html/index.html)
 #   make test       unit tests + every notebook (nbval) + exercise tests, on the CPU
 #   make test-gpu   the same with COURSE_DEVICE=cuda (fails clearly without a GPU)
-#   make browser-test  the built book opened page by page in headless Chromium, offline,
+#   make browser-test  the built book (last `make book`) opened page by page in headless Chromium, offline,
 #                   at desktop and phone width (needs Debian's `chromium`; .ci/run installs it)
 #   make lab        JupyterLab on the notebooks, with the course's kernel
 #   make exercises  regenerate exercises/ from solutions/ (nbgrader ClearSolutions)
@@ -53,8 +53,11 @@ book: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python tools/offline_assets.py --check _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-# Screenshots of every page go to _build/screenshots (not committed).
-browser-test: book
+# Screenshots of every page go to _build/screenshots (not committed). Tests the last build
+# (`make book` first after a change); builds the book only when there is none, so that CI's
+# `make book` followed by `make browser-test` executes the notebooks once.
+browser-test: $(STAMP)
+	@test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tools/browser_check.py _build/html
 
 test-unit: $(STAMP)
