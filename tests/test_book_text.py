@@ -202,3 +202,29 @@ def test_built_book_shows_the_cited_numbers():
         assert number in shown.values(), f"{where}: the built book has no eq. ({number})"
         if label is not None:
             assert shown.get(label) == number, f"{where}: the book shows [{label}] as ({shown.get(label)})"
+
+
+def test_exercises_are_numbered_by_chapter_in_the_book_and_the_notebooks():
+    """book/exercises.md, the exercise notebooks' titles and the pen-and-paper admonitions use
+    one scheme: exercise c.k belongs to chapter c, the k are 1, 2, ... and c.A is on paper."""
+    text = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+)\.(\d+) `(\d\d)_(\w+)` \|", text, re.M)
+    names = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    assert sorted(f"{c}_{n}" for _, _, c, n in rows) == names, "every exercise has one numbered row"
+    by_chapter = {}
+    for chapter, k, prefix, name in rows:
+        assert int(chapter) == int(prefix), f"exercise {chapter}.{k} is {prefix}_{name}"
+        by_chapter.setdefault(chapter, []).append(int(k))
+        title = json.loads((ROOT / "solutions" / f"{prefix}_{name}.ipynb").read_text(
+            encoding="utf-8"))["cells"][0]["source"][0]
+        assert re.match(rf"# Exercise {chapter}\.{k}\b", title), f"{prefix}_{name}: {title!r}"
+    for chapter, ks in by_chapter.items():
+        assert ks == list(range(1, len(ks) + 1)), f"chapter {chapter}'s exercises are {ks}"
+    first_table = re.findall(r"^\| (\d+\.\d+) \| `exercises/(\w+)\.ipynb` \|", text, re.M)
+    assert first_table == [(f"{c}.{k}", f"{p}_{n}") for c, k, p, n in rows]
+    # pen and paper: "exercise c.A" in the admonition of the page of chapter c
+    for chapter, pages in book_chapters():
+        if chapter is None:
+            continue
+        found = re.findall(r"Pen-and-paper exercise (\d+)\.A", "".join(_source_text(p) for p in pages))
+        assert all(int(c) == chapter for c in found), f"chapter {chapter} holds exercises {found}"
