@@ -1,19 +1,20 @@
 """Generative adversarial networks (GAN): a generator and a discriminator trained against each other.
 
 The chapter "Generative adversarial networks" (book/05_gan.md) derives every formula used here.
-Each one lives in exactly one module-level function, named after the book's equation label:
+Each one lives in exactly one module-level function, whose docstring cites the equation by the
+number the book shows and by its label in the sources, e.g. eq. (5.1) [gan-value]:
 
 ======================================  ======================================================
 function                                book equation
 ======================================  ======================================================
-:func:`value_function`                  ``gan-value``     V(D, G) = E_p log D(x) + E_z log(1 − D(G(z)))
-:func:`discriminator_loss`              ``gan-d-loss``    −V(D, G), the discriminator's loss
-:func:`generator_loss`                  ``gan-g-loss``    minimax E log(1 − D(G(z))) or non-saturating −E log D(G(z))
-:func:`optimal_discriminator`           ``gan-dstar``     D*(x) = p(x) / (p(x) + q(x))
-:func:`jensen_shannon`                  ``gan-js``        V(D*, G) = −log 4 + 2 JS(p ‖ q)
-:func:`density_ratio_logit`             ``gan-logit``     logit D*(x) = log p(x) / q(x)
+:func:`value_function`                  (5.1) ``gan-value``     V(D, G) = E_p log D(x) + E_z log(1 − D(G(z)))
+:func:`discriminator_loss`              (5.2) ``gan-d-loss``    −V(D, G), the discriminator's loss
+:func:`generator_loss`                  (5.6) ``gan-g-loss``    minimax E log(1 − D(G(z))) or non-saturating −E log D(G(z))
+:func:`optimal_discriminator`           (5.3) ``gan-dstar``     D*(x) = p(x) / (p(x) + q(x))
+:func:`jensen_shannon`                  (5.4) ``gan-js``        V(D*, G) = −log 4 + 2 JS(p ‖ q)
+:func:`density_ratio_logit`             (5.5) ``gan-logit``     logit D*(x) = log p(x) / q(x)
 :func:`r1_penalty`                      ``gan-r1``        (γ/2) E_p ‖∇ₓ logit D(x)‖²
-:func:`acceptance_probability`          ``gan-drs``       min(1, exp(logit D(x) − M))
+:func:`acceptance_probability`          (5.8) ``gan-drs``       min(1, exp(logit D(x) − M))
 ======================================  ======================================================
 
 Logits, not probabilities
@@ -75,7 +76,7 @@ LOSSES = ("non-saturating", "minimax")
 
 
 def value_function(real_logits, fake_logits) -> torch.Tensor:
-    """The GAN value function, eq. (gan-value), estimated on a minibatch::
+    """The GAN value function, eq. (5.1) [gan-value], estimated on a minibatch::
 
         V(D, G) = E_{x~p}[log D(x)] + E_{z~p_z}[log(1 - D(G(z)))]
 
@@ -86,7 +87,7 @@ def value_function(real_logits, fake_logits) -> torch.Tensor:
 
 
 def discriminator_loss(real_logits, fake_logits) -> torch.Tensor:
-    """The discriminator's loss, eq. (gan-d-loss): ``-V(D, G)``, the binary cross-entropy of
+    """The discriminator's loss, eq. (5.2) [gan-d-loss]: ``-V(D, G)``, the binary cross-entropy of
     "real" (label 1) against "generated" (label 0)::
 
         L_D = E_p[softplus(-l(x))] + E_z[softplus(l(G(z)))]
@@ -95,7 +96,7 @@ def discriminator_loss(real_logits, fake_logits) -> torch.Tensor:
 
 
 def generator_loss(fake_logits, loss: str = "non-saturating") -> torch.Tensor:
-    """The generator's loss on the logits of generated samples, eq. (gan-g-loss).
+    """The generator's loss on the logits of generated samples, eq. (5.6) [gan-g-loss].
 
     - ``"minimax"``: the generator's part of V, ``E_z[log(1 - D(G(z)))] = -E[softplus(l)]``,
       minimised. Its gradient with respect to the logit is ``-sigmoid(l) = -D``: it vanishes
@@ -111,7 +112,7 @@ def generator_loss(fake_logits, loss: str = "non-saturating") -> torch.Tensor:
 
 
 def optimal_discriminator(p, q):
-    """The best discriminator for a fixed generator, eq. (gan-dstar): ``D* = p / (p + q)``.
+    """The best discriminator for a fixed generator, eq. (5.3) [gan-dstar]: ``D* = p / (p + q)``.
 
     ``p`` is the data density and ``q`` the generator's density at the same points (arrays or
     tensors of the same shape, >= 0). Where both are 0 the value is undefined; 1/2 is returned.
@@ -129,7 +130,7 @@ def optimal_discriminator(p, q):
 def jensen_shannon(p, q, dx: float) -> float:
     """Jensen–Shannon divergence (nats) of two densities tabulated on a uniform grid.
 
-    Eq. (gan-js): with ``m = (p + q) / 2``, ``JS(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m)``, between
+    Eq. (5.4) [gan-js]: with ``m = (p + q) / 2``, ``JS(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m)``, between
     0 and log 2. At the optimal discriminator the value function equals
     ``V(D*, G) = -log 4 + 2 JS(p ‖ q)``. ``p``, ``q``: 1-D arrays of density values on a grid of
     spacing ``dx`` (a Riemann sum; each should integrate to about 1).
@@ -147,7 +148,7 @@ def jensen_shannon(p, q, dx: float) -> float:
 
 
 def density_ratio_logit(p, q):
-    """The logit of the optimal discriminator, eq. (gan-logit): ``log D*/(1 - D*) = log p/q``.
+    """The logit of the optimal discriminator, eq. (5.5) [gan-logit]: ``log D*/(1 - D*) = log p/q``.
 
     A well-trained discriminator's logit therefore estimates the log density ratio between
     data and generator, which is what rejection sampling (:func:`acceptance_probability`)
@@ -159,7 +160,7 @@ def density_ratio_logit(p, q):
 
 
 def r1_penalty(discriminator, x, cond=None) -> torch.Tensor:
-    """The R1 gradient penalty's expectation, eq. (gan-r1), without the factor γ/2::
+    """The R1 gradient penalty's expectation, eq. (5.7) [gan-r1], without the factor γ/2::
 
         E_{x~p} ‖∇ₓ l(x)‖²
 
@@ -177,7 +178,7 @@ def r1_penalty(discriminator, x, cond=None) -> torch.Tensor:
 
 
 def acceptance_probability(logits, log_m) -> torch.Tensor:
-    """Discriminator rejection sampling (Azadi et al. 2019), eq. (gan-drs).
+    """Discriminator rejection sampling (Azadi et al. 2019), eq. (5.8) [gan-drs].
 
     If the logit is exactly ``log p(x)/q(x)`` and ``M`` bounds ``p/q``, keeping a generated
     ``x`` with probability ``p(x) / (M q(x)) = exp(logit - log M)`` turns samples of ``q`` into
@@ -647,7 +648,7 @@ class GAN(NeuralEstimator):
     @torch.no_grad()
     def logits(self, X, labels=None) -> np.ndarray:
         """The discriminator's logit for each row of ``X`` (in X's units): after fitting with
-        ``rejection=True`` an estimate of ``log p(x)/q(x)``, eq. (gan-logit)."""
+        ``rejection=True`` an estimate of ``log p(x)/q(x)``, eq. (5.5) [gan-logit]."""
         self._check_fitted_()
         X = self._check_X(X)
         n = len(X)

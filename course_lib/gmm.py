@@ -1,16 +1,17 @@
 """Gaussian mixture models fitted by expectation-maximisation (EM).
 
 The chapter "Gaussian mixtures" (book/03_gmm.md) derives every formula used here. Each one
-lives in exactly one module-level function, named after the book's equation label:
+lives in exactly one module-level function, whose docstring cites the equation by the number
+the book shows and by its label in the sources, e.g. eq. (3.3) [gmm-estep]:
 
 =====================================  ==========================================
 function                               book equation
 =====================================  ==========================================
-:func:`estimate_log_gaussian_prob`     ``gmm-log-gauss``  log N(x_n | mu_k, Sigma_k)
-:func:`e_step`                         ``gmm-estep``      responsibilities (log-sum-exp)
-:func:`m_step`                         ``gmm-mstep``      weights, means, covariances
+:func:`estimate_log_gaussian_prob`     (3.2) ``gmm-log-gauss``  log N(x_n | mu_k, Sigma_k)
+:func:`e_step`                         (3.3) ``gmm-estep``      responsibilities (log-sum-exp)
+:func:`m_step`                         (3.4) ``gmm-mstep``      weights, means, covariances
 :func:`compute_precision_cholesky`     (how a covariance is stored: its inverse's Cholesky factor)
-:func:`n_parameters`                   ``gmm-bic``        free parameters counted by BIC/AIC
+:func:`n_parameters`                   (3.5) ``gmm-bic``        free parameters counted by BIC/AIC
 =====================================  ==========================================
 
 These functions take and return torch tensors, work on any device, and are batched over
@@ -239,7 +240,7 @@ def _check_X_means(X, means):
 def estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
     """Log-density of every sample under every component, log N(x_n | mu_k, Sigma_k).
 
-    Implements eq. (gmm-log-gauss)::
+    Implements eq. (3.2) [gmm-log-gauss]::
 
         log N(x | mu, Sigma) = -1/2 [ D log(2 pi) + (x - mu)^T Sigma^{-1} (x - mu) ]
                                + 1/2 log det Sigma^{-1}
@@ -313,7 +314,7 @@ def _estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
 def e_step(X, weights, means, precisions_cholesky, covariance_type):
     """E-step: log-responsibilities and per-sample log-likelihood, computed in log space.
 
-    Implements eq. (gmm-estep)::
+    Implements eq. (3.3) [gmm-estep]::
 
         log r_nk = log pi_k + log N(x_n | mu_k, Sigma_k) - log p(x_n)
         log p(x_n) = logsumexp_k [ log pi_k + log N(x_n | mu_k, Sigma_k) ]
@@ -351,7 +352,7 @@ def _e_step(X, weights, means, precisions_cholesky, covariance_type):
 def m_step(X, resp, covariance_type, reg_covar):
     """M-step: the weights, means and covariances that maximise the expected log-likelihood.
 
-    Implements eq. (gmm-mstep), with N_k = sum_n r_nk::
+    Implements eq. (3.4) [gmm-mstep], with N_k = sum_n r_nk::
 
         pi_k    = N_k / N
         mu_k    = (1 / N_k) sum_n r_nk x_n
@@ -505,7 +506,7 @@ def _precision_cholesky_from_precisions(precisions, covariance_type):
 
 
 def n_parameters(n_components, n_features, covariance_type):
-    """Number of free parameters of a Gaussian mixture, the ``p`` of eq. (gmm-bic).
+    """Number of free parameters of a Gaussian mixture, the ``p`` of eq. (3.5) [gmm-bic].
 
     ``BIC = -2 log L + p log N`` and ``AIC = -2 log L + 2 p`` with
     ``p = (K - 1) [weights] + K D [means] + covariance parameters``, where the covariance
@@ -1149,14 +1150,14 @@ class GaussianMixture(BaseEstimator):
         return torch.exp(self._e_step_on(X)[0]).cpu().numpy()
 
     def bic(self, X):
-        """Bayesian information criterion ``-2 log L + p log N`` (eq. gmm-bic); lower is better."""
+        """Bayesian information criterion ``-2 log L + p log N`` (eq. (3.5) [gmm-bic]); lower is better."""
         log_prob = self._e_step_on(X)[1]
         n = log_prob.shape[0]
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
         return float(-2.0 * log_prob.sum() + p * math.log(n))
 
     def aic(self, X):
-        """Akaike information criterion ``-2 log L + 2 p`` (eq. gmm-bic); lower is better."""
+        """Akaike information criterion ``-2 log L + 2 p`` (eq. (3.5) [gmm-bic]); lower is better."""
         log_prob = self._e_step_on(X)[1]
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
         return float(-2.0 * log_prob.sum() + 2 * p)

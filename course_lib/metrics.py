@@ -137,7 +137,7 @@ def _inside_union_of_balls(
 def gaussian_log_likelihood(X, mean, cov) -> np.ndarray:
     r"""Log-density of each row of ``X`` under the Gaussian :math:`\mathcal N(\mu, \Sigma)`.
 
-    Implements eq. (eq-gauss-ll):
+    Implements eq. (2.6) [eq-gauss-ll]:
 
     .. math::
         \log \mathcal N(x \mid \mu, \Sigma) = -\tfrac12 \big( D \log 2\pi + \log\det\Sigma
@@ -190,7 +190,7 @@ def gaussian_log_likelihood(X, mean, cov) -> np.ndarray:
 def bits_per_pixel(log_likelihood, n_pixels, n_levels=17) -> float:
     r"""Bits per pixel of discrete ``n_levels``-level images, from a density on dequantised data.
 
-    Implements eq. (eq-bpp):
+    Implements eq. (2.5) [eq-bpp]:
 
     .. math::
         \text{bpp} = -\frac{\overline{\log p(y)}}{D \ln 2} + \log_2 L,
@@ -249,7 +249,7 @@ def _psd_sqrt(sigma: np.ndarray, name: str) -> np.ndarray:
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     r"""Fréchet (2-Wasserstein²) distance between two Gaussians.
 
-    Implements eq. (eq-fid):
+    Implements eq. (2.10) [eq-fid]:
 
     .. math::
         d^2 = \lVert \mu_1 - \mu_2 \rVert^2
@@ -553,7 +553,7 @@ def fid(real, fake, device=None) -> float:
     """Fréchet Inception Distance, with the digit CNN in place of Inception (Heusel et al. 2017).
 
     Fits a Gaussian (mean, unbiased covariance) to the features of each set and returns their
-    :func:`frechet_distance`, eq. (eq-fid). Lower is better; 0 only for identical statistics.
+    :func:`frechet_distance`, eq. (2.10) [eq-fid]. Lower is better; 0 only for identical statistics.
     FID is biased upwards for small sets: compare models at equal sample sizes, against the
     floor "test split vs train split".
 
@@ -577,7 +577,7 @@ def _mmd2_unbiased(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
 
     ``kxx[i, j] = k(x_i, x_j)`` (m×m), ``kyy`` (n×n), ``kxy[i, j] = k(x_i, y_j)`` (m×n).
 
-    Implements eq. (eq-kid):
+    Implements eq. (2.11) [eq-kid]:
 
     .. math::
         \widehat{\text{MMD}}^2 = \frac{1}{m(m-1)}\sum_{i \ne j} k(x_i, x_j)
@@ -596,7 +596,7 @@ def _mmd2_unbiased(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
 def kid(real, fake, n_subsets=100, subset_size=None, seed=0, device=None):
     """Kernel Inception Distance (Bińkowski et al. 2018) with the digit CNN's features.
 
-    The unbiased MMD² of eq. (eq-kid) with the cubic polynomial kernel
+    The unbiased MMD² of eq. (2.11) [eq-kid] with the cubic polynomial kernel
     ``k(x, y) = (xᵀy/d + 1)³``, averaged over ``n_subsets`` random subsets of ``subset_size``
     rows drawn (without replacement) from each set. Unlike FID it has no bias from the sample
     size: its expectation is 0 when real and fake come from the same distribution.

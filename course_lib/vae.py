@@ -1,20 +1,21 @@
 """Variational autoencoders (VAE): a latent-variable model trained by maximising the ELBO.
 
 The chapter "Variational autoencoders" (book/06_vae.md) derives every formula used here. Each
-one lives in exactly one module-level function, named after the book's equation label:
+one lives in exactly one module-level function, whose docstring cites the equation by the
+number the book shows and by its label in the sources, e.g. eq. (6.3) [vae-elbo]:
 
 =========================================  ===================================================
 function                                   book equation
 =========================================  ===================================================
-:func:`affine_marginal_log_prob`           ``vae-affine``   log N(x | b, s²I + W Wᵀ) (erratum 4)
-:func:`prior_monte_carlo_log_prob`         ``vae-marginal`` log ∫ p(z) p(x|z) dz by sampling the prior
-:func:`reparameterize`                     ``vae-reparam``  z = μ + σ ⊙ ε
-:func:`gaussian_kl`                        ``vae-kl``       KL(N(μ, diag σ²) ‖ N(0, I)), closed form
-:func:`elbo_terms`                         ``vae-elbo``     E_q[log p(x|z)] − KL(q ‖ p)
-:func:`discretized_logistic_log_prob`      ``vae-dlogistic`` P(level) of a discretised logistic
-:func:`categorical_log_prob`               ``vae-categorical`` P(level) of a 17-way softmax
-:func:`iwae_log_likelihood`                ``vae-iwae``     log (1/k) Σ_i p(x, z_i) / q(z_i | x)
-:func:`pixel_histogram_log_prob`           ``vae-histogram`` independent pixels, one histogram each
+:func:`affine_marginal_log_prob`           (6.2) ``vae-affine``   log N(x | b, s²I + W Wᵀ) (erratum 4)
+:func:`prior_monte_carlo_log_prob`         (6.1) ``vae-marginal`` log ∫ p(z) p(x|z) dz by sampling the prior
+:func:`reparameterize`                     (6.5) ``vae-reparam``  z = μ + σ ⊙ ε
+:func:`gaussian_kl`                        (6.4) ``vae-kl``       KL(N(μ, diag σ²) ‖ N(0, I)), closed form
+:func:`elbo_terms`                         (6.3) ``vae-elbo``     E_q[log p(x|z)] − KL(q ‖ p)
+:func:`discretized_logistic_log_prob`      (6.7) ``vae-dlogistic`` P(level) of a discretised logistic
+:func:`categorical_log_prob`               (6.6) ``vae-categorical`` P(level) of a 17-way softmax
+:func:`iwae_log_likelihood`                (6.9) ``vae-iwae``     log (1/k) Σ_i p(x, z_i) / q(z_i | x)
+:func:`pixel_histogram_log_prob`           (6.8) ``vae-histogram`` independent pixels, one histogram each
 =========================================  ===================================================
 
 The likelihood scale
@@ -107,7 +108,7 @@ _IWAE_ROWS = {"cpu": 2**15, "cuda": 2**18}
 
 
 def affine_marginal_log_prob(x, W, b, noise_var: float = 1.0) -> torch.Tensor:
-    r"""Exact log p(x) when the decoder is affine: eq. (vae-affine), probabilistic PCA.
+    r"""Exact log p(x) when the decoder is affine: eq. (6.2) [vae-affine], probabilistic PCA.
 
     With :math:`z \sim \mathcal N(0, I_d)` and :math:`x \mid z \sim \mathcal N(Wz + b, s^2 I_D)`,
     :math:`x = b + Wz + s\,\eta` is a linear function of Gaussians, hence Gaussian with mean
@@ -146,7 +147,7 @@ def affine_marginal_log_prob(x, W, b, noise_var: float = 1.0) -> torch.Tensor:
 def prior_monte_carlo_log_prob(log_px_given_z, latent_dim: int, n_samples: int,
                                generator=None, batch: int = 4096) -> torch.Tensor:
     r"""Estimate :math:`\log p(x) = \log \int p(z)\,p(x\mid z)\,dz` by sampling the prior:
-    eq. (vae-marginal), :math:`\log \frac1S\sum_s p(x\mid z_s)` with :math:`z_s \sim \mathcal N(0, I)`.
+    eq. (6.1) [vae-marginal], :math:`\log \frac1S\sum_s p(x\mid z_s)` with :math:`z_s \sim \mathcal N(0, I)`.
 
     Unbiased for p(x) (not for its log), and hopeless in high dimension (almost every z from the
     prior explains x badly): this is why the VAE needs an encoder. Used by the tests and the
@@ -170,7 +171,7 @@ def prior_monte_carlo_log_prob(log_px_given_z, latent_dim: int, n_samples: int,
 
 
 def reparameterize(mean, log_var, eps) -> torch.Tensor:
-    r"""The reparameterisation trick, eq. (vae-reparam): :math:`z = \mu + \sigma \odot \varepsilon`
+    r"""The reparameterisation trick, eq. (6.5) [vae-reparam]: :math:`z = \mu + \sigma \odot \varepsilon`
     with :math:`\sigma = \exp(\tfrac12 \log\sigma^2)` and :math:`\varepsilon \sim \mathcal N(0, I)`.
 
     z is a differentiable function of (μ, log σ²) for a fixed ε, so the gradient of
@@ -182,7 +183,7 @@ def reparameterize(mean, log_var, eps) -> torch.Tensor:
 
 def gaussian_kl(mean, log_var) -> torch.Tensor:
     r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\Vert\, \mathcal N(0, I))`,
-    eq. (vae-kl):
+    eq. (6.4) [vae-kl]:
 
     .. math::
         \mathrm{KL} = \tfrac12 \sum_j \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big) \;\ge 0,
@@ -198,7 +199,7 @@ def log_normal_diag(x, mean, log_var) -> torch.Tensor:
 
 
 def elbo_terms(log_px_given_z, mean, log_var):
-    r"""The two terms of the ELBO, eq. (vae-elbo), for one reparameterised draw per sample:
+    r"""The two terms of the ELBO, eq. (6.3) [vae-elbo], for one reparameterised draw per sample:
 
     .. math::
         \mathcal L(x) = \underbrace{\mathbb E_{q(z\mid x)}[\log p(x\mid z)]}_{\text{reconstruction}}
@@ -231,7 +232,7 @@ def to_levels(x, n_levels: int = DIGIT_LEVELS) -> torch.Tensor:
 
 
 def discretized_logistic_log_prob(levels, mean, log_scale, n_levels: int = DIGIT_LEVELS):
-    r"""log P(level) under a discretised logistic, eq. (vae-dlogistic) (Salimans et al. 2017).
+    r"""log P(level) under a discretised logistic, eq. (6.7) [vae-dlogistic] (Salimans et al. 2017).
 
     Level k sits at :math:`c_k = k/(L-1) \in [0, 1]`; its bin is :math:`[c_k - h, c_k + h]`,
     :math:`h = 1/(2(L-1))`, and the two edge bins extend to ∓∞, so the L probabilities sum to
@@ -257,7 +258,7 @@ def discretized_logistic_log_prob(levels, mean, log_scale, n_levels: int = DIGIT
 
 
 def categorical_log_prob(levels, logits) -> torch.Tensor:
-    r"""log P(level) of a softmax over the L levels, eq. (vae-categorical).
+    r"""log P(level) of a softmax over the L levels, eq. (6.6) [vae-categorical].
 
     ``logits`` has one more trailing dimension (L) than ``levels``.
     """
@@ -351,7 +352,7 @@ def _decoder_mean(likelihood: str, params, n_levels: int, draw: bool, generator=
 
 
 def iwae_log_likelihood(log_weights, dim: int = -1) -> torch.Tensor:
-    r"""The importance-weighted estimate of log p(x), eq. (vae-iwae) (Burda et al. 2016):
+    r"""The importance-weighted estimate of log p(x), eq. (6.9) [vae-iwae] (Burda et al. 2016):
 
     .. math::
         \log \hat p_k(x) = \log \frac1k \sum_{i=1}^k \frac{p(x, z_i)}{q(z_i \mid x)},
@@ -401,7 +402,7 @@ def iwae_curve(log_weights, ks) -> dict:
 
 
 def pixel_histogram_log_prob(X_train, X, n_levels: int = DIGIT_LEVELS, alpha: float = 1.0):
-    r"""Independent pixels, each a smoothed histogram of its L grey levels: eq. (vae-histogram).
+    r"""Independent pixels, each a smoothed histogram of its L grey levels: eq. (6.8) [vae-histogram].
 
     .. math::
         P(x) = \prod_{d=1}^D \frac{n_{d, k_d} + \alpha}{N + L\alpha},
@@ -453,7 +454,7 @@ class VAE(NeuralEstimator):
     Model: :math:`z \sim \mathcal N(0, I_d)`, :math:`x \mid z \sim p_\theta(x \mid z)` with a
     decoder network giving the parameters of ``likelihood`` for every pixel; encoder
     :math:`q_\phi(z \mid x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma^2_\phi(x))`.
-    Trained by maximising the ELBO, eq. (vae-elbo), with Adam on minibatches through
+    Trained by maximising the ELBO, eq. (6.3) [vae-elbo], with Adam on minibatches through
     :func:`course_lib.training.train_loop`.
 
     Parameters
@@ -860,7 +861,7 @@ class VAE(NeuralEstimator):
 
     @torch.no_grad()
     def elbo(self, X, labels=None, *, seed=None) -> ELBO:
-        """Per-sample ELBO, eq. (vae-elbo), with its reconstruction and KL terms (one draw of z
+        """Per-sample ELBO, eq. (6.3) [vae-elbo], with its reconstruction and KL terms (one draw of z
         per sample for the reconstruction; the KL in closed form). Nats, on the course's scale."""
         self._check_fitted()
         x = self._flat(X)
@@ -921,7 +922,7 @@ class VAE(NeuralEstimator):
     @torch.no_grad()
     def log_likelihood(self, X, k: int = 1000, labels=None, *, seed=None,
                        return_error: bool = False):
-        r"""IWAE estimate of log p(x) per sample, eq. (vae-iwae), with k importance samples.
+        r"""IWAE estimate of log p(x) per sample, eq. (6.9) [vae-iwae], with k importance samples.
 
         Batched over images and samples, so that memory stays bounded for any k (k = 5000 on
         the 359 test digits is fine). Its expectation is a lower bound on log p(x) that rises

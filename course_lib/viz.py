@@ -70,8 +70,12 @@ def show_images(
     return ax
 
 
-def plot_points(X, ax=None, centres=None, s=2.0, alpha=0.4, title=None, color="C0", label=None):
-    """Scatter 2D points ``(N, 2)``; ``centres`` (the true modes) are drawn as red crosses."""
+def plot_points(X, ax=None, centres=None, s=2.0, alpha=0.4, title=None, color="C0", label=None,
+                xlabel="$x_1$", ylabel="$x_2$"):
+    """Scatter 2D points ``(N, 2)``; ``centres`` (the true modes) are drawn as red crosses.
+
+    The axes are the two coordinates, labelled ``xlabel`` and ``ylabel`` (``None``: unchanged).
+    """
     X = as_numpy(X, "X", ndim=2)
     if X.shape[1] != 2:
         raise ValueError(f"X must have 2 columns, got shape {X.shape}")
@@ -81,15 +85,26 @@ def plot_points(X, ax=None, centres=None, s=2.0, alpha=0.4, title=None, color="C
         c = as_numpy(centres, "centres", ndim=2)
         ax.scatter(c[:, 0], c[:, 1], marker="x", color="red", s=40, label="modes")
     ax.set_aspect("equal")
+    _label_axes(ax, xlabel, ylabel)
     if title:
         ax.set_title(title)
     return ax
 
 
-def plot_density(log_density, xlim, ylim, ax=None, n=150, points=None, title=None, cmap="viridis"):
+def _label_axes(ax, xlabel, ylabel):
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+
+
+def plot_density(log_density, xlim, ylim, ax=None, n=150, points=None, title=None, cmap="viridis",
+                 xlabel="$x_1$", ylabel="$x_2$"):
     """Draw ``exp(log_density(grid))`` over a rectangle; ``log_density`` maps ``(M, 2) -> (M,)``.
 
-    ``points`` (optional, ``(N, 2)``) are overlaid as small white dots.
+    ``points`` (optional, ``(N, 2)``) are overlaid as small white dots. The colour is the
+    density relative to its maximum on the grid; the axes are the two coordinates, labelled
+    ``xlabel`` and ``ylabel`` (``None``: unchanged).
     """
     n = check_int(n, "n", minimum=2)
     xs = np.linspace(*xlim, n)
@@ -109,6 +124,7 @@ def plot_density(log_density, xlim, ylim, ax=None, n=150, points=None, title=Non
     if points is not None:
         p = as_numpy(points, "points", ndim=2)
         ax.scatter(p[:, 0], p[:, 1], s=1, color="white", alpha=0.5)
+    _label_axes(ax, xlabel, ylabel)
     if title:
         ax.set_title(title)
     return ax
@@ -140,8 +156,12 @@ def plot_gaussian_ellipses(means, covariances, ax=None, weights=None, n_std=2.0,
     return ax
 
 
-def plot_history(history, keys=None, ax=None, logy=False, title=None, xlabel="iteration"):
-    """Plot training curves from a dict of equal-length lists (or a list of numbers)."""
+def plot_history(history, keys=None, ax=None, logy=False, title=None, xlabel="iteration",
+                 ylabel=None):
+    """Plot training curves from a dict of equal-length lists (or a list of numbers).
+
+    ``ylabel`` names the quantity (with its unit); by default the names of the curves drawn.
+    """
     if not isinstance(history, dict):
         history = {"value": list(history)}
     keys = list(history) if keys is None else list(keys)
@@ -156,6 +176,7 @@ def plot_history(history, keys=None, ax=None, logy=False, title=None, xlabel="it
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(", ".join(keys) if ylabel is None else ylabel)
     if len(keys) > 1:
         ax.legend()
     if title:

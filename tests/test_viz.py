@@ -46,3 +46,17 @@ def test_plot_bad_input():
         viz.plot_gaussian_ellipses(np.zeros((2, 2)), np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="keys"):
         viz.plot_history({"a": [1]}, keys=["b"])
+
+
+def test_plots_label_their_axes():
+    fig, axes = plt.subplots(1, 3)
+    viz.plot_points(np.random.randn(10, 2), ax=axes[0])
+    viz.plot_density(lambda p: -0.5 * (p**2).sum(1), (-2, 2), (-2, 2), ax=axes[1], n=5,
+                     xlabel="z₁", ylabel="z₂")
+    viz.plot_history({"loss_d": [1, 2], "loss_g": [2, 1]}, ax=axes[2])
+    assert (axes[0].get_xlabel(), axes[0].get_ylabel()) == ("$x_1$", "$x_2$")
+    assert (axes[1].get_xlabel(), axes[1].get_ylabel()) == ("z₁", "z₂")
+    assert (axes[2].get_xlabel(), axes[2].get_ylabel()) == ("iteration", "loss_d, loss_g")
+    ax = viz.plot_history([3.0, 2.0], ylabel="loss (nats)")
+    assert ax.get_ylabel() == "loss (nats)"
+    plt.close("all")

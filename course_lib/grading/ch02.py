@@ -1,8 +1,8 @@
 """Checks for the Chapter 2 exercises (images as data, a first generative model, evaluation).
 
-- :func:`check_fit_gaussian`: the maximum-likelihood Gaussian, eq. (eq-gauss-mle);
-- :func:`check_gaussian_log_likelihood`: its log-density, eq. (eq-gauss-ll);
-- :func:`check_frechet_distance`: the Fréchet distance between two Gaussians, eq. (eq-fid).
+- :func:`check_fit_gaussian`: the maximum-likelihood Gaussian, eq. (2.7) [eq-gauss-mle];
+- :func:`check_gaussian_log_likelihood`: its log-density, eq. (2.6) [eq-gauss-ll];
+- :func:`check_frechet_distance`: the Fréchet distance between two Gaussians, eq. (2.10) [eq-fid].
 
 Each check builds its own inputs, runs the learner's function on them, compares the result
 with an independent computation (NumPy for the fit, :mod:`course_lib.metrics` for the
@@ -36,7 +36,7 @@ def _correlated_data(rng, n: int, dim: int) -> np.ndarray:
 
 
 def _reference_log_likelihood(X, mean, cov) -> np.ndarray:
-    """The course's reference, eq. (eq-gauss-ll), as a float64 array of shape (N,)."""
+    """The course's reference, eq. (2.6) [eq-gauss-ll], as a float64 array of shape (N,)."""
     value = _to_numpy(metrics.gaussian_log_likelihood(X, mean, cov), "reference")
     return value.reshape(len(X))
 
@@ -59,7 +59,7 @@ def _as_scalar(value, what: str) -> float:
 
 
 def check_fit_gaussian(fit_gaussian) -> None:
-    """Check ``fit_gaussian(X) -> (mean, cov)``, the maximum-likelihood Gaussian (eq-gauss-mle).
+    """Check ``fit_gaussian(X) -> (mean, cov)``, the maximum-likelihood Gaussian (eq. (2.7) [eq-gauss-mle]).
 
     ``X`` is ``(N, D)``; the answer must be the sample mean ``(D,)`` and the covariance that
     divides by ``N`` (``np.cov(X, rowvar=False, bias=True)``), ``(D, D)``.
@@ -146,7 +146,7 @@ def _diagnose_log_likelihood(got, X, mean, cov, expected) -> str:
 
 
 def check_gaussian_log_likelihood(gaussian_log_likelihood) -> None:
-    """Check ``gaussian_log_likelihood(X, mean, cov) -> (N,)``, eq. (eq-gauss-ll).
+    """Check ``gaussian_log_likelihood(X, mean, cov) -> (N,)``, eq. (2.6) [eq-gauss-ll].
 
     Two cases: a small 3-dimensional Gaussian (every term of the formula matters: det Σ ≠ 1,
     Σ ≠ I, D > 1), then a 64-dimensional one with small variances, whose determinant
@@ -225,7 +225,7 @@ def _diagnose_frechet(got, mu1, s1, mu2, s2, expected) -> str:
 
 
 def check_frechet_distance(frechet_distance) -> None:
-    """Check ``frechet_distance(mu1, s1, mu2, s2) -> float``, eq. (eq-fid).
+    """Check ``frechet_distance(mu1, s1, mu2, s2) -> float``, eq. (2.10) [eq-fid].
 
     Three cases: two 4-dimensional Gaussians whose covariances do not commute; a Gaussian
     against itself (distance 0); and two rank-deficient covariances (as with fewer samples

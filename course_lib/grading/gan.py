@@ -6,9 +6,9 @@ wrong answer raises :class:`~course_lib.grading.GradingError` with a message tha
 wrong and, for the usual mistakes (a sign error, the saturating loss where the non-saturating
 one is asked, ``log(sigmoid(...))`` that overflows), why.
 
-- :func:`check_discriminator_loss` — ``discriminator_loss(real_logits, fake_logits)``, eq. (gan-d-loss)
+- :func:`check_discriminator_loss` — ``discriminator_loss(real_logits, fake_logits)``, eq. (5.2) [gan-d-loss]
 - :func:`check_generator_losses`   — ``generator_loss_minimax(fake_logits)`` and
-  ``generator_loss_ns(fake_logits)``, eq. (gan-g-loss)
+  ``generator_loss_ns(fake_logits)``, eq. (5.6) [gan-g-loss]
 - :func:`check_train_step`         — ``train_step(G, D, opt_g, opt_d, x_real, z)``: one
   discriminator step and one non-saturating generator step
 """
@@ -86,7 +86,7 @@ def _value_and_grads(fn, what, *logits):
 
 
 def check_discriminator_loss(discriminator_loss) -> None:
-    """Check ``discriminator_loss(real_logits, fake_logits) -> 0-d tensor``, eq. (gan-d-loss).
+    """Check ``discriminator_loss(real_logits, fake_logits) -> 0-d tensor``, eq. (5.2) [gan-d-loss].
 
     The loss is ``-V``: the mean over real logits of ``softplus(-l)`` plus the mean over fake
     logits of ``softplus(l)``. Value and gradients are compared with
@@ -123,7 +123,7 @@ def check_discriminator_loss(discriminator_loss) -> None:
 
 
 def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
-    """Check both generator losses of eq. (gan-g-loss) on fake logits.
+    """Check both generator losses of eq. (5.6) [gan-g-loss] on fake logits.
 
     ``generator_loss_minimax(fake_logits)``: ``mean(log(1 - D)) = -mean(softplus(l))``, the
     generator's part of V, minimised. ``generator_loss_ns(fake_logits)``:

@@ -5,11 +5,11 @@ function on them, and compares the result with the course's reference implementa
 :mod:`course_lib.gmm`. A wrong answer raises :class:`~course_lib.grading.GradingError` with a
 message that says what is wrong and, for the usual mistakes, why.
 
-- :func:`check_log_gaussian`  — ``log_gaussian(X, mean, cov)``, eq. (gmm-log-gauss)
-- :func:`check_e_step`        — ``e_step(X, weights, means, covariances)``, eq. (gmm-estep)
-- :func:`check_m_step_diag`   — ``m_step_diag(X, resp, reg_covar)``, eq. (gmm-mstep), diagonal
-- :func:`check_n_parameters`  — ``n_parameters(K, D, covariance_type)``, eq. (gmm-bic)
-- :func:`check_bic`           — ``bic(total_log_likelihood, n_samples, n_params)``, eq. (gmm-bic)
+- :func:`check_log_gaussian`  — ``log_gaussian(X, mean, cov)``, eq. (3.2) [gmm-log-gauss]
+- :func:`check_e_step`        — ``e_step(X, weights, means, covariances)``, eq. (3.3) [gmm-estep]
+- :func:`check_m_step_diag`   — ``m_step_diag(X, resp, reg_covar)``, eq. (3.4) [gmm-mstep], diagonal
+- :func:`check_n_parameters`  — ``n_parameters(K, D, covariance_type)``, eq. (3.5) [gmm-bic]
+- :func:`check_bic`           — ``bic(total_log_likelihood, n_samples, n_params)``, eq. (3.5) [gmm-bic]
 - :func:`check_choose_k`      — ``choose_k_by_bic(X, candidates, covariance_type, random_state)``
 """
 
@@ -119,7 +119,7 @@ _UNDERFLOW_HINT = (
 
 
 def check_log_gaussian(log_gaussian) -> None:
-    """Check ``log_gaussian(X, mean, cov) -> (N,)``: log N(x_n | mean, cov), eq. (gmm-log-gauss).
+    """Check ``log_gaussian(X, mean, cov) -> (N,)``: log N(x_n | mean, cov), eq. (3.2) [gmm-log-gauss].
 
     Three cases: a small 2D one, a 10-dimensional one, and points 40 standard deviations
     away from the mean, whose density underflows to 0 in float64 (its log is about -8000 and
@@ -161,7 +161,7 @@ def check_e_step(e_step) -> None:
     """Check ``e_step(X, weights, means, covariances) -> (log_resp (N, K), log_likelihood (N,))``.
 
     ``covariances`` are full ``(K, D, D)`` matrices; ``log_resp[n, k] = log p(z=k | x_n)``,
-    ``log_likelihood[n] = log p(x_n)``: eq. (gmm-estep). Cases: a small mixture with very
+    ``log_likelihood[n] = log p(x_n)``: eq. (3.3) [gmm-estep]. Cases: a small mixture with very
     unequal weights (forgetting the weights shows), a 16-dimensional one, and points far from
     every component (normalising with exp() first underflows to 0/0 = NaN).
     """
@@ -209,7 +209,7 @@ def check_e_step(e_step) -> None:
 def check_m_step_diag(m_step_diag) -> None:
     """Check ``m_step_diag(X, resp, reg_covar) -> (weights (K,), means (K, D), variances (K, D))``.
 
-    The M-step of eq. (gmm-mstep) for ``covariance_type="diag"``, compared with
+    The M-step of eq. (3.4) [gmm-mstep] for ``covariance_type="diag"``, compared with
     :func:`course_lib.gmm.m_step`. The data include a feature that is constant (zero variance:
     only ``reg_covar`` keeps it positive) and soft, unequal responsibilities.
     """
@@ -293,7 +293,7 @@ def check_n_parameters(n_parameters) -> None:
 
 
 def check_bic(bic) -> None:
-    """Check ``bic(total_log_likelihood, n_samples, n_params) -> float``, eq. (gmm-bic).
+    """Check ``bic(total_log_likelihood, n_samples, n_params) -> float``, eq. (3.5) [gmm-bic].
 
     The value is compared with :meth:`course_lib.gmm.GaussianMixture.bic` of small fitted
     models, given the fitted model's total log-likelihood and parameter count.

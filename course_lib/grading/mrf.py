@@ -44,7 +44,7 @@ def _mrf():
 
 def _colour_mask(shape, colour: int) -> torch.Tensor:
     """Boolean ``(H, W)`` mask of the sites with ``(row + col) % 2 == colour``: the two
-    checkerboard colours of eq. (mrf-checkerboard) (open boundary, or periodic with even
+    checkerboard colours of eq. (4.10) [mrf-checkerboard] (open boundary, or periodic with even
     sides)."""
     H, W = shape
     rows = torch.arange(H).reshape(-1, 1)
@@ -53,12 +53,12 @@ def _colour_mask(shape, colour: int) -> torch.Tensor:
 
 
 def _ref_local_field(s: torch.Tensor, J: float, h: float, periodic: bool = True) -> torch.Tensor:
-    """Eq. (mrf-local-field) from course_lib.mrf, as a float64 CPU tensor."""
+    """Eq. (4.8) [mrf-local-field] from course_lib.mrf, as a float64 CPU tensor."""
     return torch.as_tensor(_mrf().local_field(s, J=J, h=h, periodic=periodic)).double().cpu()
 
 
 def _ref_half_sweep(s, beta, colour, u, J, h, factor=2.0, compare=">"):
-    """The checkerboard half-sweep of eq. (mrf-checkerboard) with given uniforms ``u``.
+    """The checkerboard half-sweep of eq. (4.10) [mrf-checkerboard] with given uniforms ``u``.
 
     ``factor`` and ``compare`` exist only to recognise the usual mistakes.
     """
@@ -107,7 +107,7 @@ def check_local_field(local_field) -> None:
                 hint = "the site itself is not one of its neighbours: do not include s in the sum"
             check_close(got_arr, expected.numpy(), f"local_field(s of shape {shape}, J={J}, h={h})",
                         atol=1e-5, hint=hint or "f_i = J * (up + down + left + right) + h")
-    passed("local_field matches eq. (mrf-local-field) on three lattices")
+    passed("local_field matches eq. (4.8) [mrf-local-field] on three lattices")
 
 
 def _half_sweep_cases(seed: int):
@@ -179,7 +179,7 @@ def check_half_sweep(half_sweep, seed: int = 5) -> None:
                         "s_new = +1 where u < sigmoid(2 * beta * f), -1 elsewhere, on the "
                         "sites of this colour only")
             raise GradingError(f"{what}: {n_bad} spins differ from the reference. Hint: {hint}")
-    passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (mrf-checkerboard), "
+    passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (4.10) [mrf-checkerboard], "
            "on four lattices (J = 1, -1, 0.4, 2)")
 
 
@@ -283,7 +283,7 @@ def _ref_icm(noisy: torch.Tensor, coupling: float, data_weight: float, max_sweep
 
 
 def _denoise_energy(labels, noisy, coupling, data_weight) -> float:
-    """Eq. (mrf-denoise-energy), computed here by hand (free boundary)."""
+    """Eq. (4.17) [mrf-denoise-energy], computed here by hand (free boundary)."""
     s = 2.0 * torch.as_tensor(labels).double() - 1.0
     t = 2.0 * torch.as_tensor(noisy).double() - 1.0
     pairs = (s[1:, :] * s[:-1, :]).sum() + (s[:, 1:] * s[:, :-1]).sum()
@@ -320,7 +320,7 @@ def check_icm(icm_denoise, seed: int = 0) -> None:
     """``icm_denoise(noisy, coupling, data_weight, max_sweeps)`` → ``{0,1}`` image ``(H, W)``.
 
     Compared with the reference schedule (checkerboard order, ties keep their value) and, to
-    explain a difference, tested for being a local minimum of eq. (mrf-denoise-energy). One
+    explain a difference, tested for being a local minimum of eq. (4.17) [mrf-denoise-energy]. One
     case has fields that are exactly 0, so the tie rule is exercised."""
     cases = _icm_cases(int(seed))
     for seed, coupling, data_weight in cases:
@@ -374,7 +374,7 @@ def check_icm(icm_denoise, seed: int = 0) -> None:
 
 def _ref_pl_objective(s: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Mean over samples and sites of log p(s_i | neighbours) for the Ising model, J=1, h=0
-    (eq. (mrf-pseudolikelihood)), written independently of the learner's formula."""
+    (eq. (4.15) [mrf-pseudolikelihood]), written independently of the learner's formula."""
     f = _ref_local_field(s, 1.0, 0.0)
     # log p(s_i | f_i) = beta s_i f_i - log(2 cosh(beta f_i)) = log sigmoid(2 beta s_i f_i)
     return torch.nn.functional.logsigmoid(2.0 * beta * s.double() * f).mean()
@@ -482,7 +482,7 @@ def check_tau_int(tau_int, seed: int = 0) -> None:
     """``tau_int(trace)`` → the integrated autocorrelation time of a 1-D trace (a float).
 
     Checked on AR(1) traces with known ``τ_int = (1 + φ)/(1 - φ)`` (φ = 0, 0.6, 0.9) and on a
-    magnetisation trace of the Ising model, against eq. (mrf-tau-int) with Sokal's window
+    magnetisation trace of the Ising model, against eq. (4.11) [mrf-tau-int] with Sokal's window
     (``c = 5``), within 2% (window choices differ by one lag at most)."""
     cases = [("AR(1), phi = 0", _ar1_trace(0.0, 4000, seed)),
              ("AR(1), phi = 0.6", _ar1_trace(0.6, 4000, seed + 1)),
@@ -510,7 +510,7 @@ def check_tau_int(tau_int, seed: int = 0) -> None:
                 }[mistake]
         raise GradingError(f"{what} = {got:.4g}, expected {expected:.4g} (the exact τ_int of "
                            f"this process is {_ar1_exact(name):.3g}). Hint: {hint}")
-    passed("tau_int matches eq. (mrf-tau-int) with Sokal's window on three AR(1) traces")
+    passed("tau_int matches eq. (4.11) [mrf-tau-int] with Sokal's window on three AR(1) traces")
 
 
 def _ar1_exact(name: str) -> float:

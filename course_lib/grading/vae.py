@@ -5,10 +5,10 @@ function on them and compares the result with the course's reference implementat
 :mod:`course_lib.vae`. A wrong answer raises :class:`~course_lib.grading.GradingError` with a
 message that says what is wrong and, for the usual mistakes, why.
 
-- :func:`check_reparameterize` — ``reparameterize(mean, log_var, eps)``, eq. (vae-reparam)
-- :func:`check_gaussian_kl`    — ``gaussian_kl(mean, log_var)``, eq. (vae-kl)
-- :func:`check_elbo`           — ``elbo(log_px_given_z, mean, log_var)``, eq. (vae-elbo)
-- :func:`check_iwae`           — ``iwae_estimate(log_weights)``, eq. (vae-iwae)
+- :func:`check_reparameterize` — ``reparameterize(mean, log_var, eps)``, eq. (6.5) [vae-reparam]
+- :func:`check_gaussian_kl`    — ``gaussian_kl(mean, log_var)``, eq. (6.4) [vae-kl]
+- :func:`check_elbo`           — ``elbo(log_px_given_z, mean, log_var)``, eq. (6.3) [vae-elbo]
+- :func:`check_iwae`           — ``iwae_estimate(log_weights)``, eq. (6.9) [vae-iwae]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _gaussian_params(seed: int, n: int, d: int):
 
 def check_reparameterize(reparameterize) -> None:
     """Check ``reparameterize(mean, log_var, eps) -> z`` (same shape as ``mean``): z = μ + σ ε
-    with σ = exp(log_var / 2), eq. (vae-reparam)."""
+    with σ = exp(log_var / 2), eq. (6.5) [vae-reparam]."""
     what = "reparameterize(mean, log_var, eps)"
     for seed, (n, d) in ((601, (5, 3)), (602, (40, 8))):
         mean, log_var, rng = _gaussian_params(seed, n, d)
@@ -72,7 +72,7 @@ def check_reparameterize(reparameterize) -> None:
 
 def check_gaussian_kl(gaussian_kl) -> None:
     """Check ``gaussian_kl(mean, log_var) -> (N,)``: KL(N(μ, diag σ²) ‖ N(0, I)) in closed
-    form, summed over the latent dimensions, eq. (vae-kl)."""
+    form, summed over the latent dimensions, eq. (6.4) [vae-kl]."""
     what = "gaussian_kl(mean, log_var)"
     cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
              (np.zeros((2, 4)), np.zeros((2, 4)))]  # q = p: KL = 0
@@ -108,7 +108,7 @@ def check_gaussian_kl(gaussian_kl) -> None:
 
 def check_elbo(elbo) -> None:
     """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)``: reconstruction minus the
-    closed-form KL, eq. (vae-elbo)."""
+    closed-form KL, eq. (6.3) [vae-elbo]."""
     what = "elbo(log_px_given_z, mean, log_var)"
     mean, log_var, rng = _gaussian_params(621, 12, 4)
     log_px = -rng.uniform(20, 80, size=12)
@@ -128,7 +128,7 @@ def check_elbo(elbo) -> None:
 
 def check_iwae(iwae_estimate) -> None:
     """Check ``iwae_estimate(log_weights) -> (N,)``: log (1/k) Σ_i w_i from log-weights of shape
-    (N, k), computed stably, eq. (vae-iwae).
+    (N, k), computed stably, eq. (6.9) [vae-iwae].
 
     The cases include log-weights around −3000 (every exp() underflows to 0 in float64) and a
     single sample (k = 1, where the estimate is the log-weight itself).

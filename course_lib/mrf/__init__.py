@@ -32,7 +32,8 @@ Conventions: spins are ``±1`` (float or int8 tensors of shape ``(N, H, W)`` or 
 for the Ising model; images and labels are ``{0, 1}``. ``J = k_B = 1`` by default and the
 temperature is ``T = 1 / beta``.
 
-Every formula of the book lives in one function whose docstring names its equation label.
+Every formula of the book lives in one function whose docstring cites the equation by the
+number the book shows and by its label in the sources, e.g. eq. (4.9) [mrf-gibbs-conditional].
 """
 
 from ._ais import ais_standard_error

@@ -97,7 +97,7 @@ class IsingModel(BaseEstimator):
     def energy(self, x) -> torch.Tensor:
         """Energy of each configuration: ``E(x) = -J Σ_<ij> x_i x_j - h Σ_i x_i``.
 
-        Implements eq. (mrf-ising-energy). ``x``: ±1 spins ``(H, W)`` (returns a 0-d
+        Implements eq. (4.4) [mrf-ising-energy]. ``x``: ±1 spins ``(H, W)`` (returns a 0-d
         tensor) or ``(N, H, W)`` (returns ``(N,)``). ``<ij>`` runs over nearest-neighbour
         bonds, each once (right and down neighbours, wrapping when ``periodic``).
         """
@@ -120,7 +120,7 @@ class IsingModel(BaseEstimator):
     def log_partition(self, shape) -> float:
         """``log Z(beta) = log Σ_x exp(-beta E(x))`` by enumerating all ``2**(H·W)`` states.
 
-        Implements eq. (mrf-partition). Only for tiny lattices (at most 16 sites, e.g. 4×4):
+        Implements eq. (4.2) [mrf-partition]. Only for tiny lattices (at most 16 sites, e.g. 4×4):
         the number of terms doubles with every site.
         """
         H, W = self._check_enumerable(shape)
@@ -132,7 +132,7 @@ class IsingModel(BaseEstimator):
     def exact_distribution(self, shape) -> tuple[torch.Tensor, torch.Tensor]:
         """All states of a tiny lattice and their exact Boltzmann probabilities.
 
-        Implements eq. (mrf-gibbs): ``p(x) = exp(-beta E(x)) / Z(beta)``, the Gibbs
+        Implements eq. (4.1) [mrf-gibbs]: ``p(x) = exp(-beta E(x)) / Z(beta)``, the Gibbs
         distribution with features ``φ = (Σ_<ij> x_i x_j, Σ_i x_i)`` and weights
         ``θ = (beta J, beta h)``.
 
@@ -158,7 +158,7 @@ class IsingModel(BaseEstimator):
     ):
         """``log Z(beta)`` estimated by annealed importance sampling (Neal 2001), no enumeration.
 
-        Implements eq. (mrf-ais). At ``beta = 0`` every one of the ``2**(H·W)`` states has
+        Implements eq. (4.3) [mrf-ais]. At ``beta = 0`` every one of the ``2**(H·W)`` states has
         weight 1, so ``Z(0) = 2**(H·W)`` and independent fair coins sample it exactly. The
         chains then move through ``n_steps`` inverse temperatures ``0 = b_0 < b_1 < … <
         b_K = beta`` (one checkerboard Gibbs sweep at each), each accumulating the log
@@ -208,11 +208,11 @@ class IsingModel(BaseEstimator):
         ``method``:
 
         - ``"swendsen_wang"`` (default; alias ``"cluster"``): Swendsen–Wang cluster sweeps
-          (:func:`~course_lib.mrf.swendsen_wang_sweep`, eq. (mrf-sw-bond)), with the external
+          (:func:`~course_lib.mrf.swendsen_wang_sweep`, eq. (4.13) [mrf-sw-bond]), with the external
           field through a ghost spin. Defaults ``burn_in=100``, ``n_sweeps=100``: from the
           default random start this reaches equilibrium at every temperature, also below
           and at ``T_c`` and on 256×256 lattices (the chapter measures it).
-        - ``"gibbs"``: checkerboard Gibbs sweeps (eq. (mrf-checkerboard)); lattices with even
+        - ``"gibbs"``: checkerboard Gibbs sweeps (eq. (4.10) [mrf-checkerboard]); lattices with even
           sides run the fast int8 quarter-lattice code, others :func:`gibbs_sweep`'s colour
           masks. Defaults ``burn_in=100``, ``n_sweeps=100``. Below ``T_c`` a random start
           freezes into long-lived domains and stripes: far from equilibrium (the chapter
@@ -341,7 +341,7 @@ class IsingModel(BaseEstimator):
         return x, self._J() * _neighbour_sum(x, self._periodic())
 
     def pseudo_log_likelihood(self, x, beta=None, h=None) -> float:
-        """Mean over sites and samples of ``log p(x_i | x_rest)`` (eq. (mrf-pseudolikelihood)).
+        """Mean over sites and samples of ``log p(x_i | x_rest)`` (eq. (4.15) [mrf-pseudolikelihood]).
 
         ``log PL(beta, h) = (1/(N·H·W)) Σ_n Σ_i log σ(2 beta x_i (J s_i + h))`` with ``s_i``
         the sum of the neighbours of site ``i``: no partition function is needed, only
@@ -376,14 +376,14 @@ class IsingModel(BaseEstimator):
         ``J`` stays fixed (only ``beta·J`` is identifiable). There are no hidden variables,
         so EM has nothing to do here; two standard methods instead:
 
-        - ``"pseudolikelihood"`` (Besag 1975): maximise eq. (mrf-pseudolikelihood), a
+        - ``"pseudolikelihood"`` (Besag 1975): maximise eq. (4.15) [mrf-pseudolikelihood], a
           concave function of ``(beta, beta·h)``, by Newton's method (``n_iter`` steps,
           default 50, stopping early at convergence). When the data admit no finite
           maximiser (e.g. every spin equal: the larger ``beta`` the better), a
           ``ValueError`` says so.
         - ``"sml"``: stochastic maximum likelihood / persistent contrastive divergence
           (Younes 1989; Tieleman 2008): gradient ascent on the log-likelihood, whose
-          gradient eq. (mrf-likelihood-gradient) is ``E_data[φ] - E_model[φ]``; the model
+          gradient eq. (4.14) [mrf-likelihood-gradient] is ``E_data[φ] - E_model[φ]``; the model
           expectation comes from ``n_chains`` persistent chains advanced by one sweep of
           ``sampler`` (``"gibbs"`` or ``"swendsen_wang"``) per step (``n_iter`` steps,
           default 400, step size ``lr / sqrt(1 + t/50)``). The noisy gradient makes the
@@ -529,7 +529,7 @@ class IsingModel(BaseEstimator):
             else:
                 chains = _gibbs_sweep(chains, b, J, hh, periodic, gen, masks)
                 phi_model = phi(chains)
-            # eq. (mrf-likelihood-gradient): d/dθ (1/n_sites) log p = E_data[φ] - E_model[φ]
+            # eq. (4.14) [mrf-likelihood-gradient]: d/dθ (1/n_sites) log p = E_data[φ] - E_model[φ]
             grad = (phi_data - phi_model).double().cpu()
             step = lr / math.sqrt(1.0 + t / 50.0)
             theta[0] += step * grad[0]

@@ -30,7 +30,7 @@ MAX_ENUMERATION_SITES = 16
 def ising_critical_temperature(J: float = 1.0) -> float:
     """Critical temperature of the 2D square-lattice Ising model (Onsager 1944).
 
-    Implements eq. (mrf-critical-temperature).
+    Implements eq. (4.5) [mrf-critical-temperature].
 
     ``T_c = 2 J / ln(1 + √2) ≈ 2.269185 J`` (with ``k_B = 1``).
     """
@@ -54,7 +54,7 @@ def _scalar_or_array(values: np.ndarray, like):
 def onsager_magnetization(T, J: float = 1.0):
     """Exact spontaneous magnetisation per spin of the infinite 2D Ising model.
 
-    Implements eq. (mrf-yang).
+    Implements eq. (4.6) [mrf-yang].
 
     Yang (1952): ``M(T) = (1 - sinh(2J/T)**-4) ** (1/8)`` for ``T < T_c`` and ``0`` above.
     Accepts a number or an array of temperatures (returns the same kind).
@@ -71,7 +71,7 @@ def onsager_magnetization(T, J: float = 1.0):
 def onsager_energy_per_spin(T, J: float = 1.0):
     """Exact energy per spin of the infinite 2D Ising model (Onsager 1944), ``h = 0``.
 
-    Implements eq. (mrf-onsager-energy).
+    Implements eq. (4.7) [mrf-onsager-energy].
 
     With ``K = J/T``, ``k = 2 sinh(2K) / cosh(2K)**2`` and the complete elliptic integral
     of the first kind ``K1(k) = ∫_0^{π/2} dθ / sqrt(1 - k² sin²θ)``::
@@ -159,7 +159,7 @@ def _colouring(H: int, W: int, periodic: bool) -> tuple[np.ndarray, int]:
 
 
 def checkerboard_masks(shape, periodic: bool = True, device=None) -> tuple[torch.Tensor, ...]:
-    """Boolean masks of the colour classes of the lattice (implements eq. (mrf-checkerboard)).
+    """Boolean masks of the colour classes of the lattice (implements eq. (4.10) [mrf-checkerboard]).
 
     For an ``(H, W)`` lattice with an open boundary, or a periodic one with even sides,
     these are the two checkerboard colours ``(black, white)`` with ``black = (i + j) even``:
@@ -195,7 +195,7 @@ def _neighbour_sum(x: torch.Tensor, periodic: bool) -> torch.Tensor:
 def local_field(x, J: float = 1.0, h: float = 0.0, periodic: bool = True) -> torch.Tensor:
     """Local field at every site: ``f_i = J Σ_{j ∈ N(i)} x_j + h``.
 
-    Implements eq. (mrf-local-field). ``x``: ±1 spins ``(H, W)`` or ``(N, H, W)``.
+    Implements eq. (4.8) [mrf-local-field]. ``x``: ±1 spins ``(H, W)`` or ``(N, H, W)``.
     ``N(i)`` are the four nearest neighbours; with ``periodic=True`` the lattice wraps
     around (on a side of length 2 the same neighbour is then counted twice, as in the
     energy), otherwise sites outside the lattice contribute 0.
@@ -209,7 +209,7 @@ def local_field(x, J: float = 1.0, h: float = 0.0, periodic: bool = True) -> tor
 def gibbs_conditional(field, beta: float) -> torch.Tensor:
     """Probability that a spin is +1 given its neighbours: ``σ(2 β f_i)``.
 
-    Implements eq. (mrf-gibbs-conditional): ``p(x_i = +1 | x_rest) = 1 / (1 + exp(-2 β f_i))``
+    Implements eq. (4.9) [mrf-gibbs-conditional]: ``p(x_i = +1 | x_rest) = 1 / (1 + exp(-2 β f_i))``
     where ``f_i`` is the local field of :func:`local_field`.
     """
     beta = check_real(beta, "beta", minimum=0.0, strict_min=True)
@@ -227,7 +227,7 @@ def gibbs_sweep(
 ) -> torch.Tensor:
     """One checkerboard Gibbs sweep: resample every colour class in turn.
 
-    Implements eq. (mrf-checkerboard). For each colour (black, then white) all its sites
+    Implements eq. (4.10) [mrf-checkerboard]. For each colour (black, then white) all its sites
     are resampled at once from :func:`gibbs_conditional`, which is exact because sites of
     one colour are never neighbours. No loop over pixels: one tensor operation per colour.
     Returns a new float tensor of ±1 spins with the shape of ``x``.
@@ -266,7 +266,7 @@ def _ising_energy(x: torch.Tensor, J: float, h: float, periodic: bool) -> torch.
 
 # ------------------------------------------------------------ fast checkerboard sampler
 #
-# The sampler behind IsingModel.sample for lattices with even sides (eq. mrf-checkerboard,
+# The sampler behind IsingModel.sample for lattices with even sides (eq. (4.10) [mrf-checkerboard],
 # the same algorithm as gibbs_sweep, organised for speed). The lattice is split into four
 # quarter-lattices q[a][b] = x[..., a::2, b::2]. Black sites (i + j even) are q00 and q11,
 # white sites q01 and q10. Every neighbour of a site in one quarter lies in a quarter of
@@ -382,7 +382,7 @@ class _QuarterLattice:
         """Heat-bath update of all sites of one colour: +1 with probability σ(a s + b).
 
         ``s`` is the neighbour sum, ``a = 2 beta J``, ``b = 2 beta h``
-        (eq. mrf-gibbs-conditional). Sites of one colour are never neighbours, so they are
+        (eq. (4.9) [mrf-gibbs-conditional]). Sites of one colour are never neighbours, so they are
         all updated at once.
         """
         s = self.colour_neighbour_sums(colour)
@@ -407,7 +407,7 @@ class _QuarterLattice:
         return total / (4 * self.q["q00"][0].numel())
 
     def energy(self, J: float, h: float) -> torch.Tensor:
-        """E(x) of each of the N lattices (eq. mrf-ising-energy)."""
+        """E(x) of each of the N lattices (eq. (4.4) [mrf-ising-energy])."""
         # Every bond joins a black and a white site: summing x_i · (neighbour sum) over the
         # black sites counts each bond exactly once.
         black = self.colour["black"]

@@ -1,6 +1,6 @@
 """Swendsen–Wang cluster updates for the Ising model (Swendsen & Wang 1987).
 
-One sweep (eq. (mrf-sw-bond)):
+One sweep (eq. (4.13) [mrf-sw-bond]):
 
 1. **Bonds.** Every nearest-neighbour pair ``<ij>`` whose bond is satisfied
    (``J x_i x_j > 0``) is *frozen* with probability ``p = 1 - exp(-2 beta |J|)``;
@@ -36,7 +36,7 @@ __all__ = ["swendsen_wang_sweep", "bond_probability"]
 
 
 def bond_probability(beta: float, J: float = 1.0) -> float:
-    """``p = 1 - exp(-2 beta |J|)``: the chance that a satisfied bond is frozen (eq. (mrf-sw-bond))."""
+    """``p = 1 - exp(-2 beta |J|)``: the chance that a satisfied bond is frozen (eq. (4.13) [mrf-sw-bond])."""
     beta = check_real(beta, "beta", minimum=0.0, strict_min=True)
     J = check_real(J, "J")
     return -math.expm1(-2.0 * beta * abs(J))
@@ -122,7 +122,7 @@ def swendsen_wang_sweep(
 ) -> torch.Tensor:
     """One Swendsen–Wang sweep of ±1 spins ``(H, W)`` or ``(N, H, W)`` (see the module).
 
-    Implements eq. (mrf-sw-bond). Returns a new float tensor of ±1 with the shape and device
+    Implements eq. (4.13) [mrf-sw-bond]. Returns a new float tensor of ±1 with the shape and device
     of ``x``. ``generator``: a ``torch.Generator`` (or a seed) for reproducible draws.
     """
     x = _check_spins(x)

@@ -103,7 +103,7 @@ class BinaryDenoiser(BaseEstimator):
     def energy(self, labels, noisy) -> float:
         """Posterior energy ``E(y; z) = -c Σ_<ij> s_i s_j - η Σ_i s_i t_i``.
 
-        Implements eq. (mrf-denoise-energy), with ``s = 2y - 1`` (candidate clean image),
+        Implements eq. (4.17) [mrf-denoise-energy], with ``s = 2y - 1`` (candidate clean image),
         ``t = 2z - 1`` (observed noisy image), ``c`` = ``coupling``, ``<ij>`` the
         horizontal and vertical neighbour pairs of the image (no wrap-around) and ``η`` the
         data weight. ``p(y | z) ∝ exp(-E(y; z))``; the MAP image minimises it.
@@ -300,7 +300,7 @@ class BinaryDenoiser(BaseEstimator):
     ) -> BinaryDenoiser:
         """Estimate the unknown flip rate ``p`` by EM (Monte Carlo EM with ``method="gibbs"``).
 
-        Implements eq. (mrf-noise-em).
+        Implements eq. (4.16) [mrf-noise-em].
 
         The clean image is hidden, so EM applies: the E-step computes the posterior
         marginals ``q_i = p(y_i = 1 | z; p)`` (Gibbs sampling or mean field) with the

@@ -4,11 +4,11 @@ Every MCMC run of the course can report these on its traces (the magnetisation a
 energy of the Ising model, the noise-rate iterates, ...):
 
 - :func:`integrated_autocorrelation_time` ``τ_int`` with Sokal's automatic window
-  (eq. (mrf-tau-int));
+  (eq. (4.11) [mrf-tau-int]);
 - :func:`effective_sample_size`: ``n_chains · n_steps / τ_int``, the number of independent
   draws the correlated trace is worth for estimating a mean;
 - :func:`gelman_rubin`: the potential scale reduction ``R̂`` of Gelman & Rubin (1992) across
-  chains (eq. (mrf-rhat)); chains that have not forgotten their different starts give
+  chains (eq. (4.12) [mrf-rhat]); chains that have not forgotten their different starts give
   ``R̂`` far above 1.
 
 Traces are arrays of shape ``(n_steps,)`` (one chain) or ``(n_steps, n_chains)``, numpy or
@@ -80,7 +80,7 @@ def autocorrelation(x) -> np.ndarray:
 def integrated_autocorrelation_time(x, c: float = 5.0) -> float:
     """Integrated autocorrelation time with Sokal's automatic window (Sokal 1997).
 
-    Implements eq. (mrf-tau-int): ``τ_int = 1 + 2 Σ_{t=1}^{M} ρ(t)`` with the window ``M``
+    Implements eq. (4.11) [mrf-tau-int]: ``τ_int = 1 + 2 Σ_{t=1}^{M} ρ(t)`` with the window ``M``
     the smallest lag such that ``M ≥ c · τ_int(M)`` (``c = 5`` is Sokal's choice; it
     balances the bias of cutting the sum early against the noise of summing far tails).
     ``ρ`` is :func:`autocorrelation`, averaged over chains. With this convention
@@ -113,7 +113,7 @@ def effective_sample_size(x, c: float = 5.0) -> float:
 def gelman_rubin(x) -> float:
     """Potential scale reduction factor ``R̂`` across chains (Gelman & Rubin 1992).
 
-    Implements eq. (mrf-rhat). ``x``: ``(n_steps, n_chains)`` with ``n_chains ≥ 2``. With
+    Implements eq. (4.12) [mrf-rhat]. ``x``: ``(n_steps, n_chains)`` with ``n_chains ≥ 2``. With
     ``W`` the mean within-chain variance and ``B/n`` the variance of the chain means::
 
         R̂ = sqrt( ((n - 1)/n · W + B/n) / W )

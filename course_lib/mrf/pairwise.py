@@ -41,7 +41,7 @@ class PairwiseMRF(BaseEstimator):
 
     i.e. an Ising model on the complete graph with free couplings: a fully visible
     Boltzmann machine. The conditional of one pixel is ``p(s_i = +1 | rest) = σ(2 a_i)``
-    with ``a_i = Σ_j W_ij s_j + b_i`` (eq. (mrf-gibbs-conditional) with ``β = 1``).
+    with ``a_i = Σ_j W_ij s_j + b_i`` (eq. (4.9) [mrf-gibbs-conditional] with ``β = 1``).
 
     Parameters
     ----------
@@ -99,7 +99,7 @@ class PairwiseMRF(BaseEstimator):
 
     @staticmethod
     def _pll_per_image(s, W, b) -> torch.Tensor:
-        """Σ_i log σ(2 s_i a_i) for each image: eq. (mrf-pseudolikelihood) for the pairwise MRF."""
+        """Σ_i log σ(2 s_i a_i) for each image: eq. (4.15) [mrf-pseudolikelihood] for the pairwise MRF."""
         return torch.nn.functional.logsigmoid(2 * s * PairwiseMRF._activation(s, W, b)).sum(1)
 
     def pseudo_log_likelihood(self, X, threshold=None, reduction: str = "mean"):
@@ -212,7 +212,7 @@ class PairwiseMRF(BaseEstimator):
         - ``"pseudolikelihood"`` (default: 300 full-batch Adam steps, ``lr=0.05``):
           maximise the mean pseudo-log-likelihood minus the L2 penalty.
         - ``"sml"`` (default: 30 epochs of minibatches of ``batch_size``, ``lr=0.02``):
-          gradient ascent with eq. (mrf-likelihood-gradient), ``∂/∂W_ij = E_data[s_i s_j]
+          gradient ascent with eq. (4.14) [mrf-likelihood-gradient], ``∂/∂W_ij = E_data[s_i s_j]
           - E_model[s_i s_j]`` and ``∂/∂b_i = E_data[s_i] - E_model[s_i]``, the model
           expectations taken over ``n_chains`` persistent chains advanced by one Gibbs
           sweep per minibatch (persistent contrastive divergence, Tieleman 2008).
@@ -269,7 +269,7 @@ class PairwiseMRF(BaseEstimator):
                 for start in range(0, N, batch_size):
                     batch = s[order[start : start + batch_size]]
                     chains = self._gibbs(chains, W, b, 1, gen, "sequential")
-                    # eq. (mrf-likelihood-gradient): E_data[φ] - E_model[φ]
+                    # eq. (4.14) [mrf-likelihood-gradient]: E_data[φ] - E_model[φ]
                     grad_W = batch.T @ batch / len(batch) - chains.T @ chains / len(chains)
                     grad_b = batch.mean(0) - chains.mean(0)
                     W = W + step * (grad_W * off_diag - l2 * W)
