@@ -9,7 +9,7 @@ path* between a start distribution ``f_0`` whose ``Z_0`` is known exactly and th
 - :meth:`PairwiseMRF.estimate_log_partition`: ``f_0`` is the field-only model
   ``exp(bᵀs)`` (independent pixels, ``log Z_0 = Σ_i log 2cosh b_i``) and ``g(s) = ½ sᵀ W s``.
 
-The estimator (eq. (mrf-ais)) is the same for both, so it lives here once.
+The estimator (eq. (4.3) [mrf-ais]) is the same for both, so it lives here once.
 """
 
 from __future__ import annotations
