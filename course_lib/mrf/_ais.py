@@ -29,7 +29,7 @@ def _anneal(
     gap: Callable[[torch.Tensor], torch.Tensor],
     transition: Callable[[torch.Tensor, float], torch.Tensor],
 ) -> torch.Tensor:
-    """Log importance weights of AIS, one per chain (eq. (mrf-ais)).
+    """Log importance weights of AIS, one per chain (eq. (4.3) [mrf-ais]).
 
     ``x``: the chains, drawn exactly from ``f_0`` (first dimension = chains). ``schedule``:
     ``0 = b_0 < b_1 < … < b_K`` (the end of the path). At each step the chains first add

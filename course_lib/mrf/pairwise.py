@@ -126,7 +126,7 @@ class PairwiseMRF(BaseEstimator):
     ):
         """``log Z = log Σ_s exp(½ sᵀ W s + bᵀ s)`` estimated by annealed importance sampling.
 
-        Implements eq. (mrf-ais) with the couplings switched on gradually: the chains start
+        Implements eq. (4.3) [mrf-ais] with the couplings switched on gradually: the chains start
         from the field-only model ``exp(bᵀ s)`` (independent pixels, sampled exactly, with
         ``log Z_0 = Σ_i log(2 cosh b_i)`` exact) and move through ``p_t(s) ∝ exp(t · ½ sᵀ
         W s + bᵀ s)`` for ``n_steps`` evenly spaced ``t`` from 0 to 1, one sequential Gibbs
