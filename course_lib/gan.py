@@ -32,7 +32,8 @@ returns ``self``, ``sample(n)``) and trains through the course's one training lo
 - the data are standardised inside the model (mean per feature, one overall standard
   deviation), so the same defaults work whatever the data's scale;
 - small MLPs (two hidden layers; three in the discriminator for data with at most 16
-  features), Adam with a cosine learning-rate decay to zero;
+  features), Adam (β₂ = 0.9 for such data, 0.999 otherwise) with a cosine learning-rate
+  decay to zero;
 - the non-saturating generator loss;
 - a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
   ``r1_every`` steps, against mode collapse and oscillation;
