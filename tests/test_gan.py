@@ -161,6 +161,12 @@ def test_shapes_points_and_images(ring, digits):
     assert gc.sample(3).shape == (3, 1, 8, 8)
     assert list(gc.classes_) == list(range(10))
     assert gi.logits(Xd[:9]).shape == (9,)
+    # default networks: a three-hidden-layer discriminator for points, two for images
+    def n_linear(net):
+        return sum(isinstance(m, torch.nn.Linear) for m in net.modules())
+    assert (n_linear(g.discriminator_), n_linear(gi.discriminator_)) == (4, 3)
+    assert n_linear(g.generator_) == 3
+    assert n_linear(GAN(random_state=0, d_depth=1, **FAST).fit(X).discriminator_) == 2
     snap = GAN(random_state=0, snapshots=3, **FAST).fit(X)
     assert [t for t, _ in snap.snapshots_] == [13, 27, 40]
     assert all(pts.shape == (500, 2) for _, pts in snap.snapshots_)
@@ -207,6 +213,8 @@ def test_standardisation_makes_the_scale_irrelevant(ring):
         (dict(loss="hinge"), "loss"),
         (dict(r1=-0.1), "r1"),
         (dict(hidden=0), "hidden"),
+        (dict(d_depth=0), "d_depth"),
+        (dict(beta2=1.0), "beta2"),
         (dict(rejection_steps=0), "rejection_steps"),
         (dict(rejection_quantile=0.2), "rejection_quantile"),
         (dict(snapshots=-1), "snapshots"),
