@@ -102,10 +102,12 @@ def equation_numbers() -> dict:
 
 
 def _docstring_sources():
-    """course_lib's modules, and the cells of the notebooks and exercises (their code cites
-    equations as the library does; the exercises' text by number)."""
+    """course_lib's modules, the benchmarks and the tests (but this file, whose comments show
+    the old style), and the cells of the notebooks and exercises (their code cites equations
+    as the library does; the exercises' text by number)."""
     return (sorted((ROOT / "course_lib").rglob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
-            + sorted((ROOT / "solutions").glob("*.ipynb")))
+            + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "benchmarks").glob("*.py"))
+            + [p for p in sorted((ROOT / "tests").glob("*.py")) if p.name != Path(__file__).name])
 
 
 def _lines(path: Path):

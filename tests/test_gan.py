@@ -82,7 +82,7 @@ def test_optimal_discriminator_js_and_logit_on_1d():
     p, q = _normal_pdf(x, 0.0, 1.0), _normal_pdf(x, 1.5, 0.7)
     d_star = optimal_discriminator(p, q)
     assert np.all((d_star >= 0) & (d_star <= 1))
-    # V(D*, G) = -log 4 + 2 JS(p || q), eq. (gan-js)
+    # V(D*, G) = -log 4 + 2 JS(p || q), eq. (5.4) [gan-js]
     # (1 - D* = q / (p + q), written so that it does not round to 0 where q << p)
     v = np.sum(p * np.log(d_star) + q * np.log(q / (p + q))) * dx
     js = jensen_shannon(p, q, dx)
@@ -92,7 +92,7 @@ def test_optimal_discriminator_js_and_logit_on_1d():
     # disjoint supports: JS = log 2
     a, b = (np.abs(x) < 1) / 2.0, (np.abs(x - 5) < 1) / 2.0
     assert jensen_shannon(a, b, dx) == pytest.approx(math.log(2), rel=1e-3)
-    # the logit of D* is the log density ratio, eq. (gan-logit)
+    # the logit of D* is the log density ratio, eq. (5.5) [gan-logit]
     mid = slice(5000, 10000)
     logit = np.log(d_star[mid] / (1 - d_star[mid]))
     assert np.allclose(logit, density_ratio_logit(p[mid], q[mid]), atol=1e-8)
@@ -308,7 +308,7 @@ def test_save_load_round_trip(ring, digits, tmp_path):
 
 
 def test_rejection_sampling_is_exact_for_a_perfect_discriminator():
-    """With the true log density ratio as logit, rejection turns q into p (eq. gan-drs)."""
+    """With the true log density ratio as logit, rejection turns q into p (eq. (5.8) [gan-drs])."""
     gen = torch.Generator().manual_seed(0)
     x = 0.5 + 1.5 * torch.randn(200_000, generator=gen, dtype=torch.float64)  # q = N(0.5, 1.5²)
     log_ratio = torch.as_tensor(density_ratio_logit(_normal_pdf(x.numpy(), 0, 1),
