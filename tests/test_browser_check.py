@@ -220,3 +220,21 @@ def test_repository_url_from_git(tmp_path, remote, expected):
     assert bf.repository_url_from_git(tmp_path) is None  # no origin yet
     subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
     assert bf.repository_url_from_git(tmp_path) == expected
+
+
+@pytest.mark.parametrize("url_in_config", [True, False])
+def test_repository_button_follows_the_one_url_setting(tmp_path, url_in_config):
+    """repository.url in _config.yml (or, when empty, git's origin) turns on the repository
+    button and keeps the launch buttons; with neither, the launch buttons are switched off."""
+    from types import SimpleNamespace
+
+    url = "https://github.com/someone/course"
+    options = {"launch_buttons": {"binderhub_url": "https://mybinder.org", "colab_url": "x"},
+               "use_repository_button": False}
+    if url_in_config:
+        options["repository_url"] = url
+    config = SimpleNamespace(html_static_path=[], html_theme_options=options, html_context={})
+    app = SimpleNamespace(confdir=str(tmp_path), add_css_file=lambda *a, **k: None)
+    bf._on_config_inited(app, config)  # tmp_path is no git clone: no origin to fall back on
+    assert options["use_repository_button"] is url_in_config
+    assert (options["launch_buttons"]["binderhub_url"] == "https://mybinder.org") is url_in_config

@@ -79,13 +79,15 @@ def _on_config_inited(app, config) -> None:
         if url:
             options["repository_url"] = url
             options.setdefault("repository_branch", "main")
-            options["use_repository_button"] = True
         elif isinstance(options.get("launch_buttons"), dict):
             # No repository: launch buttons cannot be built (sphinx-book-theme would fail on
             # every notebook page), so the book has none.
             options["launch_buttons"] = {
                 **options["launch_buttons"], "binderhub_url": "", "jupyterhub_url": "",
                 "colab_url": "", "jupyterlite_url": "", "thebe": False}
+    if isinstance(options, dict) and options.get("repository_url"):
+        # With a repository (from _config.yml or from git), every page links to it.
+        options["use_repository_button"] = True
     # pydata-sphinx-theme reads the default colour mode from html_context, not theme options.
     context = dict(config.html_context or {})
     context.setdefault("default_mode", "auto")
