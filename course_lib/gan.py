@@ -54,8 +54,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._core import as_tensor, check_bool, check_choice, check_int, check_real, check_seed
-from .training import NeuralEstimator, check_input, minibatches, mlp, seeded, train_loop
+from ._core import (
+    as_tensor,
+    check_bool,
+    check_choice,
+    check_input,
+    check_int,
+    check_real,
+    check_seed,
+)
+from .training import NeuralEstimator, minibatches, mlp, seeded, train_loop
 
 __all__ = [
     "GAN",

@@ -10,9 +10,6 @@ Three pieces, each small enough to read in one go:
   naming the quantity and what to try, as soon as one of them is NaN or infinite;
 - :func:`fit_cached`: ``model.fit(X, y)``, or the identical fit loaded from disk when the
   model, its hyperparameters, the data and the code are unchanged (checked, never trusted);
-- :func:`check_input`: an estimator's first look at its data (sparse, complex, empty, object
-  arrays), with scikit-learn's wording, so that the models pass scikit-learn's own estimator
-  checks (tests/test_sklearn_checks.py);
 - :class:`NeuralEstimator`: the scikit-learn-shaped base class of the neural models: device
   placement through :func:`course_lib._core.resolve_device`, seeding (same ``random_state``,
   same result on the CPU), and ``save(path)`` / ``load(path)``, which store the weights as a
@@ -39,10 +36,8 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._core import (  # noqa: F401  (check_input, ComplexDataError: re-exported)
-    ComplexDataError,
+from ._core import (
     check_bool,
-    check_input,
     check_int,
     check_seed,
     dense_input_tags,
@@ -62,8 +57,6 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "fit_cached",
     "mlp",
-    "ComplexDataError",
-    "check_input",
 ]
 
 #: Version of the checkpoint layout written by :func:`save_checkpoint`.
@@ -274,13 +267,6 @@ def load_checkpoint(path, *, kind: str) -> dict:
             f"{ckpt.get('kind')}.load"
         )
     return ckpt
-
-
-# ----------------------------------------------------------------------------- input checks
-
-
-# check_input and ComplexDataError live in _core (the MRF and GMM use them too); imported
-# above, so `from course_lib.training import check_input` keeps working.
 
 
 # ----------------------------------------------------------------------------- the estimator

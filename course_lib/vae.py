@@ -49,9 +49,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._core import (
+    ComplexDataError,
     as_tensor,
     check_bool,
     check_choice,
+    check_input,
     check_int,
     check_real,
     make_generator,
@@ -59,10 +61,8 @@ from ._core import (
 )
 from .data import DIGIT_LEVELS
 from .training import (
-    ComplexDataError,
     DivergenceError,
     NeuralEstimator,
-    check_input,
     minibatches,
     mlp,
     seeded,
