@@ -15,8 +15,11 @@ Memorisation
     :func:`nearest_neighbour_distance` and :func:`memorisation_ratio` catch a "generator" that
     returns copies of its training images, which the scores above would rate as perfect.
 
-The digit CNN is trained on the CPU with a fixed seed the first time it is needed (a few
-seconds) and cached on disk (``torch.save`` of its ``state_dict``); nothing is ever downloaded.
+The digit CNN is the course's fixed feature network, as Inception-v3 is FID's: its trained
+weights ship with the package (``course_lib/assets/``, made by ``tools/ship_classifier.py`` with
+:func:`_train_classifier`, on the CPU with a fixed seed), so every machine scores with the same
+features and nothing is ever downloaded. If that file is missing or damaged, the network is
+trained the first time it is needed (a few seconds) and cached on disk instead.
 """
 
 from __future__ import annotations
@@ -331,11 +334,26 @@ class DigitCNN(nn.Module):
         return self.fc2(self.features(x))
 
 
-def _classifier_path() -> Path:
+#: Where the shipped weights live; their file name carries the configuration's hash, so a
+#: changed configuration finds no shipped file and trains its own network.
+_ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def _classifier_file_name() -> str:
     digest = hashlib.sha256(
         json.dumps(_CLASSIFIER_CONFIG, sort_keys=True).encode("utf-8")
     ).hexdigest()[:12]
-    return cache_dir() / f"digit_cnn_{_CLASSIFIER_VERSION}_{digest}.pt"
+    return f"digit_cnn_{_CLASSIFIER_VERSION}_{digest}.pt"
+
+
+def _classifier_path() -> Path:
+    """The cache file a classifier trained on this machine is saved to."""
+    return cache_dir() / _classifier_file_name()
+
+
+def _shipped_classifier_path() -> Path:
+    """The weights shipped with the package (``tools/ship_classifier.py`` writes them)."""
+    return _ASSETS / _classifier_file_name()
 
 
 def _random_shifts(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -421,12 +439,14 @@ def _classifier_problem(model: DigitCNN) -> str | None:
     return None
 
 
-def _load_cached_classifier(path: Path) -> DigitCNN | None:
-    """The cached classifier if its file is intact and the network passes the sanity check.
+def _load_verified_classifier(path: Path, what: str = "cached") -> DigitCNN | None:
+    """The classifier stored at ``path`` if the file is intact and the network passes the
+    sanity check; ``None`` if there is no file.
 
     The file's SHA-256 is stored next to it (``.sha256``) when it is written: a truncated or
     altered file, a file for another architecture or a network with broken weights is reported
-    with a warning and ``None`` is returned, so that the caller retrains.
+    with a warning (``what``: "cached" or "shipped") and ``None`` is returned, so that the
+    caller falls back (shipped → cache → training).
     """
     if not path.exists():
         return None
@@ -448,28 +468,31 @@ def _load_cached_classifier(path: Path) -> DigitCNN | None:
             why = _classifier_problem(model)
     if why is None:
         return model
-    warnings.warn(
-        f"the cached digit classifier {path} is not usable ({why}): retraining it", stacklevel=3
-    )
+    then = "retraining it" if what == "cached" else "using the cache or retraining"
+    warnings.warn(f"the {what} digit classifier {path} is not usable ({why}): {then}", stacklevel=3)
     return None
 
 
 def digit_classifier(device=None) -> DigitCNN:
     """The trained digit CNN in eval mode, on ``device`` (``None``: :func:`get_device`).
 
-    The first call trains it on the CPU (seed 0, a few seconds) and saves its weights to the
-    cache folder (``$COURSE_CACHE_DIR``, else ``<repo>/.cache``, else ``~/.cache/course_lib``,
-    else a temporary folder), with their SHA-256 beside them. Later calls load them
-    (``weights_only=True``) and verify them: the checksum, finite weights, and a test accuracy
-    of at least :data:`CLASSIFIER_MIN_ACCURACY`; a cache that fails is reported and rebuilt,
-    never used. The module is memoised per process: do not modify it in place.
+    Loads the weights shipped in ``course_lib/assets/`` (``weights_only=True``) and verifies
+    them: the checksum, finite weights, and a test accuracy of at least
+    :data:`CLASSIFIER_MIN_ACCURACY`. Without a usable shipped file (reported if damaged), it
+    uses a classifier trained on this machine: loaded from the cache folder
+    (``$COURSE_CACHE_DIR``, else ``<repo>/.cache``, else ``~/.cache/course_lib``, else a
+    temporary folder) and verified the same way, or trained on the CPU (seed 0, a few
+    seconds) and saved there with its SHA-256 beside it. A file that fails is reported and
+    rebuilt, never used. The module is memoised per process: do not modify it in place.
     """
     device = resolve_device(device)
     path = _classifier_path()
     key = (str(path), str(device))
     if key in _CLASSIFIER_MEMO:
         return _CLASSIFIER_MEMO[key]
-    model = _load_cached_classifier(path)
+    model = _load_verified_classifier(_shipped_classifier_path(), "shipped")
+    if model is None:
+        model = _load_verified_classifier(path)
     if model is None:
         # The caller may be inside torch.no_grad() (e.g. digit_features): training needs grads.
         with torch.inference_mode(False), torch.enable_grad():
@@ -504,11 +527,16 @@ def digit_features(X, device=None) -> np.ndarray:
 
     Deterministic: no augmentation or dropout at inference time. Returned as float64 NumPy.
     """
-    device = resolve_device(device)
+    return _cnn_features(X, resolve_device(device)).cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def _cnn_features(X, device) -> torch.Tensor:
+    """The CNN's features of the images ``X`` as a float32 tensor on ``device``; the class
+    logits are ``digit_classifier(device).fc2`` of them."""
     x = _check_digit_images(X, "X", device)
     model = digit_classifier(device)
-    feats = [model.features(x[i : i + 4096]) for i in range(0, len(x), 4096)]
-    return torch.cat(feats).cpu().numpy().astype(np.float64)
+    return torch.cat([model.features(x[i : i + 4096]) for i in range(0, len(x), 4096)])
 
 
 @torch.no_grad()
@@ -665,8 +693,14 @@ def precision_recall(real, fake, k=3, device=None):
             f"k must be smaller than the number of real and fake samples, got k={k} with "
             f"{len(fr)} real and {len(ff)} fake"
         )
-    tr, tf = torch.from_numpy(fr), torch.from_numpy(ff)
-    radius_real = _kth_neighbour_radius(tr, k)
+    return _precision_recall(torch.from_numpy(fr), torch.from_numpy(ff), k)
+
+
+def _precision_recall(tr: torch.Tensor, tf: torch.Tensor, k: int, radius_real=None):
+    """:func:`precision_recall` on checked feature tensors; ``radius_real``: the real set's
+    k-th neighbour radii if already known (the evaluation protocol computes them once)."""
+    if radius_real is None:
+        radius_real = _kth_neighbour_radius(tr, k)
     radius_fake = _kth_neighbour_radius(tf, k)
     precision = _inside_union_of_balls(tf, tr, radius_real).double().mean().item()
     recall = _inside_union_of_balls(tr, tf, radius_fake).double().mean().item()
@@ -782,6 +816,7 @@ EVAL_DESCRIPTIONS = {
 }
 
 _REFERENCE_MEMO: dict = {}  # device -> dict of reference quantities
+_PR_K = 3  # the k of precision and recall in the protocol (Kynkäänniemi et al.'s choice)
 
 
 def _reference(device) -> dict:
@@ -792,8 +827,10 @@ def _reference(device) -> dict:
     if key not in _REFERENCE_MEMO:
         X_test, y_test = load_digits("test")
         X_train, _ = load_digits("train")
+        features = digit_features(X_test, device=device)
         _REFERENCE_MEMO[key] = {
-            "features": digit_features(X_test, device=device),
+            "features": features,
+            "radius": _kth_neighbour_radius(torch.from_numpy(features), _PR_K),
             "class_share": np.bincount(y_test, minlength=10) / len(y_test),
             "test": X_test,
             "train": X_train,
@@ -806,9 +843,12 @@ def _reference(device) -> dict:
 def predict_digits(X, device=None) -> np.ndarray:
     """The digit classifier's label (0-9) of each image ``(N, 1, 8, 8)`` in [0, 1]."""
     device = resolve_device(device)
-    x = _check_digit_images(X, "X", device)
-    model = digit_classifier(device)
-    return torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)]).cpu().numpy()
+    return _labels_of_features(_cnn_features(X, device), device)
+
+
+@torch.no_grad()
+def _labels_of_features(features: torch.Tensor, device) -> np.ndarray:
+    return digit_classifier(device).fc2(features).argmax(1).cpu().numpy()
 
 
 def class_accuracy(images, labels, device=None) -> float:
@@ -836,11 +876,13 @@ def mean_pairwise_distance(X) -> float:
 
 def _score_draw(fake: np.ndarray, ref: dict, device) -> dict:
     """Every score of the protocol for one generated set of ``EVAL_SIZE``-like images."""
-    ff = digit_features(fake, device=device)
+    features = _cnn_features(fake, device)  # one pass of the CNN: features and labels
+    ff = features.cpu().numpy().astype(np.float64)
     fr = ref["features"]
     k_mean, _ = kid(fr, ff, n_subsets=1, subset_size=min(len(fr), len(ff)))
-    precision, recall = precision_recall(fr, ff, k=3)
-    counts = np.bincount(predict_digits(fake, device=device), minlength=10)
+    precision, recall = _precision_recall(torch.from_numpy(fr), torch.from_numpy(ff), _PR_K,
+                                          ref["radius"])
+    counts = np.bincount(_labels_of_features(features, device), minlength=10)
     classes = int((counts >= 0.5 * ref["class_share"] * len(fake)).sum())
     nn_fake = float(np.median(nearest_neighbour_distance(fake, ref["train"])))
     return {

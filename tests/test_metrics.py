@@ -3,6 +3,7 @@ closed forms) or a property the metric must have."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -301,12 +302,17 @@ def test_memorisation_ratio():
 # ---------------------------------------------------------------- the digit classifier
 
 
+SHIPPED_ASSETS = metrics._ASSETS
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    """A fresh cache folder for this module: the classifier is trained once, here."""
+    """A fresh cache folder for this module, and no shipped weights: the classifier is trained
+    once, here, as on a machine without ``course_lib/assets``."""
     path = tmp_path_factory.mktemp("course_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COURSE_CACHE_DIR", str(path))
+        mp.setattr(metrics, "_ASSETS", tmp_path_factory.mktemp("no_assets"))
         metrics._CLASSIFIER_MEMO.clear()
         metrics.digit_classifier("cpu")
         yield path
@@ -499,6 +505,68 @@ def test_fid_of_features_is_frechet_of_fitted_gaussians():
     assert metrics.fid(a, b) == pytest.approx(expected, rel=1e-10)
 
 
+# ---------------------------------------------------------------- the shipped classifier
+
+
+def test_the_shipped_classifier_is_what_training_gives(cache_dir):
+    """The weights in course_lib/assets are those tools/ship_classifier.py gets from
+    _train_classifier(): on the machine that made them, bit for bit; on another CPU (other
+    float kernels) the same network up to rounding, which after 20 epochs shows as a few
+    different labels at most."""
+    shipped_path = SHIPPED_ASSETS / metrics._classifier_file_name()
+    assert shipped_path.exists(), f"{shipped_path} is missing: run tools/ship_classifier.py"
+    shipped = metrics.DigitCNN()
+    shipped.load_state_dict(torch.load(shipped_path, weights_only=True))
+    assert metrics._classifier_problem(shipped) is None
+    trained = metrics.digit_classifier("cpu")  # trained in this module's fixture
+    X, y = load_digits("all")
+    with torch.no_grad():
+        a = shipped.eval()(torch.from_numpy(X)).argmax(1).numpy()
+        b = trained(torch.from_numpy(X)).argmax(1).numpy()
+    assert (a == b).mean() >= 0.98
+    assert abs((a == y).mean() - (b == y).mean()) <= 0.01
+    info = json.loads((SHIPPED_ASSETS / "digit_cnn.json").read_text())
+    assert info["sha256"] == metrics._file_digest(shipped_path)
+    assert info["config"] == metrics._CLASSIFIER_CONFIG
+
+
+@pytest.fixture
+def shipped_only(tmp_path, monkeypatch):
+    """An empty cache folder, a copy of the shipped weights, and training forbidden."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for f in SHIPPED_ASSETS.glob("digit_cnn_*"):
+        (assets / f.name).write_bytes(f.read_bytes())
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(cache))
+    monkeypatch.setattr(metrics, "_ASSETS", assets)
+    trained = []
+    monkeypatch.setattr(metrics, "_train_classifier", lambda: trained.append(True) or metrics.DigitCNN())
+    metrics._CLASSIFIER_MEMO.clear()
+    yield assets / metrics._classifier_file_name(), cache, trained
+    metrics._CLASSIFIER_MEMO.clear()
+
+
+def test_the_shipped_classifier_is_used_without_training(shipped_only, recwarn):
+    path, cache, trained = shipped_only
+    model = metrics.digit_classifier("cpu")
+    assert trained == [] and not list(cache.glob("digit_cnn_*"))
+    assert not [w for w in recwarn if "classifier" in str(w.message)]
+    expected = torch.load(path, weights_only=True)
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+
+
+def test_a_damaged_shipped_classifier_is_reported_and_not_used(shipped_only):
+    path, cache, trained = shipped_only
+    path.write_bytes(_flip_byte(path.read_bytes()))
+    # falls back to training (here a fake that returns an untrained network, which fails the
+    # sanity check: the error says so instead of scoring with it)
+    with pytest.warns(UserWarning, match="shipped digit classifier .* not usable.*checksum"):
+        with pytest.raises(RuntimeError, match="sanity check after training"):
+            metrics.digit_classifier("cpu")
+    assert trained == [True]
+
+
 # ---------------------------------------------------------------- the cached classifier's integrity
 
 
@@ -519,6 +587,7 @@ def fresh_cache(cache_dir, tmp_path, monkeypatch):
         return model
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(metrics, "_ASSETS", tmp_path / "no_assets")
     monkeypatch.setattr(metrics, "_train_classifier", fake_training)
     metrics._CLASSIFIER_MEMO.clear()
     yield tmp_path / good_path.name, trained

@@ -1,0 +1,69 @@
+"""Train the digit classifier and write the weights that ship with the package.
+
+    .venv/bin/python tools/ship_classifier.py
+
+Writes ``course_lib/assets/digit_cnn_<version>_<config hash>.pt`` (``torch.save`` of the
+state dict), its SHA-256 beside it, and ``digit_cnn.json``: how, where and with what it was made
+and the accuracies it reaches. Run it after changing ``metrics._CLASSIFIER_CONFIG`` or
+``DigitCNN``, and commit the new files (delete the old ones): every FID, KID, precision and
+recall in the book is computed with these features, so the book changes with them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from course_lib import metrics  # noqa: E402
+from course_lib.training import save_atomically  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    model = metrics._train_classifier()
+    why = metrics._classifier_problem(model)
+    if why is not None:
+        raise SystemExit(f"the trained classifier fails its sanity check: {why}")
+    path = metrics._shipped_classifier_path()
+    for old in path.parent.glob("digit_cnn_*.pt*"):
+        if old.name not in (path.name, path.name + ".sha256"):
+            old.unlink()
+    save_atomically(model.state_dict(), path)
+    digest = metrics._file_digest(path)
+    path.with_name(path.name + ".sha256").write_text(digest + "\n")
+    metrics._CLASSIFIER_MEMO.clear()
+    info = {
+        "file": path.name,
+        "sha256": digest,
+        "config": metrics._CLASSIFIER_CONFIG,
+        "made": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "by": "tools/ship_classifier.py (course_lib.metrics._train_classifier, one CPU thread)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu_name(),
+        "accuracy": {split: round(metrics.classifier_accuracy(split, device="cpu"), 4)
+                     for split in ("train", "test")},
+    }
+    (path.parent / "digit_cnn.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
