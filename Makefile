@@ -46,9 +46,11 @@ $(NPM_STAMP): package.json package-lock.json
 
 npm: $(NPM_STAMP)
 
+# One thread, as in `make test`: PyTorch's results depend on the number of threads (the order of
+# floating-point sums), and the chapters' prose quotes the one-thread numbers that the tests check.
 book: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python tools/offline_assets.py
-	PATH="$(CURDIR)/$(BIN):$$PATH" COURSE_DEVICE=$${COURSE_DEVICE:-cpu} \
+	$(TEST_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" COURSE_DEVICE=$${COURSE_DEVICE:-cpu} \
 	  $(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python tools/offline_assets.py --check _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"

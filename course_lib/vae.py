@@ -251,9 +251,9 @@ def discretized_logistic_log_prob(levels, mean, log_scale, n_levels: int = DIGIT
     inv_scale = torch.exp(-log_scale)
     a = (centre + h - mean) * inv_scale
     b = (centre - h - mean) * inv_scale
-    inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(b - a))
     lowest = F.logsigmoid(a)  # P(level 0) = sigma(a)
     highest = F.logsigmoid(-b)  # P(level L-1) = 1 - sigma(b)
+    inner = lowest + highest + torch.log(-torch.expm1(b - a))
     return torch.where(levels <= 0, lowest, torch.where(levels >= n_levels - 1, highest, inner))
 
 
