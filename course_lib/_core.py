@@ -356,6 +356,8 @@ def as_tensor(
             raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")
         if arr.dtype.kind not in "biuf":  # objects, strings, dates, timedeltas, records
             raise TypeError(f"{name} must hold numbers (real), got dtype {arr.dtype}")
+        if not arr.flags.writeable:  # e.g. np.load(mmap_mode="r"): torch cannot share it
+            arr = arr.copy()  # safely, so copy it (and the warning PyTorch gives goes away)
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)

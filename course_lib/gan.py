@@ -63,7 +63,7 @@ from ._core import (
     check_real,
     check_seed,
 )
-from .training import NeuralEstimator, minibatches, mlp, seeded, train_loop
+from .training import NeuralEstimator, minibatches, mlp, per_sample_labels, seeded, train_loop
 
 __all__ = [
     "GAN",
@@ -409,10 +409,7 @@ class GAN(NeuralEstimator):
             return None
         if labels is None:
             return torch.arange(n) % len(self.classes_)
-        arr = self._as_label_array(labels, name).reshape(-1)
-        if arr.shape != (n,):
-            raise ValueError(f"{name} must have length {n} (one label per sample), "
-                             f"got shape {np.shape(labels)}")
+        arr = per_sample_labels(self._as_label_array(labels, name), n, name)
         idx = np.searchsorted(self.classes_, arr)
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         unknown = arr[self.classes_[idx] != arr]
@@ -706,8 +703,9 @@ class GAN(NeuralEstimator):
         Parameters
         ----------
         n_samples : int >= 1
-        labels : array of length ``n_samples`` or None
-            Classes to generate (conditional models only). ``None`` for a conditional model
+        labels : a class label, an array of shape ``(n_samples,)``, or None
+            Classes to generate (conditional models only; one label: every sample of that
+            class). ``None`` for a conditional model
             cycles through the classes: ``classes_[i % n_classes]``.
         rejection : bool or None
             ``None`` (default): use discriminator rejection sampling when the model was fitted

@@ -57,6 +57,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "fit_cached",
     "mlp",
+    "per_sample_labels",
 ]
 
 #: Version of the checkpoint layout written by :func:`save_checkpoint`.
@@ -167,6 +168,18 @@ def train_loop(
         if hasattr(bar, "close"):
             bar.close()
     return history
+
+
+def per_sample_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.ndarray:
+    """The class labels asked of ``sample(n, labels)``, one per sample: a single label (a
+    scalar) means every sample is of that class; otherwise ``labels`` must have shape ``(n,)``.
+    The GAN and the VAE both use it, so they accept and refuse the same shapes."""
+    if labels.ndim == 0:
+        return np.full(n, labels.item(), dtype=labels.dtype)
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must be one class label or an array of shape ({n},) (one "
+                         f"label per sample), got shape {labels.shape}")
+    return labels
 
 
 @contextlib.contextmanager

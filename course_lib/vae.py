@@ -65,6 +65,7 @@ from .training import (
     NeuralEstimator,
     minibatches,
     mlp,
+    per_sample_labels,
     seeded,
     train_loop,
 )
@@ -594,11 +595,7 @@ class VAE(NeuralEstimator):
             if required:
                 raise ValueError(f"{name} is required: the model is conditional (fitted with y)")
             return None
-        lab = _label_array(labels, name)
-        if lab.ndim == 0:
-            lab = np.full(n, lab.item())
-        if lab.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},), got {lab.shape}")
+        lab = per_sample_labels(_label_array(labels, name), n, name)
         idx = np.searchsorted(self.classes_, lab)
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         if not np.all(self.classes_[idx] == lab):
@@ -1037,7 +1034,8 @@ class VAE(NeuralEstimator):
         E[x | z] (default: smooth images), or a draw from p(x | z) with ``draw=True`` (what the
         likelihood describes, pixel noise included).
 
-        A conditional model draws the requested ``labels`` (default: the classes in turn,
+        A conditional model draws the requested ``labels`` (one class label for every sample,
+        or an array of shape ``(n_samples,)``; default: the classes in turn,
         ``classes_[i % n_classes]``); ``return_labels=True`` returns ``(images, labels)``.
         """
         self._check_fitted()
@@ -1049,7 +1047,7 @@ class VAE(NeuralEstimator):
         lab = None
         if self.classes_ is not None:
             lab = (self.classes_[np.arange(n) % len(self.classes_)] if labels is None
-                   else np.asarray(labels))
+                   else per_sample_labels(_label_array(labels, "labels"), n))
         elif labels is not None:
             raise ValueError("labels given but the model was fitted without labels "
                              "(it is not conditional)")

@@ -1,5 +1,7 @@
 """course_lib._core: device selection, seeding, validation helpers."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +172,14 @@ def test_check_binary_refuses_complex():
 def test_check_choice_with_an_array_value():
     with pytest.raises(ValueError, match="split must be one of"):
         _core.check_choice(np.array(["train", "test"]), "split", ("train", "test"))
+
+
+def test_a_read_only_array_is_taken_without_a_warning_and_copied():
+    # np.load(..., mmap_mode="r") gives such arrays; PyTorch warns about them and cannot own them
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    a.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = _core.as_tensor(a, "X")
+    t[0, 0] = 100.0  # writing to the tensor does not touch the caller's read-only array
+    assert a[0, 0] == 0.0 and t.shape == (3, 2)

@@ -251,8 +251,10 @@ def test_bad_input_is_named(ring, digits):
     with pytest.raises(ValueError, match="X must have 2 features"):
         g.logits(np.zeros((3, 5)))
     gc = GAN(random_state=0, **FAST).fit(*digits)
-    with pytest.raises(ValueError, match="labels must have length 3"):
+    with pytest.raises(ValueError, match=r"labels must be one class label or an array of shape \(3,\)"):
         gc.sample(3, labels=[1, 2])
+    with pytest.raises(ValueError, match=r"shape \(3,\).*got shape \(3, 1\)"):
+        gc.sample(3, labels=[[1], [2], [3]])
     with pytest.raises(ValueError, match="labels contains 11"):
         gc.sample(2, labels=[1, 11])
     graw = GAN(random_state=0, rejection=False, **{k: v for k, v in FAST.items()}).fit(X)

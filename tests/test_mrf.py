@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from sklearn.exceptions import NotFittedError
 
 from course_lib import mrf
 from course_lib.data import flip_noise, load_binary_image, load_digits
@@ -596,7 +597,8 @@ def test_bad_input_raises_value_error_naming_argument(name, call):
 
 
 def test_unfitted_pairwise_mrf_refuses_to_sample():
-    with pytest.raises(RuntimeError, match="fit"):
+    # scikit-learn's exception, as for the other estimators (a ValueError and AttributeError)
+    with pytest.raises(NotFittedError, match="fit"):
         mrf.PairwiseMRF().sample(3)
 
 

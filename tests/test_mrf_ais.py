@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from course_lib import mrf
 
@@ -157,5 +158,5 @@ def test_return_weights_must_be_a_flag():
 @pytest.mark.parametrize("method", ["estimate_log_partition", "score_samples", "bits_per_pixel"])
 def test_unfitted_model_refuses(method):
     args = () if method == "estimate_log_partition" else (np.zeros((2, 1, 4, 4)),)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="fit"):
         getattr(mrf.PairwiseMRF(device=CPU), method)(*args)

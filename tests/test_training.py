@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
@@ -237,3 +238,40 @@ def test_fit_cached_accepts_a_torch_device(tmp_path):
     assert len(list(tmp_path.glob("Line_*.pt"))) == 1
     again = fit_cached(Line(device=torch.device("cpu")), X, y, folder=tmp_path)
     assert again.device == "cpu"
+
+
+# ---------------------------------------------------------------- labels asked of sample()
+
+
+def _conditional_models():
+    from course_lib.data import load_digits
+    from course_lib.gan import GAN
+    from course_lib.vae import VAE
+
+    X, y = load_digits("train")
+    Xd, yd = load_digits("train", dequantize=True)
+    gan = GAN(n_steps=5, rejection_steps=2, progress=False, random_state=0, device="cpu")
+    vae = VAE(epochs=1, hidden=(16,), progress=False, random_state=0, device="cpu")
+    return {"GAN": gan.fit(X[:200], y[:200]), "VAE": vae.fit(Xd[:200], yd[:200])}
+
+
+@pytest.fixture(scope="module")
+def conditional_models():
+    return _conditional_models()
+
+
+@pytest.mark.parametrize("name", ["GAN", "VAE"])
+def test_gan_and_vae_take_the_same_label_shapes(conditional_models, name):
+    """One class label means every sample of that class; an array must have shape (n,)."""
+    model = conditional_models[name]
+    one = model.sample(4, labels=3, seed=0)
+    assert np.array_equal(one, model.sample(4, labels=np.int64(3), seed=0))
+    assert np.array_equal(one, model.sample(4, labels=[3, 3, 3, 3], seed=0))
+    assert not np.array_equal(one, model.sample(4, labels=[3, 3, 3, 4], seed=0))
+    for bad in ([3], [[3], [3], [3], [3]], np.full((2, 2), 3)):
+        with pytest.raises(ValueError, match=r"labels must be one class label or an array of "
+                                             r"shape \(4,\)"):
+            model.sample(4, labels=bad, seed=0)
+    if name == "VAE":
+        _, labels = model.sample(4, labels=3, seed=0, return_labels=True)
+        assert labels.tolist() == [3, 3, 3, 3]

@@ -6,6 +6,7 @@ import math
 
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
 from .._core import (
     as_tensor,
@@ -89,7 +90,7 @@ class PairwiseMRF(BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "W_"):
-            raise RuntimeError("this PairwiseMRF is not fitted yet: call fit(X) first")
+            raise NotFittedError("this PairwiseMRF is not fitted yet: call fit(X) first")
 
     # ------------------------------------------------------------ pseudo-likelihood
     @staticmethod
