@@ -1044,15 +1044,15 @@ class VAE(NeuralEstimator):
         n = check_int(n_samples, "n_samples", minimum=1)
         device = self._net_device()
         gen = self._rng(seed, device)
-        lab = None
-        if self.classes_ is not None:
-            lab = (self.classes_[np.arange(n) % len(self.classes_)] if labels is None
-                   else per_sample_labels(_label_array(labels, "labels"), n))
-        elif labels is not None:
-            raise ValueError("labels given but the model was fitted without labels "
-                             "(it is not conditional)")
+        # indices into classes_: the classes in turn by default, else the checked labels
+        if self.classes_ is not None and labels is None:
+            idx = torch.arange(n) % len(self.classes_)
+        else:
+            idx = self._check_labels(labels, n)  # None for an unconditional model
+        lab = None if idx is None else self.classes_[idx.numpy()]
+        y1h = None if idx is None else self._one_hot(idx, device)
         z = torch.randn(n, self.latent_dim, generator=gen, device=device)
-        params = self._decode_t(self.decoder_, z, self._labels_1h(lab, n), self.n_features_in_)
+        params = self._decode_t(self.decoder_, z, y1h, self.n_features_in_)
         images = self._to_images(_decoder_mean(self.likelihood, params, self.n_levels, draw,
                                                gen if draw else None))
         return (images, lab) if return_labels else images
