@@ -183,3 +183,36 @@ def test_a_read_only_array_is_taken_without_a_warning_and_copied():
         t = _core.as_tensor(a, "X")
     t[0, 0] = 100.0  # writing to the tensor does not touch the caller's read-only array
     assert a[0, 0] == 0.0 and t.shape == (3, 2)
+
+
+# ---------------------------------------------------------------- the tests' own device fixture
+
+
+@pytest.mark.parametrize("value", [None, "", "cpu", " CPU "])
+def test_tests_run_on_the_cpu_unless_told_otherwise(value):
+    from _shared import device_for_tests
+
+    assert device_for_tests(value) == "cpu"
+
+
+def test_tests_asked_for_cuda_without_a_gpu_fail_clearly(monkeypatch):
+    from _shared import device_for_tests
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="COURSE_DEVICE=cuda.*sees none"):
+        device_for_tests("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_for_tests("cuda") == "cuda"
+    assert device_for_tests("auto") == "cuda"
+    with pytest.raises(ValueError, match="COURSE_DEVICE"):
+        device_for_tests("gpu")
+
+
+def test_the_device_fixture_follows_course_device(device, monkeypatch):
+    import os
+
+    from _shared import device_for_tests
+
+    assert device == device_for_tests(os.environ.get("COURSE_DEVICE"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_for_tests("auto") == "cpu"

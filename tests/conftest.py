@@ -1,0 +1,35 @@
+"""What every test file shares: the ``device`` fixture and the ``cpu_only`` marker.
+
+``make test`` runs the tests on the CPU; ``make test-gpu`` (``COURSE_DEVICE=cuda``) runs every
+test that takes the ``device`` fixture on the GPU. A test that must stay on the CPU uses
+``_shared.CPU`` and says why with ``@pytest.mark.cpu_only("reason")``;
+``pytest -m cpu_only --collect-only -q`` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from _shared import device_for_tests
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "cpu_only(reason): runs on the CPU whatever COURSE_DEVICE says; the reason says why",
+    )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for mark in item.iter_markers("cpu_only"):
+            if not (mark.args and isinstance(mark.args[0], str) and mark.args[0].strip()):
+                raise pytest.UsageError(f"{item.nodeid}: cpu_only needs a reason, "
+                                        '@pytest.mark.cpu_only("why")')
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """``"cpu"``, or ``"cuda"`` under ``COURSE_DEVICE=cuda`` (an error if there is no GPU)."""
+    return device_for_tests(os.environ.get("COURSE_DEVICE"))
