@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _shared import CPU
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from torch import nn
@@ -26,8 +27,13 @@ from course_lib.gan import (
 )
 from course_lib.training import DivergenceError
 
-CPU = "cpu"
-FAST = dict(n_steps=40, rejection_steps=10, batch_size=64, progress=False, device=CPU)
+FAST = dict(n_steps=40, rejection_steps=10, batch_size=64, progress=False)
+
+
+@pytest.fixture(scope="module")
+def fast(device):
+    """FAST on the device the tests run on."""
+    return dict(FAST, device=device)
 
 
 def _normal_pdf(x, mu, sigma):
@@ -48,9 +54,9 @@ def digits():
 # ------------------------------------------------------------------ the formulas
 
 
-def test_losses_match_their_definitions():
+def test_losses_match_their_definitions(device):
     torch.manual_seed(0)
-    real, fake = torch.randn(50) * 3, torch.randn(50) * 3
+    real, fake = (torch.randn(50) * 3).to(device), (torch.randn(50) * 3).to(device)
     d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
     v = torch.log(d_real).mean() + torch.log(1 - d_fake).mean()
     assert torch.allclose(value_function(real, fake), v, atol=1e-5)
@@ -59,7 +65,7 @@ def test_losses_match_their_definitions():
     assert torch.allclose(generator_loss(fake, "non-saturating"), -torch.log(d_fake).mean(),
                           atol=1e-5)
     # finite where the naive log(sigmoid) is not
-    big = torch.tensor([-200.0, 200.0])
+    big = torch.tensor([-200.0, 200.0], device=device)
     assert torch.isfinite(discriminator_loss(big, big))
     assert torch.isfinite(generator_loss(big, "non-saturating"))
     with pytest.raises(ValueError, match="loss"):
@@ -123,40 +129,41 @@ def test_a_trained_discriminator_approaches_d_star_on_1d():
     assert np.max(np.abs((1 - learned) - d_star)) > 0.3
 
 
-def test_r1_penalty_is_the_squared_gradient():
-    lin = nn.Linear(3, 1, bias=False)
+def test_r1_penalty_is_the_squared_gradient(device):
+    lin = nn.Linear(3, 1, bias=False, device=device)
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[1.0, -2.0, 2.0]]))
-    x = torch.randn(5, 3)
+    x = torch.randn(5, 3, device=device)
     assert r1_penalty(lin, x).item() == pytest.approx(9.0)
     # conditional: gradient with respect to x only
-    lin2 = nn.Linear(5, 1, bias=False)
+    lin2 = nn.Linear(5, 1, bias=False, device=device)
     with torch.no_grad():
         lin2.weight.copy_(torch.tensor([[1.0, -2.0, 2.0, 10.0, 10.0]]))
-    assert r1_penalty(lin2, x, torch.ones(5, 2)).item() == pytest.approx(9.0)
+    assert r1_penalty(lin2, x, torch.ones(5, 2, device=device)).item() == pytest.approx(9.0)
 
 
-def test_acceptance_probability():
-    p = acceptance_probability(torch.tensor([0.0, -1.0, 3.0]), torch.tensor(1.0))
-    assert torch.allclose(p, torch.tensor([math.exp(-1), math.exp(-2), 1.0]))
+def test_acceptance_probability(device):
+    p = acceptance_probability(torch.tensor([0.0, -1.0, 3.0], device=device),
+                               torch.tensor(1.0, device=device))
+    assert torch.allclose(p.cpu(), torch.tensor([math.exp(-1), math.exp(-2), 1.0]))
 
 
 # ------------------------------------------------------------------ the estimator
 
 
-def test_shapes_points_and_images(ring, digits):
+def test_shapes_points_and_images(ring, digits, fast):
     X, _ = ring
-    g = GAN(random_state=0, **FAST).fit(X)
+    g = GAN(random_state=0, **fast).fit(X)
     assert g.sample(7).shape == (7, 2)
     assert g.sample(5, rejection=False).shape == (5, 2)
     assert set(g.history_) >= {"loss_d", "loss_g", "r1", "lr", "loss_d_rejection"}
-    assert len(g.history_["loss_d"]) == FAST["n_steps"]
+    assert len(g.history_["loss_d"]) == fast["n_steps"]
     assert g.history_["lr"][0] == pytest.approx(g.lr) and g.history_["lr"][-1] < 1e-2 * g.lr
     Xd, yd = digits
-    gi = GAN(random_state=0, **FAST).fit(Xd)
+    gi = GAN(random_state=0, **fast).fit(Xd)
     s = gi.sample(6)
     assert s.shape == (6, 1, 8, 8) and s.min() >= 0 and s.max() <= 1
-    gc = GAN(random_state=0, **FAST).fit(Xd, yd)
+    gc = GAN(random_state=0, **fast).fit(Xd, yd)
     assert gc.sample(4, labels=[3, 3, 1, 0]).shape == (4, 1, 8, 8)
     assert gc.sample(3).shape == (3, 1, 8, 8)
     assert list(gc.classes_) == list(range(10))
@@ -166,8 +173,8 @@ def test_shapes_points_and_images(ring, digits):
         return sum(isinstance(m, torch.nn.Linear) for m in net.modules())
     assert (n_linear(g.discriminator_), n_linear(gi.discriminator_)) == (4, 3)
     assert n_linear(g.generator_) == 3
-    assert n_linear(GAN(random_state=0, d_depth=1, **FAST).fit(X).discriminator_) == 2
-    snap = GAN(random_state=0, snapshots=3, **FAST).fit(X)
+    assert n_linear(GAN(random_state=0, d_depth=1, **fast).fit(X).discriminator_) == 2
+    snap = GAN(random_state=0, snapshots=3, **fast).fit(X)
     assert [t for t, _ in snap.snapshots_] == [13, 27, 40]
     assert all(pts.shape == (500, 2) for _, pts in snap.snapshots_)
     # taking snapshots does not change the training
@@ -182,22 +189,23 @@ def test_sklearn_clone_and_params():
         GAN().sample(3)
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_same_seed_same_samples_on_cpu(ring):
     X, _ = ring
-    a = GAN(random_state=3, **FAST).fit(X)
-    b = GAN(random_state=3, **FAST).fit(X)
-    c = GAN(random_state=4, **FAST).fit(X)
+    a = GAN(random_state=3, device=CPU, **FAST).fit(X)
+    b = GAN(random_state=3, device=CPU, **FAST).fit(X)
+    c = GAN(random_state=4, device=CPU, **FAST).fit(X)
     assert np.array_equal(a.sample(50, seed=1), b.sample(50, seed=1))
     assert np.array_equal(a.history_["loss_d"], b.history_["loss_d"])
     assert not np.array_equal(a.sample(50, seed=1), c.sample(50, seed=1))
     assert not np.array_equal(a.sample(50, seed=1), a.sample(50, seed=2))
 
 
-def test_standardisation_makes_the_scale_irrelevant(ring):
+def test_standardisation_makes_the_scale_irrelevant(ring, fast):
     """The same data at 1000 times the scale, shifted, give the same samples, rescaled."""
     X, _ = ring
-    a = GAN(random_state=0, **FAST).fit(X)
-    b = GAN(random_state=0, **FAST).fit(X * 1000.0 + 5.0)
+    a = GAN(random_state=0, **fast).fit(X)
+    b = GAN(random_state=0, **fast).fit(X * 1000.0 + 5.0)
     sa, sb = a.sample(100, seed=0), b.sample(100, seed=0)
     assert np.allclose(sb, sa * 1000.0 + 5.0, rtol=1e-3, atol=0.5)
 
@@ -222,42 +230,42 @@ def test_standardisation_makes_the_scale_irrelevant(ring):
         (dict(rejection=1), "rejection"),
     ],
 )
-def test_bad_hyperparameters_are_named(ring, kwargs, match):
+def test_bad_hyperparameters_are_named(ring, kwargs, match, fast):
     with pytest.raises((ValueError, TypeError), match=match):
-        GAN(**{**FAST, **kwargs}).fit(ring[0])
+        GAN(**{**fast, **kwargs}).fit(ring[0])
 
 
-def test_bad_input_is_named(ring, digits):
+def test_bad_input_is_named(ring, digits, fast):
     X, _ = ring
     bad = X.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="X .*NaN"):
-        GAN(**FAST).fit(bad)
+        GAN(**fast).fit(bad)
     with pytest.raises(ValueError, match="X must have 2 or 4 dimensions"):
-        GAN(**FAST).fit(X[:, 0])
+        GAN(**fast).fit(X[:, 0])
     with pytest.raises(ValueError, match=r"y must have shape \(400,\)"):
-        GAN(**FAST).fit(X, np.zeros(399, dtype=int))
+        GAN(**fast).fit(X, np.zeros(399, dtype=int))
     with pytest.raises(ValueError, match="X: images"):
-        GAN(**FAST).fit(digits[0] * 2.0)
+        GAN(**fast).fit(digits[0] * 2.0)
     with pytest.raises(TypeError, match="generator"):
-        GAN(generator="not a network", **FAST).fit(X)
+        GAN(generator="not a network", **fast).fit(X)
     with pytest.raises(TypeError, match="X must hold numbers"):
-        GAN(**FAST).fit(np.array([["a", "b"]]))
-    g = GAN(random_state=0, **FAST).fit(X)
+        GAN(**fast).fit(np.array([["a", "b"]]))
+    g = GAN(random_state=0, **fast).fit(X)
     with pytest.raises(ValueError, match="labels given"):
         g.sample(3, labels=[0, 1, 2])
     with pytest.raises(ValueError, match="n_samples"):
         g.sample(0)
     with pytest.raises(ValueError, match="X must have 2 features"):
         g.logits(np.zeros((3, 5)))
-    gc = GAN(random_state=0, **FAST).fit(*digits)
+    gc = GAN(random_state=0, **fast).fit(*digits)
     with pytest.raises(ValueError, match=r"labels must be one class label or an array of shape \(3,\)"):
         gc.sample(3, labels=[1, 2])
     with pytest.raises(ValueError, match=r"shape \(3,\).*got shape \(3, 1\)"):
         gc.sample(3, labels=[[1], [2], [3]])
     with pytest.raises(ValueError, match="labels contains 11"):
         gc.sample(2, labels=[1, 11])
-    graw = GAN(random_state=0, rejection=False, **{k: v for k, v in FAST.items()}).fit(X)
+    graw = GAN(random_state=0, rejection=False, **fast).fit(X)
     with pytest.raises(ValueError, match="rejection=True"):
         graw.sample(3, rejection=True)
 
@@ -271,14 +279,14 @@ class _NaNDiscriminator(nn.Module):
         return self.lin(x) * float("nan")
 
 
-def test_divergence_raises_and_leaves_the_model_as_it_was(ring):
+def test_divergence_raises_and_leaves_the_model_as_it_was(ring, fast):
     X, _ = ring
-    g = GAN(discriminator=_NaNDiscriminator(), **FAST)
+    g = GAN(discriminator=_NaNDiscriminator(), **fast)
     with pytest.raises(DivergenceError, match="loss_d"):
         g.fit(X)
     assert not hasattr(g, "history_") and not hasattr(g, "generator_")
     # a fitted model that fails a second fit keeps its first fit
-    g2 = GAN(random_state=0, **FAST).fit(X)
+    g2 = GAN(random_state=0, **fast).fit(X)
     before = g2.sample(10, seed=0)
     g2.set_params(discriminator=_NaNDiscriminator())
     with pytest.raises(DivergenceError):
@@ -286,9 +294,9 @@ def test_divergence_raises_and_leaves_the_model_as_it_was(ring):
     assert np.array_equal(g2.sample(10, seed=0), before)
 
 
-def test_save_load_round_trip(ring, digits, tmp_path):
+def test_save_load_round_trip(ring, digits, tmp_path, fast):
     X, _ = ring
-    g = GAN(random_state=0, **FAST).fit(X)
+    g = GAN(random_state=0, **fast).fit(X)
     path = tmp_path / "gan.pt"
     g.save(path)
     h = GAN.load(path)
@@ -297,13 +305,13 @@ def test_save_load_round_trip(ring, digits, tmp_path):
                           h.sample(40, seed=5, rejection=False))
     assert h.history_["loss_d"] == pytest.approx(g.history_["loss_d"])
     # conditional images
-    gc = GAN(random_state=0, **FAST).fit(*digits)
+    gc = GAN(random_state=0, **fast).fit(*digits)
     gc.save(tmp_path / "cgan.pt")
     hc = GAN.load(tmp_path / "cgan.pt")
     assert np.array_equal(gc.sample(12, labels=[7] * 12, seed=1),
                           hc.sample(12, labels=[7] * 12, seed=1))
     # weights that do not fit the architecture are refused with a clear message
-    g_wide = GAN(random_state=0, hidden=16, **FAST).fit(X)
+    g_wide = GAN(random_state=0, hidden=16, **fast).fit(X)
     g_wide.save(tmp_path / "wide.pt")
     with pytest.raises(ValueError, match="do not fit"):
         GAN.load(tmp_path / "wide.pt", hidden=32)
@@ -321,11 +329,11 @@ def test_rejection_sampling_is_exact_for_a_perfect_discriminator():
     assert abs(kept.mean().item()) < 0.02 and abs(kept.std().item() - 1.0) < 0.02
 
 
-def test_a_small_ring_is_covered_in_a_few_seconds():
+def test_a_small_ring_is_covered_in_a_few_seconds(device):
     """Four modes far apart at an unusual scale: all captured, most samples near a mode, and
     rejection sampling does not lower the high-quality fraction."""
     X, centres = data.ring_of_gaussians(2000, n_modes=4, radius=50.0, std=1.0, seed=1)
-    g = GAN(n_steps=600, rejection_steps=200, random_state=0, progress=False, device=CPU).fit(X)
+    g = GAN(n_steps=600, rejection_steps=200, random_state=0, progress=False, device=device).fit(X)
     raw = metrics.mode_coverage(g.sample(1000, seed=0, rejection=False), centres, 1.0)
     drs = metrics.mode_coverage(g.sample(1000, seed=0), centres, 1.0)
     assert drs["modes"] == 4, drs
