@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _shared import CPU
 from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
@@ -24,9 +25,6 @@ from course_lib.gmm import (
     m_step,
     n_parameters,
 )
-
-CPU = "cpu"
-
 
 # --------------------------------------------------------------------------- data
 
@@ -111,10 +109,9 @@ def t(a):
     return torch.as_tensor(np.asarray(a), dtype=torch.float64)
 
 
-def quiet(**kw):
-    """A CPU GaussianMixture (the tests must not depend on a GPU being there)."""
-    kw.setdefault("device", CPU)
-    return GaussianMixture(**kw)
+def quiet(device, **kw):
+    """A GaussianMixture on ``device`` (the fixture: the CPU unless COURSE_DEVICE=cuda)."""
+    return GaussianMixture(device=device, **kw)
 
 
 # --------------------------------------------------------------------------- parity
@@ -122,12 +119,12 @@ def quiet(**kw):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_parity_with_sklearn_same_init(name, covariance_type):
+def test_parity_with_sklearn_same_init(name, covariance_type, device):
     X, K = dataset(name)
     init = broad_init(X, K, covariance_type)
     kw = dict(covariance_type=covariance_type, tol=1e-4, max_iter=300, **init)
     sk = SkGaussianMixture(K, **kw).fit(X)
-    ours = quiet(n_components=K, **kw).fit(X)
+    ours = quiet(device, n_components=K, **kw).fit(X)
     assert sk.converged_ and ours.converged_
     assert ours.n_iter_ == sk.n_iter_
     assert ours.n_iter_ > 2  # a real run, not an immediate stop
@@ -139,36 +136,36 @@ def test_parity_with_sklearn_same_init(name, covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "spherical"])
-def test_parity_with_sklearn_max_iter_reached(covariance_type):
+def test_parity_with_sklearn_max_iter_reached(covariance_type, device):
     X, K = dataset("random8d")
     init = broad_init(X, K, covariance_type, seed=3)
     kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=7, **init)
     with pytest.warns(ConvergenceWarning):
         sk = SkGaussianMixture(K, **kw).fit(X)
     with pytest.warns(ConvergenceWarning):
-        ours = quiet(n_components=K, **kw).fit(X)
+        ours = quiet(device, n_components=K, **kw).fit(X)
     assert ours.n_iter_ == sk.n_iter_ == 7
     assert not ours.converged_
     assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-9)
 
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
-def test_parity_with_sklearn_same_random_state(init_params):
+def test_parity_with_sklearn_same_random_state(init_params, device):
     """Same random_state -> same initial responsibilities as scikit-learn -> same fit."""
     X, K = dataset("random8d")
     kw = dict(covariance_type="diag", init_params=init_params, random_state=5, n_init=2)
     sk = SkGaussianMixture(K, **kw).fit(X)
-    ours = quiet(n_components=K, **kw).fit(X)
+    ours = quiet(device, n_components=K, **kw).fit(X)
     assert ours.n_iter_ == sk.n_iter_
     assert math.isclose(ours.lower_bound_, sk.lower_bound_, rel_tol=1e-6)
 
 
-def test_warm_start_matches_sklearn():
+def test_warm_start_matches_sklearn(device):
     X, K = dataset("random8d")
     init = broad_init(X, K, "full", seed=2)
     kw = dict(covariance_type="full", tol=1e-5, max_iter=5, warm_start=True, **init)
     sk = SkGaussianMixture(K, **kw)
-    ours = quiet(n_components=K, **kw)
+    ours = quiet(device, n_components=K, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(3):
@@ -189,11 +186,11 @@ def _dequantised_digits():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_lower_bound_is_monotone_without_regularisation(covariance_type):
+def test_lower_bound_is_monotone_without_regularisation(covariance_type, device):
     """EM's guarantee: with reg_covar=0 (and no repair) the log-likelihood never decreases."""
     X = _dequantised_digits()
     gm = GaussianMixture(6, covariance_type=covariance_type, tol=1e-6, max_iter=60,
-                         init_params="random", random_state=0, reg_covar=0.0, device=CPU)
+                         init_params="random", random_state=0, reg_covar=0.0, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("error", NumericalTroubleWarning)  # no repair may happen here
@@ -206,14 +203,14 @@ def test_lower_bound_is_monotone_without_regularisation(covariance_type):
     assert gm.lower_bound_ == h[-1]
 
 
-def test_regularised_em_can_lower_the_likelihood():
+def test_regularised_em_can_lower_the_likelihood(device):
     """With reg_covar > 0 the M-step is not the maximiser of the bound: the log-likelihood can
     drop (the book and the history_ docstring say so; this run shows it)."""
     X = _dequantised_digits()
     drops = []
     for seed in range(3):
         gm = GaussianMixture(10, covariance_type="diag", reg_covar=1e-3, tol=1e-10, max_iter=100,
-                             random_state=seed, device=CPU)
+                             random_state=seed, device=device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("error", NumericalTroubleWarning)
@@ -223,7 +220,7 @@ def test_regularised_em_can_lower_the_likelihood():
 
 
 @pytest.mark.parametrize("init_params", ["random_from_data", "k-means++"])
-def test_initial_covariances_of_point_initialisations(init_params):
+def test_initial_covariances_of_point_initialisations(init_params, device):
     """random_from_data and k-means++ start from K single points: means on data points, weights
     1/K, covariances exactly reg_covar * I; after one EM iteration every component is fitted to
     the Voronoi cell of its seed (nearest seed in Euclidean distance)."""
@@ -231,11 +228,11 @@ def test_initial_covariances_of_point_initialisations(init_params):
 
     X = _blobs_2d()
     reg = 1e-4
-    gm = GaussianMixture(3, init_params=init_params, reg_covar=reg, random_state=0, device=CPU)
+    gm = GaussianMixture(3, init_params=init_params, reg_covar=reg, random_state=0, device=device)
     gm._dtype, gm._device = gm._check_hyperparameters()
-    Xt = torch.as_tensor(X)
+    Xt = torch.as_tensor(X, device=device)
     w, mu, cov, _ = gm._initial_parameters(Xt, check_random_state(0), (None, None, None))
-    mu = mu.numpy()
+    w, mu, cov = w.cpu(), mu.cpu().numpy(), cov.cpu()
     nearest = np.min(np.abs(X[None] - mu[:, None]).max(-1), axis=1)
     assert np.all(nearest < 1e-12 * (1 + np.abs(mu).max()))  # each mean is a data point
     np.testing.assert_allclose(w.numpy(), np.full(3, 1 / 3), rtol=1e-12)
@@ -243,7 +240,7 @@ def test_initial_covariances_of_point_initialisations(init_params):
                                atol=1e-20)
     # one iteration: the components are the nearest-seed cells
     one = GaussianMixture(3, init_params=init_params, reg_covar=reg, random_state=0,
-                          max_iter=1, device=CPU)
+                          max_iter=1, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         one.fit(X)
@@ -256,39 +253,40 @@ def test_initial_covariances_of_point_initialisations(init_params):
     assert one.history_[0] < -100  # the narrow spheres explain the data very badly
 
 
-def test_fit_predict_equals_fit_then_predict():
+def test_fit_predict_equals_fit_then_predict(device):
     X, K = dataset("blobs2d")
-    a = quiet(n_components=K, random_state=0).fit_predict(X)
-    b = quiet(n_components=K, random_state=0).fit(X).predict(X)
+    a = quiet(device, n_components=K, random_state=0).fit_predict(X)
+    b = quiet(device, n_components=K, random_state=0).fit(X).predict(X)
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_same_seed_same_result_and_n_init():
     X, K = dataset("random8d")
     kw = dict(n_components=K, init_params="random", random_state=7, n_init=3)
-    a, b = quiet(**kw).fit(X), quiet(**kw).fit(X)
+    a, b = quiet(CPU, **kw).fit(X), quiet(CPU, **kw).fit(X)
     np.testing.assert_array_equal(a.means_, b.means_)
     assert a.lower_bound_ == b.lower_bound_
     np.testing.assert_array_equal(a.sample(50)[0], b.sample(50)[0])
     # n_init keeps the best start: at least as good as any single start drawn from the same seeds
-    single = quiet(n_components=K, init_params="random", random_state=7).fit(X)
+    single = quiet(CPU, n_components=K, init_params="random", random_state=7).fit(X)
     assert a.lower_bound_ >= single.lower_bound_ - 1e-12
 
 
-def test_float32_close_to_float64():
+def test_float32_close_to_float64(device):
     X, K = dataset("digits64")
     init = broad_init(X, K, "full")
     kw = dict(n_components=K, covariance_type="full", tol=0.0, max_iter=15, **init)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        g64 = quiet(**kw).fit(X)
-        g32 = quiet(dtype=torch.float32, **kw).fit(X)
+        g64 = quiet(device, **kw).fit(X)
+        g32 = quiet(device, dtype=torch.float32, **kw).fit(X)
     assert g32.means_.dtype == np.float32
     assert abs(g32.lower_bound_ - g64.lower_bound_) <= 1e-4 * abs(g64.lower_bound_)
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_and_float64_start_from_the_same_kmeans_partition(covariance_type):
+def test_float32_and_float64_start_from_the_same_kmeans_partition(covariance_type, device):
     """k-means runs in float64 whatever the working dtype, so the same random_state gives the
     same start (before, float32 k-means found another partition and another local maximum:
     0.1 nats per sample apart on near-duplicate digits)."""
@@ -296,7 +294,7 @@ def test_float32_and_float64_start_from_the_same_kmeans_partition(covariance_typ
     rng = np.random.default_rng(0)
     X = np.concatenate([X] * 20) + rng.normal(size=(20 * len(X), X.shape[1])) * 0.01
     kw = dict(n_components=10 if covariance_type == "diag" else 8,
-              covariance_type=covariance_type, random_state=0, tol=0.0, max_iter=2, device=CPU)
+              covariance_type=covariance_type, random_state=0, tol=0.0, max_iter=2, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         g64 = GaussianMixture(**kw).fit(X)
@@ -430,9 +428,9 @@ def _sklearn_with_params_of(ours):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_scores_agree_with_sklearn_given_same_parameters(covariance_type):
+def test_scores_agree_with_sklearn_given_same_parameters(covariance_type, device):
     X, K = dataset("random8d")
-    ours = quiet(n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
+    ours = quiet(device, n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
     sk = _sklearn_with_params_of(ours)
     X_new = _random_8d(seed=9, n=100)
     np.testing.assert_allclose(ours.score_samples(X_new), sk.score_samples(X_new), rtol=1e-10)
@@ -445,9 +443,9 @@ def test_scores_agree_with_sklearn_given_same_parameters(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_sample_shapes_and_moments(covariance_type):
+def test_sample_shapes_and_moments(covariance_type, device):
     X, K = dataset("blobs2d")
-    gm = quiet(n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
+    gm = quiet(device, n_components=K, covariance_type=covariance_type, random_state=0).fit(X)
     Xs, ys = gm.sample(7)
     assert Xs.shape == (7, 2) and ys.shape == (7,) and ys.dtype == np.int64
     assert np.all(np.diff(ys) >= 0)  # sorted by component, as scikit-learn
@@ -471,9 +469,9 @@ def test_sample_shapes_and_moments(covariance_type):
         )
 
 
-def test_images_in_images_out():
+def test_images_in_images_out(device):
     images, _ = load_digits("train")
-    gm = quiet(n_components=3, covariance_type="diag", random_state=0).fit(images)
+    gm = quiet(device, n_components=3, covariance_type="diag", random_state=0).fit(images)
     assert gm.image_shape_ == (1, 8, 8) and gm.n_features_in_ == 64
     assert gm.means_.shape == (3, 64)
     samples, labels = gm.sample(5)
@@ -483,25 +481,25 @@ def test_images_in_images_out():
     np.testing.assert_array_equal(gm.predict(images[:10]), gm.predict(flat[:10]))
     with pytest.raises(ValueError, match="shape"):
         gm.predict(images.reshape(-1, 1, 4, 16))
-    point = quiet(n_components=2, random_state=0).fit(dataset("blobs2d")[0])
+    point = quiet(device, n_components=2, random_state=0).fit(dataset("blobs2d")[0])
     assert point.image_shape_ is None and point.sample(3)[0].shape == (3, 2)
 
 
-def test_numpy_and_torch_inputs_identical():
+def test_numpy_and_torch_inputs_identical(device):
     X, K = dataset("random8d")
-    a = quiet(n_components=K, random_state=1).fit(X)
-    b = quiet(n_components=K, random_state=1).fit(torch.from_numpy(X))
-    c = quiet(n_components=K, random_state=1).fit(X.astype(np.float32).tolist())
+    a = quiet(device, n_components=K, random_state=1).fit(X)
+    b = quiet(device, n_components=K, random_state=1).fit(torch.from_numpy(X))
+    c = quiet(device, n_components=K, random_state=1).fit(X.astype(np.float32).tolist())
     np.testing.assert_array_equal(a.means_, b.means_)
     assert a.lower_bound_ == b.lower_bound_
     assert math.isclose(a.lower_bound_, c.lower_bound_, rel_tol=1e-5)
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(torch.from_numpy(X)))
 
 
-def test_progress_bar_does_not_change_the_result(capsys):
+def test_progress_bar_does_not_change_the_result(capsys, device):
     X, K = dataset("blobs2d")
-    a = quiet(n_components=K, random_state=0).fit(X)
-    b = quiet(n_components=K, random_state=0, progress=True, verbose=2).fit(X)
+    a = quiet(device, n_components=K, random_state=0).fit(X)
+    b = quiet(device, n_components=K, random_state=0, progress=True, verbose=2).fit(X)
     assert a.lower_bound_ == b.lower_bound_
     assert "Initialization" in capsys.readouterr().out
 
@@ -517,10 +515,10 @@ def _assert_finite(gm):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_duplicate_points_fewer_distinct_than_components(covariance_type):
+def test_duplicate_points_fewer_distinct_than_components(covariance_type, device):
     """3 distinct points, K = 5: k-means leaves clusters empty; they are re-seeded."""
     X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 10, axis=0)
-    gm = quiet(n_components=5, covariance_type=covariance_type, random_state=0)
+    gm = quiet(device, n_components=5, covariance_type=covariance_type, random_state=0)
     with pytest.warns(NumericalTroubleWarning, match="lost all"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # from k-means itself
@@ -530,11 +528,12 @@ def test_duplicate_points_fewer_distinct_than_components(covariance_type):
     assert np.all(np.isfinite(gm.score_samples(X)))
 
 
-def test_component_far_from_the_data_is_reseeded():
+def test_component_far_from_the_data_is_reseeded(device):
     X, _ = dataset("blobs2d")
     means = np.array([[0.0, 0.0], [4.0, 1.0], [1e4, 1e4]])  # third one explains nothing
     precisions = np.array([1.0, 1.0, 1.0])
     gm = quiet(
+        device,
         n_components=3,
         covariance_type="spherical",
         means_init=means,
@@ -558,9 +557,9 @@ def test_component_far_from_the_data_is_reseeded():
     assert gm.lower_bound_ > sk.lower_bound_
 
 
-def test_k_close_to_n():
+def test_k_close_to_n(device):
     X = _random_8d(seed=3, n=12)
-    gm = quiet(n_components=12, covariance_type="full", random_state=0)
+    gm = quiet(device, n_components=12, covariance_type="full", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm.fit(X)
@@ -569,20 +568,20 @@ def test_k_close_to_n():
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_zero_variance_feature(covariance_type):
+def test_zero_variance_feature(covariance_type, device):
     X = _random_8d(seed=4, n=200)
     X[:, 3] = 0.5  # a constant feature
     # reg_covar > 0: as scikit-learn, no warning needed
     with warnings.catch_warnings():
         warnings.simplefilter("error", NumericalTroubleWarning)
-        gm = quiet(n_components=3, covariance_type=covariance_type, random_state=0).fit(X)
+        gm = quiet(device, n_components=3, covariance_type=covariance_type, random_state=0).fit(X)
     _assert_finite(gm)
     if covariance_type == "spherical":
         return  # one variance averaged over all features: not singular
     # reg_covar = 0: scikit-learn raises, we regularise and warn
     with pytest.raises(ValueError):
         SkGaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(X)
-    gm0 = quiet(n_components=3, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+    gm0 = quiet(device, n_components=3, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
     with pytest.warns(NumericalTroubleWarning, match="not\\s+positive definite"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -598,10 +597,10 @@ def test_zero_variance_feature(covariance_type):
     )
 
 
-def test_max_iter_warns():
+def test_max_iter_warns(device):
     X, K = dataset("random8d")
     with pytest.warns(ConvergenceWarning):
-        gm = quiet(n_components=K, max_iter=2, tol=0.0, random_state=0).fit(X)
+        gm = quiet(device, n_components=K, max_iter=2, tol=0.0, random_state=0).fit(X)
     assert gm.n_iter_ == 2 and not gm.converged_
 
 
@@ -660,14 +659,14 @@ X_OK = _blobs_2d()
         ),
     ],
 )
-def test_bad_input(kwargs, X, exc, match):
+def test_bad_input(kwargs, X, exc, match, device):
     kwargs = {"n_components": 2, **kwargs}
     with pytest.raises(exc, match=match):
-        quiet(**kwargs).fit(X)
+        quiet(device, **kwargs).fit(X)
 
 
-def test_use_before_fit_and_wrong_features():
-    gm = quiet(n_components=2)
+def test_use_before_fit_and_wrong_features(device):
+    gm = quiet(device, n_components=2)
     for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
         with pytest.raises(NotFittedError):
             getattr(gm, method)(X_OK)
@@ -693,6 +692,7 @@ def test_public_functions_validate_covariance_type():
 # --------------------------------------------------------------------------- issue 12: robustness
 
 
+@pytest.mark.cpu_only("scikit-learn's estimator checks expect CPU reproducibility across refits")
 def test_passes_sklearn_check_estimator():
     """Every scikit-learn estimator check passes (sparse input is refused with a message that
     says so, as the default tags declare)."""
@@ -735,9 +735,9 @@ def _same_state(a, b):
         (dict(), "images", None),  # a successful refit on other data changes the model
     ],
 )
-def test_failed_refit_leaves_the_model_as_it_was(change, X_new, exc):
+def test_failed_refit_leaves_the_model_as_it_was(change, X_new, exc, device):
     X = _blobs_2d()
-    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+    gm = GaussianMixture(3, random_state=0, device=device).fit(X)
     before = _state(gm)
     data = {"nan": np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X),
             "1d": X[:, 0], "ok": X, "huge": X * 1e200, "complex": X + 1j,
@@ -754,13 +754,13 @@ def test_failed_refit_leaves_the_model_as_it_was(change, X_new, exc):
     assert np.isfinite(gm.score(X))  # still usable
 
 
-def test_refit_starts_clean_unless_warm_start():
+def test_refit_starts_clean_unless_warm_start(device):
     X, Y = _blobs_2d(0), _blobs_2d(1) + 0.5
-    fresh = GaussianMixture(3, random_state=0, device=CPU).fit(Y)
-    refit = GaussianMixture(3, random_state=0, device=CPU).fit(X).fit(Y)
+    fresh = GaussianMixture(3, random_state=0, device=device).fit(Y)
+    refit = GaussianMixture(3, random_state=0, device=device).fit(X).fit(Y)
     np.testing.assert_array_equal(fresh.means_, refit.means_)
     assert fresh.history_ == refit.history_ and fresh.n_iter_ == refit.n_iter_
-    warm = GaussianMixture(3, random_state=0, warm_start=True, device=CPU).fit(X).fit(Y)
+    warm = GaussianMixture(3, random_state=0, warm_start=True, device=device).fit(X).fit(Y)
     assert warm.history_[0] != fresh.history_[0]  # continued from the first solution
 
 
@@ -772,9 +772,9 @@ def test_refit_starts_clean_unless_warm_start():
         (dict(), "more_features", "features"),
     ],
 )
-def test_warm_start_with_incompatible_changes_is_an_error(change, X2, match):
+def test_warm_start_with_incompatible_changes_is_an_error(change, X2, match, device):
     X = _blobs_2d()
-    gm = GaussianMixture(3, random_state=0, warm_start=True, device=CPU).fit(X)
+    gm = GaussianMixture(3, random_state=0, warm_start=True, device=device).fit(X)
     before = _state(gm)
     gm.set_params(**change)
     data = np.hstack([X, X[:, :1]]) if X2 == "more_features" else X
@@ -786,10 +786,10 @@ def test_warm_start_with_incompatible_changes_is_an_error(change, X2, match):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("scale", [1e-200, 1e-100, 1e-30, 1.0, 1e30, 1e100, 1e150, 1e200, 1e300])
-def test_huge_or_tiny_inputs_never_give_nan(scale, dtype):
+def test_huge_or_tiny_inputs_never_give_nan(scale, dtype, device):
     """Finite data at any scale: a finite fit, or a ValueError that says to rescale."""
     X = _blobs_2d() * scale
-    gm = GaussianMixture(3, random_state=0, dtype=dtype, device=CPU)
+    gm = GaussianMixture(3, random_state=0, dtype=dtype, device=device)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -805,9 +805,9 @@ def test_huge_or_tiny_inputs_never_give_nan(scale, dtype):
     assert np.all(np.isfinite(gm.predict_proba(X)))
 
 
-def test_scoring_far_away_points_is_an_error_not_nan():
+def test_scoring_far_away_points_is_an_error_not_nan(device):
     X = _blobs_2d()
-    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+    gm = GaussianMixture(3, random_state=0, device=device).fit(X)
     with pytest.raises(ValueError, match="rescale"):
         gm.score_samples(np.array([[1e200, 1e200]]))
 
@@ -871,6 +871,7 @@ def test_equation_functions_accept_numpy_inputs():
 @pytest.mark.parametrize("dtype, rtol_lb, tol_params",
                          [("float64", 1e-12, 1e-10), ("float32", 1e-6, 1e-4)])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.cpu_only("it is about the number of CPU threads")
 def test_thread_count_changes_results_only_by_rounding(dtype, rtol_lb, tol_params,
                                                        covariance_type):
     """The promise of the ``dtype`` docstring: 1 and 2 threads agree within rounding bounds."""
@@ -896,8 +897,8 @@ def test_thread_count_changes_results_only_by_rounding(dtype, rtol_lb, tol_param
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=tol_params, atol=tol_params)
 
 
-def test_sample_seed_overrides_random_state():
-    gm = GaussianMixture(3, random_state=0, device=CPU).fit(_blobs_2d())
+def test_sample_seed_overrides_random_state(device):
+    gm = GaussianMixture(3, random_state=0, device=device).fit(_blobs_2d())
     a, b, c = gm.sample(50, seed=1)[0], gm.sample(50, seed=1)[0], gm.sample(50, seed=2)[0]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.array_equal(gm.sample(50)[0], gm.sample(50, seed=0)[0])
@@ -905,7 +906,7 @@ def test_sample_seed_overrides_random_state():
         gm.sample(5, seed=-1)
 
 
-def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error():
+def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error(device):
     """Property (hypothesis): finite data of any shape and scale, any covariance type and
     dtype: fit either succeeds with finite parameters and scores, or raises ValueError with a
     message that names the problem. Never NaN, never another exception."""
@@ -925,7 +926,7 @@ def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error():
             X[: n // 2] = X[0]
         X = X * 10.0**exponent
         gm = GaussianMixture(k, covariance_type=covariance_type, dtype=dtype, random_state=0,
-                             device=CPU)
+                             device=device)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -945,18 +946,18 @@ def test_property_any_finite_data_gives_a_finite_fit_or_a_clear_error():
 
 @pytest.mark.parametrize("seed, exc", [(2**40, None), (2**64 - 1, None), (2**64, ValueError),
                                        (-1, ValueError), (1.5, TypeError), (True, TypeError)])
-def test_seeds_are_checked_in_one_place(seed, exc):
+def test_seeds_are_checked_in_one_place(seed, exc, device):
     """random_state and sample(seed=) take the course's seed range [0, 2**64) (checked by
     _core.check_seed), with the same clear errors as every other seeded function."""
     X = _blobs_2d()
     if exc is None:
-        a = GaussianMixture(3, random_state=seed, device=CPU).fit(X)
-        b = GaussianMixture(3, random_state=seed, device=CPU).fit(X)
+        a = GaussianMixture(3, random_state=seed, device=device).fit(X)
+        b = GaussianMixture(3, random_state=seed, device=device).fit(X)
         assert np.array_equal(a.means_, b.means_)
         assert np.array_equal(a.sample(5, seed=seed)[0], b.sample(5, seed=seed)[0])
         return
     with pytest.raises(exc, match="random_state"):
-        GaussianMixture(3, random_state=seed, device=CPU).fit(X)
-    gm = GaussianMixture(3, random_state=0, device=CPU).fit(X)
+        GaussianMixture(3, random_state=seed, device=device).fit(X)
+    gm = GaussianMixture(3, random_state=0, device=device).fit(X)
     with pytest.raises(exc, match="seed"):
         gm.sample(5, seed=seed)
