@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _shared import CPU, ROOT
 from scipy import stats
 from sklearn.exceptions import NotFittedError
 
 from course_lib import mrf
 from course_lib.data import flip_noise, load_binary_image, load_digits
-
-CPU = "cpu"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -78,7 +76,7 @@ def all_configurations(H: int, W: int) -> np.ndarray:
 
 def state_codes(x: torch.Tensor) -> np.ndarray:
     """Code of each configuration: bit k (row-major site k) is 1 where the spin is +1."""
-    bits = (x.reshape(len(x), -1) > 0).numpy().astype(np.int64)
+    bits = (x.reshape(len(x), -1) > 0).cpu().numpy().astype(np.int64)
     return bits @ (2 ** np.arange(bits.shape[1]))
 
 
@@ -215,7 +213,7 @@ def test_checkerboard_masks_are_proper_colourings(shape, periodic):
 
 
 def test_book_states_the_number_of_colour_classes():
-    text = (Path(__file__).resolve().parents[1] / "book" / "04_mrf.md").read_text(encoding="utf-8")
+    text = (ROOT / "book" / "04_mrf.md").read_text(encoding="utf-8")
     assert "three colour classes" in text and "four colour" not in text
     for side in range(3, 12, 2):  # every odd periodic lattice gets exactly three
         assert len(mrf.checkerboard_masks((side, side + 1), periodic=True)) == 3
@@ -269,7 +267,7 @@ def test_log_partition_refuses_big_lattices():
     ],
 )
 @pytest.mark.parametrize("method", ["gibbs", "swendsen_wang"])
-def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h, method):
+def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h, method, device):
     """Chi-square test of the empirical state frequencies against enumeration (fixed seed).
 
     Each of the 20,000 chains starts from random spins and runs 15 sweeps, far longer than
@@ -278,17 +276,17 @@ def test_sampler_matches_exact_boltzmann_distribution(shape, periodic, beta, h, 
     """
     model = mrf.IsingModel(beta=beta, h=h, periodic=periodic)
     _, probs = model.exact_distribution(shape)
-    x = model.sample(20_000, shape, n_sweeps=15, burn_in=0, method=method, seed=123, device=CPU)
+    x = model.sample(20_000, shape, n_sweeps=15, burn_in=0, method=method, seed=123, device=device)
     counts = np.bincount(state_codes(x), minlength=len(probs))
     p = chi_square_pvalue(counts, probs.numpy())
     assert p > 1e-3, f"p-value {p:.2g}: samples do not follow the Boltzmann distribution"
 
 
-def test_sampler_detects_a_wrong_temperature():
+def test_sampler_detects_a_wrong_temperature(device):
     """The same test must fail for samples drawn at another beta (the test can fail)."""
     _, probs = mrf.IsingModel(beta=0.35).exact_distribution((3, 3))
     x = mrf.IsingModel(beta=0.45).sample(
-        20_000, (3, 3), n_sweeps=15, burn_in=0, method="gibbs", seed=123, device=CPU
+        20_000, (3, 3), n_sweeps=15, burn_in=0, method="gibbs", seed=123, device=device
     )
     counts = np.bincount(state_codes(x), minlength=len(probs))
     assert chi_square_pvalue(counts, probs.numpy()) < 1e-6
@@ -299,14 +297,14 @@ def test_sampler_detects_a_wrong_temperature():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("T", [1.5, 2.0])
-def test_magnetization_below_tc_matches_yang(T):
+def test_magnetization_below_tc_matches_yang(T, device):
     """64×64 periodic lattice; starting all-up puts the chains in one of the two ordered
     phases at once (a random start would form domains that take very long to coarsen);
     at these temperatures the correlation length is a few sites, so 64×64 is already
     close to the infinite lattice. Average |M| over 32 chains × 200 sweeps after 100."""
     model = mrf.IsingModel(beta=1.0 / T)
     _, st = model.sample(
-        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=CPU, return_stats=True,
+        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=device, return_stats=True,
         method="gibbs",
     )
     m = st["magnetization"][st["burn_in"] :].abs().mean().item()
@@ -314,38 +312,41 @@ def test_magnetization_below_tc_matches_yang(T):
 
 
 @pytest.mark.slow
-def test_disordered_above_tc_and_energy_matches_onsager():
+def test_disordered_above_tc_and_energy_matches_onsager(device):
     """T = 3.5: no spontaneous magnetisation; T = 3.0: energy per spin of Onsager's formula."""
     _, st = mrf.IsingModel(beta=1 / 3.5).sample(
-        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=CPU, return_stats=True,
+        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=device, return_stats=True,
         method="gibbs",
     )
     assert st["magnetization"][100:].abs().mean().item() < 0.1
     _, st = mrf.IsingModel(beta=1 / 3.0).sample(
-        16, (64, 64), n_sweeps=200, burn_in=100, seed=2, device=CPU, return_stats=True,
+        16, (64, 64), n_sweeps=200, burn_in=100, seed=2, device=device, return_stats=True,
         method="gibbs",
     )
     u = st["energy"][100:].mean().item()
     assert u == pytest.approx(mrf.onsager_energy_per_spin(3.0), abs=0.02)
 
 
-def test_sample_stats_layout_and_init():
+def test_sample_stats_layout_and_init(device):
     model = mrf.IsingModel(beta=0.2)
-    x, st = model.sample(3, (8, 6), n_sweeps=4, burn_in=2, seed=0, device=CPU, return_stats=True,
+    x, st = model.sample(3, (8, 6), n_sweeps=4, burn_in=2, seed=0, device=device, return_stats=True,
                          method="gibbs")
     assert x.shape == (3, 8, 6) and x.dtype == torch.float32
     assert st["magnetization"].shape == (6, 3) and st["energy"].shape == (6, 3)
     # the recorded energy per spin is that of the chain's state (last sweep = final state)
+    x = x.cpu()
     np.testing.assert_allclose(st["energy"][-1].numpy(), model.energy(x).numpy() / 48, atol=1e-6)
     np.testing.assert_allclose(st["magnetization"][-1].numpy(), x.mean((1, 2)).numpy(), atol=1e-6)
-    x0 = model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init="up", device=CPU)
-    assert torch.equal(x0, torch.ones(2, 4, 4))
+    x0 = model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init="up", device=device)
+    assert torch.equal(x0.cpu(), torch.ones(2, 4, 4))
     init = -torch.ones(4, 4)
     assert torch.equal(
-        model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init=init, device=CPU), -torch.ones(2, 4, 4)
+        model.sample(2, (4, 4), n_sweeps=0, burn_in=0, init=init, device=device).cpu(),
+        -torch.ones(2, 4, 4),
     )
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_same_seed_same_samples():
     model = mrf.IsingModel(beta=0.4)
     a = model.sample(4, (16, 16), n_sweeps=10, seed=7, device=CPU)
@@ -360,11 +361,11 @@ def test_same_seed_same_samples():
 
 
 @pytest.fixture(scope="module")
-def ising_samples():
+def ising_samples(device):
     """200 samples of a 32×32 periodic lattice at beta = 0.3 (well above T_c)."""
     return mrf.IsingModel(beta=0.3).sample(
-        200, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=11, device=CPU
-    )
+        200, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=11, device=device
+    ).cpu()
 
 
 def test_pseudolikelihood_recovers_beta(ising_samples):
@@ -378,17 +379,17 @@ def test_pseudolikelihood_recovers_beta(ising_samples):
     assert best >= model.pseudo_log_likelihood(ising_samples, beta=model.beta_ * 0.98)
 
 
-def test_pseudolikelihood_with_field():
+def test_pseudolikelihood_with_field(device):
     x = mrf.IsingModel(beta=0.3, h=0.2).sample(
-        100, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=3, device=CPU
+        100, (32, 32), n_sweeps=100, burn_in=0, method="gibbs", seed=3, device=device
     )
     model = mrf.IsingModel(beta=1.0).fit(x, fit_h=True)
     assert model.beta_ == pytest.approx(0.3, rel=0.05)
     assert model.h_ == pytest.approx(0.2, abs=0.03)
 
 
-def test_sml_recovers_beta(ising_samples):
-    model = mrf.IsingModel(beta=0.1).fit(ising_samples, method="sml", seed=0, device=CPU)
+def test_sml_recovers_beta(ising_samples, device):
+    model = mrf.IsingModel(beta=0.1).fit(ising_samples, method="sml", seed=0, device=device)
     assert model.beta_ == pytest.approx(0.3, rel=0.10)
     assert len(model.history_["beta"]) == 400
     # the gradient E_data[φ] - E_model[φ] has (nearly) vanished at the end
@@ -433,11 +434,11 @@ def horse():
 
 
 @pytest.mark.slow
-def test_graphcut_beats_icm_and_annealing_on_horse(horse):
+def test_graphcut_beats_icm_and_annealing_on_horse(horse, device):
     clean, noisy = horse
     d = mrf.BinaryDenoiser(coupling=1.0, noise_rate=0.1)
     results = {
-        m: d.denoise(noisy, method=m, seed=0, device=CPU) for m in ("graphcut", "icm", "anneal")
+        m: d.denoise(noisy, method=m, seed=0, device=device) for m in ("graphcut", "icm", "anneal")
     }
     energy = {m: d.energy(r, noisy) for m, r in results.items()}
     assert energy["graphcut"] <= energy["icm"] + 1e-6
@@ -448,15 +449,15 @@ def test_graphcut_beats_icm_and_annealing_on_horse(horse):
 
 
 @pytest.mark.slow
-def test_other_methods_restore_horse(horse):
+def test_other_methods_restore_horse(horse, device):
     clean, noisy = horse
     d = mrf.BinaryDenoiser(coupling=1.0, noise_rate=0.1)
     for method in ("gibbs", "mean_field"):
-        labels, history = d.denoise(noisy, method=method, seed=0, device=CPU, return_history=True)
+        labels, history = d.denoise(noisy, method=method, seed=0, device=device, return_history=True)
         assert labels.shape == clean.shape and set(np.unique(labels)) <= {0, 1}
         assert (labels != clean).mean() < 0.05
         assert len(history) > 0
-    q = d.posterior_marginals(noisy, n_sweeps=50, burn_in=10, seed=0, device=CPU)
+    q = d.posterior_marginals(noisy, n_sweeps=50, burn_in=10, seed=0, device=device)
     assert q.shape == clean.shape and q.min() >= 0 and q.max() <= 1
     # the marginals are confident and mostly right: mean probability of the true label
     assert np.where(clean == 1, q, 1 - q).mean() > 0.9
@@ -464,15 +465,16 @@ def test_other_methods_restore_horse(horse):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("init", [0.3, 0.02])
-def test_em_recovers_noise_rate(horse, init):
+def test_em_recovers_noise_rate(horse, init, device):
     _, noisy = horse
     d = mrf.BinaryDenoiser(coupling=1.0, noise_rate=0.25).fit_noise_rate(
-        noisy, init=init, seed=0, device=CPU
+        noisy, init=init, seed=0, device=device
     )
     assert d.noise_rate_ == pytest.approx(0.1, abs=0.02)
     assert d.history_["noise_rate"][0] == init
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_denoise_same_seed_same_result(horse):
     _, noisy = horse
     noisy = noisy[100:164, 100:164]
@@ -493,8 +495,8 @@ def digits_binary():
 
 
 @pytest.mark.slow
-def test_pairwise_mrf_learns_digits(digits_binary):
-    model = mrf.PairwiseMRF(device=CPU).fit(digits_binary, seed=0)
+def test_pairwise_mrf_learns_digits(digits_binary, device):
+    model = mrf.PairwiseMRF(device=device).fit(digits_binary, seed=0)
     pll = model.history_["pseudo_log_likelihood"]
     assert pll[-1] > pll[0] + 5  # nats per image
     assert np.mean(pll[-10:]) > np.mean(pll[-60:-50])
@@ -503,7 +505,7 @@ def test_pairwise_mrf_learns_digits(digits_binary):
     samples = model.sample(200, n_sweeps=100, seed=0)
     assert samples.shape == (200, 1, 8, 8)
     assert set(samples.unique().tolist()) <= {0.0, 1.0}
-    corr = np.corrcoef(samples.mean(0).flatten(), digits_binary.mean(0).flatten())[0, 1]
+    corr = np.corrcoef(samples.mean(0).flatten().cpu(), digits_binary.mean(0).flatten())[0, 1]
     assert corr > 0.9
     # held-out pseudo-likelihood beats the independent-pixel start
     X_test, _ = load_digits("test")
@@ -511,6 +513,7 @@ def test_pairwise_mrf_learns_digits(digits_binary):
     assert model.pseudo_log_likelihood(X_test, threshold=0.5, reduction="none").shape == (359,)
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_pairwise_mrf_sml_and_seed(digits_binary):
     a = mrf.PairwiseMRF(n_chains=64, device=CPU).fit(
         digits_binary[:300], method="sml", n_epochs=3, seed=1
@@ -576,6 +579,7 @@ def _denoiser_bad_calls():
 
 
 def _pairwise_bad_calls():
+    # built at collection time, before any fixture: the CPU (input is refused before use)
     X = np.zeros((5, 1, 8, 8))
     return [
         ("X", lambda: mrf.PairwiseMRF(device=CPU).fit(np.full((5, 1, 8, 8), 0.5))),
@@ -612,9 +616,8 @@ def test_state_index_matches_exact_distribution_order():
 def test_benchmark_quick_smoke_run(capsys):
     """benchmarks/mrf_gibbs.py --quick runs and prints both tables."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mrf_gibbs.py"
+    path = ROOT / "benchmarks" / "mrf_gibbs.py"
     spec = importlib.util.spec_from_file_location("mrf_gibbs_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -627,29 +630,29 @@ def test_benchmark_quick_smoke_run(capsys):
     assert "Table 1" in out and "Table 2" in out and "graphcut" in out
 
 
-def _tiny_pairwise_model(seed=0):
+def _tiny_pairwise_model(device, seed=0):
     """A PairwiseMRF over 1×2×3 'images' (D = 6) with random couplings, set by hand."""
     g = torch.Generator().manual_seed(seed)
     D = 6
     U = torch.randn(D, D, generator=g) * 0.6
     W = (U + U.T) / 2 * (1 - torch.eye(D))
-    model = mrf.PairwiseMRF(device=CPU)
-    model.W_, model.b_ = W, torch.randn(D, generator=g) * 0.5
+    model = mrf.PairwiseMRF(device=device)
+    model.W_, model.b_ = W.to(device), (torch.randn(D, generator=g) * 0.5).to(device)
     model.image_shape_ = (1, 2, 3)
     return model
 
 
 def _tiny_pairwise_exact(model):
     """All 64 images and p(s) ∝ exp(½ sᵀ W s + bᵀ s) by enumeration."""
-    W, b = model.W_.double().numpy(), model.b_.double().numpy()
+    W, b = model.W_.double().cpu().numpy(), model.b_.double().cpu().numpy()
     s = np.array(list(itertools.product([-1.0, 1.0], repeat=6)))
     log_w = 0.5 * np.einsum("ni,ij,nj->n", s, W, s) + s @ b
     p = np.exp(log_w - log_w.max())
     return s, p / p.sum()
 
 
-def test_pairwise_mrf_pseudo_likelihood_matches_enumeration():
-    model = _tiny_pairwise_model()
+def test_pairwise_mrf_pseudo_likelihood_matches_enumeration(device):
+    model = _tiny_pairwise_model(device)
     s, p = _tiny_pairwise_exact(model)
     index = {tuple(row): k for k, row in enumerate(s)}
     expected = []
@@ -668,12 +671,12 @@ def test_pairwise_mrf_pseudo_likelihood_matches_enumeration():
 
 
 @pytest.mark.parametrize("scan", ["sequential", "random"])
-def test_pairwise_mrf_gibbs_matches_enumeration(scan):
-    model = _tiny_pairwise_model(seed=1)
+def test_pairwise_mrf_gibbs_matches_enumeration(scan, device):
+    model = _tiny_pairwise_model(device, seed=1)
     s, p = _tiny_pairwise_exact(model)
     x = model.sample(20_000, n_sweeps=10, seed=5, scan=scan)
     assert x.shape == (20_000, 1, 2, 3)
-    bits = x.reshape(len(x), -1).numpy().astype(np.int64)
+    bits = x.reshape(len(x), -1).cpu().numpy().astype(np.int64)
     # itertools.product order: the first site is the most significant bit
     codes = bits @ (2 ** np.arange(5, -1, -1))
     counts = np.bincount(codes, minlength=64)
