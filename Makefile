@@ -6,7 +6,9 @@
 #                   at desktop and phone width (needs Debian's `chromium`; .ci/run installs it)
 #   make lab        JupyterLab on the notebooks, with the course's kernel
 #   make exercises  regenerate exercises/ from solutions/ (nbgrader ClearSolutions)
-#   make bench      the side-by-side benchmarks
+#   make bench      the side-by-side benchmarks (rewrites benchmarks/results/)
+#   make regen      regenerate every generated file (tools/generated.py lists them)
+#   make check-generated  fail if a generated file is out of date (the quick checks)
 #   make lint       ruff
 
 PYTHON ?= python3.11
@@ -20,7 +22,7 @@ PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: all venv npm book browser-test test test-unit test-notebooks test-exercises test-gpu lab exercises \
-        bench lint clean freeze check-python
+        bench regen check-generated lint clean freeze check-python
 
 all: test
 
@@ -57,9 +59,11 @@ book: $(STAMP) $(NPM_STAMP)
 
 # Screenshots of every page go to _build/screenshots (not committed). Tests the last build
 # (`make book` first after a change); builds the book only when there is none, so that CI's
-# `make book` followed by `make browser-test` executes the notebooks once.
+# `make book` followed by `make browser-test` executes the notebooks once. It also runs the
+# tests marked `book_html` (they read the built HTML), which `make test` leaves out.
 browser-test: $(STAMP)
 	@test -f _build/html/index.html || $(MAKE) book
+	COURSE_REQUIRE_BOOK=1 $(BIN)/python -m pytest tests -m book_html -q -p no:cacheprovider
 	$(BIN)/python tools/browser_check.py _build/html
 
 test-unit: $(STAMP)
@@ -69,14 +73,15 @@ test-notebooks: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(PYTEST_PAR) -q -p no:cacheprovider \
 	  notebooks solutions
 
+# Everything but the tests that read the built book (`book_html`: `make browser-test` runs them).
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_PAR) -q -m "not book_html" \
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
 test-gpu: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else \
 	  'make test-gpu: no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is False)')"
-	$(TEST_ENV) COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q \
+	$(TEST_ENV) COURSE_DEVICE=cuda $(BIN)/python -m pytest $(PYTEST_PAR) -q -m "not book_html" \
 	  tests --nbval-lax --nbval-current-env notebooks solutions
 
 # Opens on notebooks/; the kernel "Python 3 (course)" is the .venv's (installed by $(STAMP)).
@@ -89,12 +94,19 @@ lab: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
 
+# Each benchmark writes its table to benchmarks/results/ (gan_modes.py prints its lines, which
+# benchmarks/results/gan_modes_cpu.txt collects): tools/generated.py's "benchmarks" row.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/gmm_vs_sklearn.py
-	$(BIN)/python benchmarks/mrf_gibbs.py
-	$(BIN)/python benchmarks/mrf_cluster.py
-	$(BIN)/python benchmarks/gan_modes.py
-	$(BIN)/python benchmarks/vae_digits.py
+	$(BIN)/python tools/generated.py regen benchmarks
+
+# Every generated file, with its command, is one row of tools/generated.py (`list` prints them):
+# exercises/, book/bad_inputs.md, the glossary's order, the shipped classifier, requirements.txt,
+# the benchmark results, the timings quoted in the README and the instructors' page.
+regen: $(STAMP)
+	$(BIN)/python tools/generated.py regen
+
+check-generated: $(STAMP)
+	$(BIN)/python tools/generated.py check
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests benchmarks tools
