@@ -304,8 +304,8 @@ def test_magnetization_below_tc_matches_yang(T, device):
     close to the infinite lattice. Average |M| over 32 chains × 200 sweeps after 100."""
     model = mrf.IsingModel(beta=1.0 / T)
     _, st = model.sample(
-        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=device, return_stats=True,
-        method="gibbs",
+        32, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=0, device=device,
+        return_stats=True, method="gibbs",
     )
     m = st["magnetization"][st["burn_in"] :].abs().mean().item()
     assert m == pytest.approx(mrf.onsager_magnetization(T), abs=0.02)
@@ -315,8 +315,8 @@ def test_magnetization_below_tc_matches_yang(T, device):
 def test_disordered_above_tc_and_energy_matches_onsager(device):
     """T = 3.5: no spontaneous magnetisation; T = 3.0: energy per spin of Onsager's formula."""
     _, st = mrf.IsingModel(beta=1 / 3.5).sample(
-        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=device, return_stats=True,
-        method="gibbs",
+        16, (64, 64), n_sweeps=200, burn_in=100, init="up", seed=1, device=device,
+        return_stats=True, method="gibbs",
     )
     assert st["magnetization"][100:].abs().mean().item() < 0.1
     _, st = mrf.IsingModel(beta=1 / 3.0).sample(
@@ -453,7 +453,8 @@ def test_other_methods_restore_horse(horse, device):
     clean, noisy = horse
     d = mrf.BinaryDenoiser(coupling=1.0, noise_rate=0.1)
     for method in ("gibbs", "mean_field"):
-        labels, history = d.denoise(noisy, method=method, seed=0, device=device, return_history=True)
+        labels, history = d.denoise(noisy, method=method, seed=0, device=device,
+                                    return_history=True)
         assert labels.shape == clean.shape and set(np.unique(labels)) <= {0, 1}
         assert (labels != clean).mean() < 0.05
         assert len(history) > 0
