@@ -29,6 +29,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from _shared import CPU
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import estimator_checks_generator
 from sklearn.utils.validation import check_is_fitted
@@ -37,7 +38,18 @@ from course_lib import mrf
 from course_lib.gan import GAN
 from course_lib.vae import VAE
 
-CPU = "cpu"
+# The whole file stays on the CPU, whatever COURSE_DEVICE says: scikit-learn's checks compare
+# refits, pickles and batches bit for bit (or to 1e-7), which the course promises on the CPU
+# only; and the estimators below are built at collection time, before any fixture.
+pytestmark = pytest.mark.cpu_only("scikit-learn's estimator checks: bit-for-bit comparisons, "
+                                  "promised on the CPU only")
+
+
+@pytest.fixture(autouse=True)
+def _on_the_cpu(monkeypatch):
+    """The estimators left at ``device=None`` (IsingModel, BinaryDenoiser) follow
+    COURSE_DEVICE: the CPU here too."""
+    monkeypatch.setenv("COURSE_DEVICE", CPU)
 
 
 class _PairwiseMRFUnder2DChecks(mrf.PairwiseMRF):
