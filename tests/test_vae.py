@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _shared import CPU
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from torch import nn
@@ -159,12 +160,12 @@ def test_pixel_histogram_baseline():
 # ---------------------------------------------------------------- a linear-Gaussian VAE
 
 
-def _linear_gaussian_vae(W, b, s2, enc_scale=1.0):
-    """A fitted VAE whose decoder is x | z ~ N(Wz + b, s2 I) and whose encoder is the exact
-    posterior (orthogonal W), with its variance multiplied by ``enc_scale``."""
+def _linear_gaussian_vae(device, W, b, s2, enc_scale=1.0):
+    """A fitted VAE on ``device`` whose decoder is x | z ~ N(Wz + b, s2 I) and whose encoder is
+    the exact posterior (orthogonal W), with its variance multiplied by ``enc_scale``."""
     D, d = W.shape
     model = VAE(latent_dim=d, likelihood="gaussian", hidden=(4,), epochs=1, batch_size=8,
-                random_state=0, device="cpu", progress=False,
+                random_state=0, device=device, progress=False,
                 encoder=lambda i, o: nn.Linear(i, o), decoder=lambda i, o: nn.Linear(i, o))
     model.fit(np.random.default_rng(0).normal(size=(16, D)).astype(np.float32))
     M = W.T @ W + s2 * np.eye(d)
@@ -194,9 +195,9 @@ def _orthogonal_problem(seed=0, D=6, d=2, s2=0.5):
     return W, b, s2, x.astype(np.float32)
 
 
-def test_linear_gaussian_vae_exact_posterior_elbo_equals_log_p():
+def test_linear_gaussian_vae_exact_posterior_elbo_equals_log_p(device):
     W, b, s2, x = _orthogonal_problem()
-    model = _linear_gaussian_vae(W, b, s2)
+    model = _linear_gaussian_vae(device, W, b, s2)
     exact = vae.affine_marginal_log_prob(x, W, b, s2).numpy()
     # q is the posterior: every importance weight p(x, z) / q(z | x) equals p(x) exactly
     np.testing.assert_allclose(model.log_weights(x, 3, seed=0), exact[:, None].repeat(3, 1),
@@ -207,9 +208,9 @@ def test_linear_gaussian_vae_exact_posterior_elbo_equals_log_p():
     np.testing.assert_allclose(elbo, exact, atol=0.25)
 
 
-def test_linear_gaussian_vae_iwae_converges_to_exact_log_p():
+def test_linear_gaussian_vae_iwae_converges_to_exact_log_p(device):
     W, b, s2, x = _orthogonal_problem(seed=1)
-    model = _linear_gaussian_vae(W, b, s2, enc_scale=4.0)  # a too-wide q: a real gap
+    model = _linear_gaussian_vae(device, W, b, s2, enc_scale=4.0)  # a too-wide q: a real gap
     exact = vae.affine_marginal_log_prob(x, W, b, s2).numpy()
     elbo = np.mean([model.elbo(x, seed=s).elbo for s in range(200)], axis=0)
     assert np.all(elbo < exact - 0.3)
@@ -229,10 +230,10 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def small_vae(digits):
+def small_vae(digits, device):
     Xtr = digits[0]
     return VAE(latent_dim=4, hidden=(64,), epochs=8, batch_size=64, lr=3e-3, random_state=0,
-               device="cpu", progress=False).fit(Xtr)
+               device=device, progress=False).fit(Xtr)
 
 
 def test_elbo_below_iwae_and_iwae_non_decreasing_in_k(small_vae, digits):
@@ -290,10 +291,11 @@ def test_shapes_and_methods(small_vae, digits):
     assert np.isfinite(small_vae.score(X))
 
 
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
 def test_determinism(digits):
     Xtr = digits[0][:200]
     kw = dict(latent_dim=2, hidden=(16,), epochs=2, batch_size=50, random_state=3,
-              device="cpu", progress=False)
+              device=CPU, progress=False)
     a, b = VAE(**kw).fit(Xtr), VAE(**kw).fit(Xtr)
     assert a.history_["elbo"] == b.history_["elbo"]
     np.testing.assert_array_equal(a.sample(5, seed=1), b.sample(5, seed=1))
@@ -303,26 +305,26 @@ def test_determinism(digits):
     assert c.get_params() == a.get_params() and not hasattr(c, "decoder_")
 
 
-def test_point_data_and_other_likelihoods():
+def test_point_data_and_other_likelihoods(device):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 3)).astype(np.float32)
     m = VAE(latent_dim=2, likelihood="gaussian", hidden=(8,), epochs=2, random_state=0,
-            device="cpu", progress=False).fit(X)
+            device=device, progress=False).fit(X)
     assert m.sample(4).shape == (4, 3)
     assert m.log_likelihood(X[:3], 5).shape == (3,)
     B = (rng.random((60, 1, 4, 4)) > 0.5).astype(np.float32)
     mb = VAE(latent_dim=2, likelihood="bernoulli", hidden=(8,), epochs=2, random_state=0,
-             device="cpu", progress=False).fit(B)
+             device=device, progress=False).fit(B)
     assert set(np.unique(mb.sample(5, draw=True))) <= {0.0, 1.0}
     assert np.all(mb.log_likelihood(B[:4], 10) < 0)  # a probability of a binary image
     mc = VAE(latent_dim=2, likelihood="categorical", hidden=(8,), epochs=1, random_state=0,
-             device="cpu", progress=False).fit(rng.random((40, 1, 2, 2)))
+             device=device, progress=False).fit(rng.random((40, 1, 2, 2)))
     assert mc.sample(3).shape == (3, 1, 2, 2)
 
 
-def test_conditional(digits):
+def test_conditional(digits, device):
     Xtr, ytr = digits[0][:300], digits[1][:300]
-    m = VAE(latent_dim=2, hidden=(16,), epochs=2, random_state=0, device="cpu",
+    m = VAE(latent_dim=2, hidden=(16,), epochs=2, random_state=0, device=device,
             progress=False).fit(Xtr, ytr)
     assert m.classes_.tolist() == list(range(10))
     imgs, labels = m.sample(12, seed=0, return_labels=True)
@@ -335,34 +337,34 @@ def test_conditional(digits):
         m.sample(2, labels=[11, 12])
 
 
-def test_validation_split_and_early_stopping(digits):
+def test_validation_split_and_early_stopping(digits, device):
     Xtr = digits[0][:300]
     m = VAE(latent_dim=2, hidden=(16,), epochs=40, lr=3e-2, validation_fraction=0.2,
-            n_iter_no_change=2, random_state=0, device="cpu", progress=False).fit(Xtr)
+            n_iter_no_change=2, random_state=0, device=device, progress=False).fit(Xtr)
     assert 1 <= len(m.history_["val_elbo"]) == m.n_epochs_ <= 40
     assert m.best_epoch_ == 1 + int(np.argmax(m.history_["val_elbo"]))
 
 
-def test_bad_input_is_refused(small_vae, digits):
+def test_bad_input_is_refused(small_vae, digits, device):
     X = digits[0][:50]
     with pytest.raises(ValueError, match="latent_dim"):
         VAE(latent_dim=0).fit(X)
     with pytest.raises(ValueError, match="likelihood"):
         VAE(likelihood="poisson").fit(X)
     with pytest.raises(ValueError, match=r"X must be in \[0, 1\]"):
-        VAE(progress=False, device="cpu").fit(X * 2)
+        VAE(progress=False, device=device).fit(X * 2)
     with pytest.raises(ValueError, match="X must contain only 0 and 1"):
-        VAE(likelihood="bernoulli", progress=False, device="cpu").fit(X)
+        VAE(likelihood="bernoulli", progress=False, device=device).fit(X)
     with pytest.raises(ValueError, match="X"):
-        VAE(progress=False, device="cpu").fit(X[:, 0, 0, 0])
+        VAE(progress=False, device=device).fit(X[:, 0, 0, 0])
     bad = X.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        VAE(progress=False, device="cpu").fit(bad)
+        VAE(progress=False, device=device).fit(bad)
     with pytest.raises(ValueError, match="shape"):
         small_vae.log_likelihood(X.reshape(50, 64), 2)
     with pytest.raises(ValueError, match="y"):
-        VAE(progress=False, device="cpu").fit(X, np.zeros(3))
+        VAE(progress=False, device=device).fit(X, np.zeros(3))
     with pytest.raises(ValueError, match="labels"):
         small_vae.sample(2, labels=[1, 2])
     with pytest.raises(ValueError, match="Z"):
@@ -371,7 +373,7 @@ def test_bad_input_is_refused(small_vae, digits):
         VAE().sample(2)
 
 
-def test_divergence_raises_and_leaves_the_model_unchanged(small_vae, digits):
+def test_divergence_raises_and_leaves_the_model_unchanged(small_vae, digits, device):
     class NaNDecoder(nn.Module):
         def __init__(self, i, o):
             super().__init__()
@@ -381,7 +383,7 @@ def test_divergence_raises_and_leaves_the_model_unchanged(small_vae, digits):
             return self.lin(z) * float("nan")
 
     m = VAE(latent_dim=2, hidden=(8,), epochs=1, decoder=NaNDecoder, random_state=0,
-            device="cpu", progress=False)
+            device=device, progress=False)
     with pytest.raises(DivergenceError):
         m.fit(digits[0][:64])
     assert not hasattr(m, "decoder_")
@@ -393,10 +395,10 @@ def test_divergence_raises_and_leaves_the_model_unchanged(small_vae, digits):
     np.testing.assert_array_equal(fitted.sample(3, seed=0), before)
 
 
-def test_save_and_load(small_vae, digits, tmp_path):
+def test_save_and_load(small_vae, digits, tmp_path, device):
     path = tmp_path / "vae.pt"
     small_vae.save(path)
-    loaded = VAE.load(path, device="cpu")
+    loaded = VAE.load(path, device=device)
     X = digits[2][:6]
     np.testing.assert_allclose(loaded.log_likelihood(X, 20, seed=0),
                                small_vae.log_likelihood(X, 20, seed=0), rtol=1e-6)
