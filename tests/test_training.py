@@ -230,34 +230,34 @@ def test_flags_must_be_booleans():
         train_loop(lambda t: {"loss": 1.0}, 2, progress="no")
 
 
-def test_fit_cached_accepts_a_torch_device(tmp_path):
+def test_fit_cached_accepts_a_torch_device(tmp_path, device):
     from course_lib.training import fit_cached
 
     X, y = _data()
-    fit_cached(Line(device=torch.device("cpu")), X, y, folder=tmp_path)
+    fit_cached(Line(device=torch.device(device)), X, y, folder=tmp_path)
     assert len(list(tmp_path.glob("Line_*.pt"))) == 1
-    again = fit_cached(Line(device=torch.device("cpu")), X, y, folder=tmp_path)
-    assert again.device == "cpu"
+    again = fit_cached(Line(device=torch.device(device)), X, y, folder=tmp_path)
+    assert again.device == device
 
 
 # ---------------------------------------------------------------- labels asked of sample()
 
 
-def _conditional_models():
+def _conditional_models(device):
     from course_lib.data import load_digits
     from course_lib.gan import GAN
     from course_lib.vae import VAE
 
     X, y = load_digits("train")
     Xd, yd = load_digits("train", dequantize=True)
-    gan = GAN(n_steps=5, rejection_steps=2, progress=False, random_state=0, device="cpu")
-    vae = VAE(epochs=1, hidden=(16,), progress=False, random_state=0, device="cpu")
+    gan = GAN(n_steps=5, rejection_steps=2, progress=False, random_state=0, device=device)
+    vae = VAE(epochs=1, hidden=(16,), progress=False, random_state=0, device=device)
     return {"GAN": gan.fit(X[:200], y[:200]), "VAE": vae.fit(Xd[:200], yd[:200])}
 
 
 @pytest.fixture(scope="module")
-def conditional_models():
-    return _conditional_models()
+def conditional_models(device):
+    return _conditional_models(device)
 
 
 @pytest.mark.parametrize("name", ["GAN", "VAE"])
