@@ -306,7 +306,7 @@ SHIPPED_ASSETS = metrics._ASSETS
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
+def cache_dir(tmp_path_factory, device):
     """A fresh cache folder for this module, and no shipped weights: the classifier is trained
     once, here, as on a machine without ``course_lib/assets``."""
     path = tmp_path_factory.mktemp("course_cache")
@@ -314,7 +314,7 @@ def cache_dir(tmp_path_factory):
         mp.setenv("COURSE_CACHE_DIR", str(path))
         mp.setattr(metrics, "_ASSETS", tmp_path_factory.mktemp("no_assets"))
         metrics._CLASSIFIER_MEMO.clear()
-        metrics.digit_classifier("cpu")
+        metrics.digit_classifier(device)
         yield path
     metrics._CLASSIFIER_MEMO.clear()
 
@@ -324,11 +324,11 @@ def test_classifier_accuracy(cache_dir):
     assert metrics.classifier_accuracy("train") >= 0.97
 
 
-def test_classifier_cached_and_deterministic(cache_dir, tmp_path, monkeypatch):
+def test_classifier_cached_and_deterministic(cache_dir, tmp_path, monkeypatch, device):
     files = list(cache_dir.glob("digit_cnn_*.pt"))
     assert len(files) == 1 and not list(cache_dir.glob("*.tmp"))
     mtime = os.stat(files[0]).st_mtime_ns
-    first = metrics.digit_classifier("cpu")
+    first = metrics.digit_classifier(device)
 
     # Second call with the memo cleared: loaded from disk, not retrained.
     metrics._CLASSIFIER_MEMO.clear()
@@ -338,14 +338,14 @@ def test_classifier_cached_and_deterministic(cache_dir, tmp_path, monkeypatch):
 
     with monkeypatch.context() as mp:
         mp.setattr(metrics, "_train_classifier", no_training)
-        loaded = metrics.digit_classifier("cpu")
+        loaded = metrics.digit_classifier(device)
     assert os.stat(files[0]).st_mtime_ns == mtime
     assert loaded is not first
 
     # Training again from scratch in another folder gives bit-identical weights.
     metrics._CLASSIFIER_MEMO.clear()
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    retrained = metrics.digit_classifier("cpu")
+    retrained = metrics.digit_classifier(device)
     assert len(list(tmp_path.glob("digit_cnn_*.pt"))) == 1
     a, b = first.state_dict(), retrained.state_dict()
     assert a.keys() == b.keys()
@@ -508,7 +508,7 @@ def test_fid_of_features_is_frechet_of_fitted_gaussians():
 # ---------------------------------------------------------------- the shipped classifier
 
 
-def test_the_shipped_classifier_is_what_training_gives(cache_dir):
+def test_the_shipped_classifier_is_what_training_gives(cache_dir, device):
     """The weights in course_lib/assets are those tools/ship_classifier.py gets from
     _train_classifier(): on the machine that made them, bit for bit; on another CPU (other
     float kernels) the same network up to rounding, which after 20 epochs shows as a few
@@ -518,11 +518,11 @@ def test_the_shipped_classifier_is_what_training_gives(cache_dir):
     shipped = metrics.DigitCNN()
     shipped.load_state_dict(torch.load(shipped_path, weights_only=True))
     assert metrics._classifier_problem(shipped) is None
-    trained = metrics.digit_classifier("cpu")  # trained in this module's fixture
+    trained = metrics.digit_classifier(device)  # trained in this module's fixture
     X, y = load_digits("all")
     with torch.no_grad():
         a = shipped.eval()(torch.from_numpy(X)).argmax(1).numpy()
-        b = trained(torch.from_numpy(X)).argmax(1).numpy()
+        b = trained(torch.from_numpy(X).to(device)).argmax(1).cpu().numpy()
     assert (a == b).mean() >= 0.98
     assert abs((a == y).mean() - (b == y).mean()) <= 0.01
     info = json.loads((SHIPPED_ASSETS / "digit_cnn.json").read_text())
@@ -547,23 +547,23 @@ def shipped_only(tmp_path, monkeypatch):
     metrics._CLASSIFIER_MEMO.clear()
 
 
-def test_the_shipped_classifier_is_used_without_training(shipped_only, recwarn):
+def test_the_shipped_classifier_is_used_without_training(shipped_only, recwarn, device):
     path, cache, trained = shipped_only
-    model = metrics.digit_classifier("cpu")
+    model = metrics.digit_classifier(device)
     assert trained == [] and not list(cache.glob("digit_cnn_*"))
     assert not [w for w in recwarn if "classifier" in str(w.message)]
     expected = torch.load(path, weights_only=True)
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
 
 
-def test_a_damaged_shipped_classifier_is_reported_and_not_used(shipped_only):
+def test_a_damaged_shipped_classifier_is_reported_and_not_used(shipped_only, device):
     path, cache, trained = shipped_only
     path.write_bytes(_flip_byte(path.read_bytes()))
     # falls back to training (here a fake that returns an untrained network, which fails the
     # sanity check: the error says so instead of scoring with it)
     with pytest.warns(UserWarning, match="shipped digit classifier .* not usable.*checksum"):
         with pytest.raises(RuntimeError, match="sanity check after training"):
-            metrics.digit_classifier("cpu")
+            metrics.digit_classifier(device)
     assert trained == [True]
 
 
@@ -614,7 +614,7 @@ def _flip_byte(data: bytes) -> bytes:
     ["truncated", "flipped byte", "missing checksum", "nan weights", "other architecture",
      "useless network"],
 )
-def test_a_damaged_classifier_cache_is_detected_and_rebuilt(fresh_cache, damage):
+def test_a_damaged_classifier_cache_is_detected_and_rebuilt(fresh_cache, damage, device):
     path, trained = fresh_cache
     digest = path.with_name(path.name + ".sha256")
     if damage == "truncated":
@@ -633,19 +633,19 @@ def test_a_damaged_classifier_cache_is_detected_and_rebuilt(fresh_cache, damage)
         torch.save(state, path)
         digest.write_text(metrics._file_digest(path))
     with pytest.warns(UserWarning, match="not usable.*retraining"):
-        model = metrics.digit_classifier("cpu")
+        model = metrics.digit_classifier(device)
     assert trained == [True]
     assert metrics._classifier_problem(model) is None
     assert digest.read_text().strip() == metrics._file_digest(path)  # rewritten, and intact
     # and the repaired cache is then used without retraining
     metrics._CLASSIFIER_MEMO.clear()
-    metrics.digit_classifier("cpu")
+    metrics.digit_classifier(device)
     assert trained == [True]
 
 
-def test_an_intact_cache_is_loaded_without_warning(fresh_cache, recwarn):
+def test_an_intact_cache_is_loaded_without_warning(fresh_cache, recwarn, device):
     path, trained = fresh_cache
-    metrics.digit_classifier("cpu")
+    metrics.digit_classifier(device)
     assert trained == [] and not [w for w in recwarn if "classifier" in str(w.message)]
 
 
@@ -660,8 +660,8 @@ def test_classifier_lives_in_the_course_cache_folder(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def floor(cache_dir):
-    return metrics.evaluate_floor(n_draws=4, device="cpu")
+def floor(cache_dir, device):
+    return metrics.evaluate_floor(n_draws=4, device=device)
 
 
 def _gaussian_sampler():
@@ -691,8 +691,8 @@ def test_protocol_floor_is_real_vs_real(floor):
     assert floor.mean("precision") > 0.8 and floor.mean("recall") > 0.8
 
 
-def test_protocol_separates_a_gaussian_from_the_floor_by_more_than_the_spread(floor):
-    gauss = metrics.evaluate(_gaussian_sampler(), name="Gaussian", n_draws=4, device="cpu")
+def test_protocol_separates_a_gaussian_from_the_floor_by_more_than_the_spread(floor, device):
+    gauss = metrics.evaluate(_gaussian_sampler(), name="Gaussian", n_draws=4, device=device)
     gap = gauss.mean("fid") - floor.mean("fid")
     assert gap > 5 * (gauss.std("fid") + floor.std("fid"))
     assert gauss.mean("memorisation") > 1.0  # samples unlike any training image
@@ -703,27 +703,27 @@ def test_protocol_separates_a_gaussian_from_the_floor_by_more_than_the_spread(fl
     assert gauss.format("fid") == f"{gauss.mean('fid'):.1f} ± {gauss.std('fid'):.1f}"
 
 
-def test_protocol_accepts_arrays_cut_into_disjoint_draws(floor):
+def test_protocol_accepts_arrays_cut_into_disjoint_draws(floor, device):
     X, _ = load_digits("train")
-    a = metrics.evaluate(X, n_draws=2, size=300, device="cpu")
+    a = metrics.evaluate(X, n_draws=2, size=300, device=device)
     b = metrics.evaluate(lambda n, s: X[s * 300 : (s + 1) * 300], n_draws=2, size=300,
-                         device="cpu")
+                         device=device)
     for k in metrics.EVAL_METRICS:
         np.testing.assert_allclose(a.draws[k], b.draws[k])
 
 
-def test_protocol_refuses_what_would_make_its_numbers_lie(cache_dir):
+def test_protocol_refuses_what_would_make_its_numbers_lie(cache_dir, device):
     X, _ = load_digits("train")
     with pytest.raises(ValueError, match="identical images for two seeds"):
-        metrics.evaluate(lambda n, s: X[:n], n_draws=2, device="cpu")
+        metrics.evaluate(lambda n, s: X[:n], n_draws=2, device=device)
     with pytest.raises(ValueError, match=r"must be <= 1"):
-        metrics.evaluate(lambda n, s: X[:n] * 2 + s, n_draws=2, device="cpu")
+        metrics.evaluate(lambda n, s: X[:n] * 2 + s, n_draws=2, device=device)
     with pytest.raises(ValueError, match="expected 359"):
-        metrics.evaluate(lambda n, s: X[s : s + 10], n_draws=2, device="cpu")
+        metrics.evaluate(lambda n, s: X[s : s + 10], n_draws=2, device=device)
     with pytest.raises(ValueError, match="at least n_draws"):
-        metrics.evaluate(X[:100], device="cpu")
+        metrics.evaluate(X[:100], device=device)
     with pytest.raises(ValueError, match="n_draws"):
-        metrics.evaluate(X, n_draws=1, device="cpu")
+        metrics.evaluate(X, n_draws=1, device=device)
 
 
 def test_class_accuracy(cache_dir):
