@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -150,8 +151,12 @@ def _site(tmp_path):
     pages = {
         "clean.html": f'<h1 id="t">Clean</h1><p>Text <a href="#t">here</a>, '
                       f'<a href="other.html#x">there</a>.</p><img src="{_PNG}">'
-                      '<div style="overflow-x:auto"><table><tr><td style="white-space:nowrap">'
-                      + "wide " * 300 + "</td></tr></table></div>",
+                      '<div style="overflow-x:auto"><pre style="white-space:pre">'
+                      + "wide " * 300 + "</pre></div>",
+        # A table wider than the column: it scrolls inside its container, which is reported
+        # at phone width and fails at desktop width (test_browser_check_command_line).
+        "table.html": '<div style="overflow-x:auto"><table><tr><th>score</th></tr><tr>'
+                      '<td style="white-space:nowrap">' + "wide " * 300 + "</td></tr></table></div>",
         "other.html": '<p id="x">other</p>',
         "console.html": "<script>console.error('something broke')</script>"
                         "<script>undefined_function()</script>",
@@ -173,14 +178,20 @@ def _site(tmp_path):
 @needs_chromium
 def test_browser_check_finds_each_defect(tmp_path):
     html = _site(tmp_path)
-    n_pages, failures = bc.run(html, CHROMIUM, tmp_path / "shots", viewports=["phone"])
-    assert n_pages == 10
+    notes: list[str] = []
+    n_pages, failures = bc.run(html, CHROMIUM, tmp_path / "shots", viewports=["phone"],
+                               notes=notes)
+    assert n_pages == 11
     by_page: dict[str, list[str]] = {}
     for line in failures:
         page, rest = line.split(" [phone] ", 1)
         by_page.setdefault(page, []).append(rest)
     assert "clean.html" not in by_page and "other.html" not in by_page
     assert "index.html" not in by_page
+    # At phone width a table that needs a sideways scroll is reported, not failed.
+    assert "table.html" not in by_page
+    assert len(notes) == 1 and notes[0].startswith(
+        "table.html [phone] scroll: table 'score' needs a sideways scroll: ")
     assert any("console.error: something broke" in p for p in by_page["console.html"])
     assert any("undefined_function" in p for p in by_page["console.html"])
     assert any(p.startswith("image: not loaded: missing.png") for p in by_page["image.html"])
@@ -193,7 +204,7 @@ def test_browser_check_finds_each_defect(tmp_path):
                for p in by_page["network.html"])
     assert by_page["search.html"] == ["layout: 2 search boxes on the page"]
     shots = sorted(p.name for p in (tmp_path / "shots" / "phone").iterdir())
-    assert "clean.jpg" in shots and len(shots) == 9
+    assert "clean.jpg" in shots and len(shots) == 10
     assert (tmp_path / "shots" / "phone" / "clean.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
@@ -204,7 +215,69 @@ def test_browser_check_command_line(tmp_path, capsys):
     assert code == 0
     assert "1 pages x 2 widths" in capsys.readouterr().out
     assert bc.main([str(html), "--only", "image.html", "--no-screenshots"]) == 1
+    capsys.readouterr()
+    assert bc.main([str(html), "--only", "table.html", "--no-screenshots"]) == 1
+    err = capsys.readouterr().err
+    assert "table.html [desktop] scroll: table 'score' needs a sideways scroll" in err
+    assert "table.html [phone]" not in err
     assert bc.main([str(tmp_path / "nothing")]) == 2
+
+
+MATHJAX = ROOT / "node_modules" / "mathjax" / "es5" / "tex-chtml.js"
+needs_mathjax = pytest.mark.skipif(not MATHJAX.is_file(), reason="no MathJax in node_modules "
+                                   "(npm ci)")
+
+#: 60 terms on one line: far wider than the 600 px column at any width.
+_LONG = " + ".join(f"a_{{{i}}}" for i in range(1, 61))
+#: The same sum broken over aligned lines of six terms: fits a phone's column.
+_BROKEN = (r"\begin{aligned} s &= " + r" \\ &\quad + ".join(
+    " + ".join(f"a_{{{i}}}" for i in range(j, j + 6)) for j in range(1, 61, 6))
+    + r"\end{aligned}")
+
+
+def _math_site(tmp_path):
+    """Pages typeset by the course's MathJax, styled by the course's stylesheet."""
+    html = tmp_path / "html"
+    html.mkdir()
+    css = (ROOT / "book" / "css" / "course.css").as_uri()
+    head = _HEAD.replace("</head>", f'<link rel="stylesheet" href="{css}">'
+                         f'<script defer src="{MATHJAX.as_uri()}"></script></head>')
+    pages = {
+        "eq_wide.html": f'<p>A long sum:</p><div class="math">\\[{_LONG}\\]</div>',
+        "eq_fit.html": f'<p>The same sum:</p><div class="math">\\[{_BROKEN}\\]</div>'
+                       r'<div class="math">\[x^2 + y^2 = 1\]</div>',
+    }
+    for name, body in pages.items():
+        (html / name).write_text(head + body + _TAIL, encoding="utf-8")
+    return html
+
+
+@needs_chromium
+@needs_mathjax
+def test_browser_check_measures_formula_overflow(tmp_path, capsys):
+    """A display formula wider than its box fails at desktop width, naming the overflow and
+    the start of its TeX; at phone width it is counted and listed; a fitting one passes."""
+    html = _math_site(tmp_path)
+    notes: list[str] = []
+    n_pages, failures = bc.run(html, CHROMIUM, None, notes=notes)
+    assert n_pages == 2
+    assert len(failures) == 1, failures
+    m = re.fullmatch(r"eq_wide\.html \[desktop\] scroll: formula '(.*)' needs a sideways "
+                     r"scroll: (\d+) px wider than its box \((\d+) px in (\d+) px\)", failures[0])
+    assert m, failures[0]
+    tex, over, width, box = m.group(1), *map(int, m.groups()[1:])
+    assert tex.startswith("a_{1} + a_{2} + a_{3}")
+    assert 500 <= box <= 600 and width > 1200 and abs(over - (width - box)) <= 1
+    # At phone width: reported, not failed; the broken-up sum and x^2 + y^2 = 1 fit.
+    assert len(notes) == 1 and notes[0].startswith(
+        "eq_wide.html [phone] scroll: formula 'a_{1} + a_{2}")
+    # The command line prints the phone count and fails on the desktop overflow.
+    assert bc.main([str(html), "--no-screenshots"]) == 1
+    out, err = capsys.readouterr()
+    assert "phone width (390 px): 1 display formulas and 0 tables need a sideways scroll" in out
+    assert "eq_wide.html [desktop] scroll: formula" in err and "eq_fit.html" not in err
+    assert bc.main([str(html), "--no-screenshots", "--only", "eq_fit.html"]) == 0
+    assert "0 display formulas and 0 tables" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("remote, expected", [

@@ -12,7 +12,7 @@ Playwright. The network is off: every host name resolves to nothing and every pr
 request goes to a closed port, and any request that is not ``file:``/``data:``/``blob:`` is
 itself reported as a failure.
 
-Each page is opened at two window widths (desktop 1366 px, phone 390 px with mobile
+Each page is opened at two window widths (desktop 1280 px, phone 390 px with mobile
 emulation). A page fails on
 
 * ``console``   an error in the console: an uncaught exception, ``console.error``, a
@@ -23,6 +23,11 @@ emulation). A page fails on
 * ``wide``      a display formula, table, image, code block or output wider than the text
                 column that is not inside a horizontal scroll container (clipped or spilling),
                 or a page that scrolls sideways;
+* ``scroll``    at desktop width, a display formula or a table that needs a sideways scroll:
+                its content is wider than the box it scrolls in (the formula's own
+                ``mjx-container``, the table's scroll container). The line names the
+                overflow in px and the start of the formula's TeX (the table's header). At
+                phone width the same are listed and counted but do not fail;
 * ``image``     an ``<img>`` that did not load (missing file, broken data);
 * ``link``      an internal link to a file that does not exist or to an anchor (``#id``)
                 that the target page does not have;
@@ -58,9 +63,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Window sizes: name -> (width, height, mobile emulation).
 VIEWPORTS: dict[str, tuple[int, int, bool]] = {
-    "desktop": (1366, 900, False),
+    "desktop": (1280, 900, False),
     "phone": (390, 844, True),
 }
+
+#: The widths at which a display formula or a table that needs a sideways scroll (content
+#: wider than the box it scrolls in) fails the page; at the other widths it is reported.
+SCROLL_FAILS_AT = ("desktop",)
 
 #: Chromium flags: headless, no sandbox (containers run as root), no GPU, and no network
 #: (every host resolves to nothing; a proxied request goes to the closed port 9).
@@ -197,6 +206,38 @@ async () => {
     add('wide', `${what}: ${Math.round(contentW)} px wide in a ${Math.round(col.width)} px ` +
         `column, ${clip ? 'clipped (cannot be scrolled to)' : 'spills out of the column'}`);
   }
+  // 3b. Display formulas and tables that fit the page only through a sideways scroll: the
+  //     content is wider than the box it scrolls in (the formula's own mjx-container, the
+  //     table's scroll container). Measured with the box scrolled to the left.
+  const scrolls = [];
+  for (const el of document.querySelectorAll('mjx-container[display="true"]')) {
+    if (!column.contains(el) || !visible(el)) continue;
+    const m = el.querySelector(':scope > mjx-math');
+    const need = Math.max(el.scrollWidth, m ? Math.ceil(m.getBoundingClientRect().width) : 0);
+    const over = need - el.clientWidth;
+    if (over > 1)
+      scrolls.push({what: 'equation', overflow: Math.round(over), width: Math.round(need),
+                    box: el.clientWidth, tex: snippet(texOf(el), 70)});
+  }
+  for (const el of document.querySelectorAll('table')) {
+    if (!column.contains(el) || !visible(el) || el.closest('mjx-container')) continue;
+    if (el.parentElement && el.parentElement.closest('table')) continue;  // a table in a table
+    const sc = scrollerOf(el.parentElement);
+    if (!sc) continue;  // not in a scroll container: section 3 reports it if it is too wide
+    const before = sc.scrollLeft;
+    sc.scrollLeft = 0;
+    const sr = sc.getBoundingClientRect();
+    const over = el.getBoundingClientRect().right - (sr.left + sc.clientLeft + sc.clientWidth);
+    sc.scrollLeft = before;
+    if (over > 1) {
+      const head = [...el.querySelectorAll('th')].map(th => th.textContent.trim())
+          .filter(Boolean).slice(0, 4).join(' | ');
+      scrolls.push({what: 'table', overflow: Math.round(over),
+                    width: Math.round(el.getBoundingClientRect().width), box: sc.clientWidth,
+                    tex: snippet(head || el.textContent, 70)});
+    }
+  }
+
   const docW = document.scrollingElement.scrollWidth;
   if (docW > window.innerWidth + 1)
     add('wide', `the page scrolls sideways: ${docW} px wide in a ${window.innerWidth} px window`);
@@ -233,7 +274,7 @@ async () => {
       .filter(e => visible(e) && !e.closest('dialog, #pst-search-dialog, .bd-search-container'))
       .length;
   if (searchBoxes > 1) add('layout', `${searchBoxes} search boxes on the page`);
-  return {problems, links, ids, cells, search_boxes: searchBoxes,
+  return {problems, scrolls, links, ids, cells, search_boxes: searchBoxes,
           title: document.title, height: document.scrollingElement.scrollHeight,
           width: docW};
 }
@@ -505,6 +546,15 @@ class PageResult:
     seconds: float = 0.0
     screenshot: str = ""
     search_boxes: int = 0
+    #: what needs a sideways scroll where that is reported, not failed (see SCROLL_FAILS_AT)
+    notes: list[dict] = field(default_factory=list)
+
+
+def describe_scroll(item: dict) -> str:
+    """One line for a formula or table that needs a sideways scroll (from the page script)."""
+    what = "formula" if item["what"] == "equation" else "table"
+    return (f"{what} {item['tex']!r} needs a sideways scroll: {item['overflow']} px wider "
+            f"than its box ({item['width']} px in {item['box']} px)")
 
 
 _REFRESH_RE = re.compile(r"""<meta[^>]+http-equiv=["']?refresh["']?[^>]*content=["']?\s*\d+\s*;\s*url=([^"'>\s]+)""",
@@ -592,8 +642,14 @@ def check_page(cdp: CDP, url: str, viewport: str, shot: Path | None,
 
 
 def run(html_dir: Path, chromium: str, shots_dir: Path | None, only: list[str] | None = None,
-        viewports: list[str] | None = None, verbose: bool = False) -> tuple[int, list[str]]:
-    """Check the book; return (pages checked, failure lines)."""
+        viewports: list[str] | None = None, verbose: bool = False,
+        notes: list[str] | None = None) -> tuple[int, list[str]]:
+    """Check the book; return (pages checked, failure lines).
+
+    A display formula or table that needs a sideways scroll fails the page at the widths in
+    :data:`SCROLL_FAILS_AT`; at the other widths it is appended to ``notes`` (when given) as
+    ``page [width] scroll: ...``, a line like a failure's.
+    """
     html_dir = html_dir.resolve()
     pages = book_pages(html_dir)
     if only:
@@ -626,13 +682,19 @@ def run(html_dir: Path, chromium: str, shots_dir: Path | None, only: list[str] |
                 except Exception as err:  # a hung or crashed page is a failure, not a crash
                     data = {"problems": [{"kind": "console", "detail":
                                           f"the page did not respond: {type(err).__name__}: "
-                                          f"{err}"}], "links": [], "ids": [], "cells": [],
-                            "search_boxes": 0}
+                                          f"{err}"}], "scrolls": [], "links": [], "ids": [],
+                            "cells": [], "search_boxes": 0}
                 finally:
                     cdp.close()
                     browser.close_tab(tab)
                 res = PageResult(rel, vp, data["problems"], time.monotonic() - t0,
                                  str(shot) if shot else "", data["search_boxes"])
+                scrolls = [{"kind": "scroll", "detail": describe_scroll(item)}
+                           for item in data.get("scrolls", [])]
+                if vp in SCROLL_FAILS_AT:
+                    res.problems += scrolls
+                else:
+                    res.notes += scrolls
                 if vp == viewports[0]:
                     links_by_page[rel] = data["links"]
                     ids_by_file[page] = set(data["ids"])
@@ -650,6 +712,9 @@ def run(html_dir: Path, chromium: str, shots_dir: Path | None, only: list[str] |
     for res in results:
         for p in res.problems:
             failures.append(f"{res.page} [{res.viewport}] {p['kind']}: {p['detail']}")
+        if notes is not None:
+            notes += [f"{res.page} [{res.viewport}] {p['kind']}: {p['detail']}"
+                      for p in res.notes]
     if shots_dir:
         shots_dir.mkdir(parents=True, exist_ok=True)
         (shots_dir / "report.json").write_text(json.dumps(
@@ -684,14 +749,25 @@ def main(argv: list[str] | None = None) -> int:
     if shots is not None and shots.exists():
         shutil.rmtree(shots)
     t0 = time.monotonic()
+    notes: list[str] = []
     try:
         n_pages, failures = run(args.html_dir, chromium, shots, args.only, args.viewport,
-                                args.verbose)
+                                args.verbose, notes)
     except RuntimeError as err:
         print(f"browser check: {err}", file=sys.stderr)
         return 2
     seconds = time.monotonic() - t0
     n_vp = len(args.viewport or VIEWPORTS)
+    for vp in args.viewport or VIEWPORTS:
+        if vp in SCROLL_FAILS_AT:
+            continue
+        mine = [n for n in notes if f" [{vp}] " in n]
+        n_eq = sum("] scroll: formula " in n for n in mine)
+        print(f"{vp} width ({VIEWPORTS[vp][0]} px): {n_eq} display formulas and "
+              f"{len(mine) - n_eq} tables need a sideways scroll (reported, not failed)"
+              + (":" if mine else ""))
+        for line in mine:
+            print("  " + line)
     if failures:
         print(f"browser check FAILED: {len(failures)} problems on {n_pages} pages "
               f"x {n_vp} widths ({seconds:.0f} s):", file=sys.stderr)
