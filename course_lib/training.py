@@ -10,6 +10,9 @@ Three pieces, each small enough to read in one go:
   naming the quantity and what to try, as soon as one of them is NaN or infinite;
 - :func:`fit_cached`: ``model.fit(X, y)``, or the identical fit loaded from disk when the
   model, its hyperparameters, the data and the code are unchanged (checked, never trusted);
+- :func:`shipped_model`: a converged model that ships with the package
+  (``course_lib/assets/models``, made by ``tools/ship_models.py``), verified by checksum and a
+  sanity check on loading, trained again (with a warning) when either fails;
 - :class:`NeuralEstimator`: the scikit-learn-shaped base class of the neural models: device
   placement through :func:`course_lib._core.resolve_device`, seeding (same ``random_state``,
   same result on the CPU), and ``save(path)`` / ``load(path)``, which store the weights as a
@@ -56,6 +59,8 @@ __all__ = [
     "NeuralEstimator",
     "CHECKPOINT_FORMAT",
     "fit_cached",
+    "shipped_model",
+    "SHIPPED_MODELS",
     "mlp",
     "per_sample_labels",
 ]
@@ -285,6 +290,11 @@ def load_checkpoint(path, *, kind: str) -> dict:
 # ----------------------------------------------------------------------------- the estimator
 
 
+#: The neural model classes by name (filled as they are defined): shipped_model reads a class
+#: name from a record and must not import gan.py or vae.py (they import this module).
+_MODEL_CLASSES: dict[str, type] = {}
+
+
 class NeuralEstimator(BaseEstimator):
     """Base class of the course's neural models (scikit-learn's estimator shape).
 
@@ -304,6 +314,10 @@ class NeuralEstimator(BaseEstimator):
 
     #: attribute whose presence means "fitted" (subclasses may override)
     _fitted_attribute = "history_"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _MODEL_CLASSES[cls.__name__] = cls  # for shipped_model, which cannot import the models
 
     def __sklearn_tags__(self):
         """What the neural models take (scikit-learn's estimator tags): dense real arrays
@@ -484,3 +498,95 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     except OSError as exc:
         warnings.warn(f"could not cache the fitted model at {path}: {exc}", stacklevel=2)
     return model
+
+
+# ----------------------------------------------------------------------------- shipped models
+
+#: Where the converged models that ship with the package live: ``<name>.pt`` (a checkpoint of
+#: :meth:`NeuralEstimator.save`), ``<name>.pt.sha256``, and ``models.json``, the record of how
+#: each was made (class, hyperparameters, data, seed, CPU time, scores), written by
+#: ``tools/ship_models.py``.
+SHIPPED_MODELS = Path(__file__).resolve().parent / "assets" / "models"
+
+
+def shipped_records() -> dict:
+    """``models.json``: name -> the record of one shipped model (empty if there is none)."""
+    import json
+
+    path = SHIPPED_MODELS / "models.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def shipped_training_data(record: dict):
+    """The data a shipped model was fitted on, from its record: ``(X, y or None)``."""
+    from .data import load_digits
+
+    spec = record["data"]
+    X, y = load_digits(spec["split"], dequantize=spec["dequantize"], seed=spec["noise_seed"])
+    return X, (y if spec["labels"] else None)
+
+
+def _sanity_problem(model, record: dict) -> str | None:
+    """Why a loaded model's samples do not look like the shipped ones, or None.
+
+    The check is device independent: 500 samples (the classes in turn for a conditional model)
+    must be finite, in [0, 1], and their mean image must lie within ``tolerance`` (largest
+    absolute pixel difference) of the mean image recorded when the model was shipped.
+    """
+    check = record["sanity"]
+    try:
+        images = np.asarray(model.sample(500, seed=check["seed"]), dtype=np.float64)
+    except Exception as exc:  # a model that cannot sample is not usable
+        return f"sampling failed ({type(exc).__name__}: {exc})"
+    if images.shape[1:] != tuple(record["input_shape"]):
+        return f"samples have shape {images.shape[1:]}, expected {tuple(record['input_shape'])}"
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        return "samples are not finite numbers in [0, 1]"
+    diff = np.abs(images.mean(0).ravel() - np.asarray(check["mean_image"])).max()
+    if not diff <= check["tolerance"]:
+        return (f"the mean sample differs from the shipped one by {diff:.3f} "
+                f"(tolerance {check['tolerance']})")
+    return None
+
+
+def shipped_model(name: str, *, device=None, progress: bool = False) -> NeuralEstimator:
+    """A converged model shipped with the package, e.g. ``shipped_model("gan_digits")``.
+
+    Loads ``course_lib/assets/models/<name>.pt`` after checking its SHA-256, then checks that its
+    samples look like those recorded when it was shipped (:func:`_sanity_problem`). If the file
+    is missing, damaged or fails the check, it warns and trains the same model from its record
+    instead (through :func:`fit_cached`: minutes the first time, then cached). ``device``: where
+    the model runs (``None``: :func:`course_lib.get_device`). ``shipped_records()[name]`` says how
+    the model was made and the scores it reached.
+    """
+    import warnings
+
+    records = shipped_records()
+    if name not in records:
+        raise ValueError(f"name: no shipped model {name!r}; the shipped models are "
+                         f"{sorted(records)}")
+    record = records[name]
+    cls = _MODEL_CLASSES.get(record["class"])
+    if cls is None:
+        raise ValueError(f"name: {name!r} is a {record['class']}, which is not imported "
+                         f"(import course_lib.{record['class'].lower()} first)")
+    device = resolve_device(device)
+    path = SHIPPED_MODELS / record["file"]
+    why = None
+    if not path.is_file():
+        why = "the file is missing"
+    elif hashlib.sha256(path.read_bytes()).hexdigest() != record["sha256"]:
+        why = "its checksum does not match models.json"
+    else:
+        try:
+            model = cls.load(path, device=device, progress=progress)
+            why = _sanity_problem(model, record)
+        except (ValueError, FileNotFoundError) as exc:
+            why = str(exc)
+        if why is None:
+            return model
+    warnings.warn(f"shipped model {name!r} ({path.name}) is not usable ({why}): training it "
+                  "again from its record", RuntimeWarning, stacklevel=2)
+    X, y = shipped_training_data(record)
+    model = cls(**record["params"], device=device, progress=progress)
+    return fit_cached(model, X, y)
