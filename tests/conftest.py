@@ -4,6 +4,10 @@
 test that takes the ``device`` fixture on the GPU. A test that must stay on the CPU uses
 ``_shared.CPU`` and says why with ``@pytest.mark.cpu_only("reason")``;
 ``pytest -m cpu_only --collect-only -q`` lists them.
+
+With ``COURSE_DEVICE`` unset, the session sets it to ``cpu``: code the tests leave at
+``device=None`` (the course's default, which reads ``COURSE_DEVICE``) then runs on the same device
+as the fixture, on a machine with a GPU too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from _shared import device_for_tests
 
 
 def pytest_configure(config):
+    if not os.environ.get("COURSE_DEVICE", "").strip():
+        os.environ["COURSE_DEVICE"] = "cpu"
     config.addinivalue_line(
         "markers",
         "cpu_only(reason): runs on the CPU whatever COURSE_DEVICE says; the reason says why",

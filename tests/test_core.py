@@ -214,5 +214,7 @@ def test_the_device_fixture_follows_course_device(device, monkeypatch):
     from _shared import device_for_tests
 
     assert device == device_for_tests(os.environ.get("COURSE_DEVICE"))
+    # conftest.py sets COURSE_DEVICE=cpu when it is unset: code left at device=None agrees
+    assert course_lib.get_device().type == device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert device_for_tests("auto") == "cpu"

@@ -18,6 +18,10 @@ Three parts:
 
 A new module (GAN, VAE) joins by adding rows to ``CASES`` and ``ARRAY_ARGUMENTS``; modules are
 imported inside the calls, so a row for a module not yet written fails alone.
+
+The tables are built at collection time, before any fixture: their calls leave ``device`` at
+``None``, which reads ``COURSE_DEVICE``, and tests/conftest.py makes that the tests' device (the
+CPU unless ``COURSE_DEVICE=cuda``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from course_lib import _core, data, metrics, viz  # noqa: E402
 from course_lib import grading as grading_base  # noqa: E402
 from course_lib.grading import GradingError  # noqa: E402
 
+# Not from tests/_shared.py: tools/bad_inputs_table.py loads this file outside pytest.
 ROOT = Path(__file__).resolve().parent.parent
 
 # Deterministic, quick, and no example database written into the checkout.
@@ -511,7 +516,7 @@ ARRAY_ARGUMENTS: list[ArrayArgument] = [
     ArrayArgument("metrics.frechet_distance (mu1)",
                   lambda x: metrics.frechet_distance(x, np.eye(3), np.zeros(3), np.eye(3)), (3,),
                   "mu1"),
-    ArrayArgument("metrics.digit_features", lambda x: metrics.digit_features(x, device="cpu"),
+    ArrayArgument("metrics.digit_features", lambda x: metrics.digit_features(x),
                   (2, 1, 8, 8), "X", try_valid=False),
     ArrayArgument("metrics.fid (features)", lambda x: metrics.fid(x, _points(6, 3)), (6, 3),
                   "real"),
@@ -521,7 +526,7 @@ ARRAY_ARGUMENTS: list[ArrayArgument] = [
                   lambda x: metrics.mode_coverage(x, _points(3), 0.1), (6, 2), "samples"),
     ArrayArgument("viz.image_grid", lambda x: viz.image_grid(x), (3, 4, 4), "X"),
     ArrayArgument("viz.plot_points", lambda x: viz.plot_points(x), (6, 2), "X"),
-    # ------------------------------------------------------------ GAN, VAE (tiny, on the CPU)
+    # ------------------------------------------------------------ GAN, VAE (tiny)
     ArrayArgument("gan.GAN.fit (images)", lambda x: _tiny_gan().fit(x), (8, 1, 4, 4), "X",
                   valid=lambda: _uniform((8, 1, 4, 4)), bounded=True),
     ArrayArgument("gan.GAN.fit (points)", lambda x: _tiny_gan().fit(x), (8, 2), "X",
@@ -564,15 +569,14 @@ def _uniform(shape, seed=0):
 def _tiny_gan():
     from course_lib.gan import GAN
 
-    return GAN(n_steps=1, batch_size=4, hidden=4, rejection=False, random_state=0, device="cpu",
-               progress=False)
+    return GAN(n_steps=1, batch_size=4, hidden=4, rejection=False, random_state=0, progress=False)
 
 
 def _tiny_vae(**kw):
     from course_lib.vae import VAE
 
-    return VAE(epochs=1, hidden=(4,), latent_dim=2, batch_size=4, random_state=0, device="cpu",
-               progress=False, **kw)
+    return VAE(epochs=1, hidden=(4,), latent_dim=2, batch_size=4, random_state=0, progress=False,
+               **kw)
 
 
 _FITTED: dict = {}
