@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _shared import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 needs_node_modules = pytest.mark.skipif(
     not (NODE_MODULES / "mathjax").is_dir(),

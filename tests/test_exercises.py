@@ -7,13 +7,12 @@ every check also fails on plausible wrong answers.
 
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
+from _shared import ROOT
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 EXERCISES = ROOT / "exercises"
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from _shared import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NOTEBOOK = "02_gaussian_mle.ipynb"
 
@@ -30,12 +30,12 @@ def _nbgrader(args, env):
 
 
 @pytest.mark.slow
-def test_solutions_to_graded_submission(tmp_path):
+def test_solutions_to_graded_submission(tmp_path, device):
     if not (BIN / "nbgrader").exists():
         pytest.skip("nbgrader's command line is not installed in this environment")
     course = tmp_path / "course"
     # nbgrader calls `alembic` by name to create the gradebook: the venv's bin must be on PATH.
-    env = {**os.environ, "NBGRADER_COURSE_ROOT": str(course), "COURSE_DEVICE": "cpu",
+    env = {**os.environ, "NBGRADER_COURSE_ROOT": str(course), "COURSE_DEVICE": device,
            "OMP_NUM_THREADS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([sys.executable, str(ROOT / "tools" / "nbgrader_source.py"), "--course",
                     str(course), "--chapter", "02"], check=True, env=env)
