@@ -171,17 +171,18 @@ def _linear_gaussian_vae(device, W, b, s2, enc_scale=1.0):
     M = W.T @ W + s2 * np.eye(d)
     A = np.linalg.solve(M, W.T)  # posterior mean = A (x - b), posterior cov = s2 M^{-1}
     post_var = s2 / np.diag(M)
+    on_device = dict(dtype=torch.float32, device=device)
     with torch.no_grad():
         enc, dec = model.encoder_, model.decoder_
         enc.weight.zero_()
         enc.bias.zero_()
-        enc.weight[:d] = torch.tensor(A, dtype=torch.float32)
-        enc.bias[:d] = torch.tensor(-A @ b, dtype=torch.float32)
-        enc.bias[d:] = torch.tensor(np.log(enc_scale * post_var), dtype=torch.float32)
+        enc.weight[:d] = torch.tensor(A, **on_device)
+        enc.bias[:d] = torch.tensor(-A @ b, **on_device)
+        enc.bias[d:] = torch.tensor(np.log(enc_scale * post_var), **on_device)
         dec.weight.zero_()
         dec.bias.zero_()
-        dec.weight[0::2] = torch.tensor(W, dtype=torch.float32)  # means of pixel i at 2i
-        dec.bias[0::2] = torch.tensor(b, dtype=torch.float32)
+        dec.weight[0::2] = torch.tensor(W, **on_device)  # means of pixel i at 2i
+        dec.bias[0::2] = torch.tensor(b, **on_device)
         dec.bias[1::2] = math.log(s2)  # log-variances at 2i + 1
     return model
 
