@@ -7,7 +7,8 @@ test that takes the ``device`` fixture on the GPU. A test that must stay on the 
 
 With ``COURSE_DEVICE`` unset, the session sets it to ``cpu``: code the tests leave at
 ``device=None`` (the course's default, which reads ``COURSE_DEVICE``) then runs on the same device
-as the fixture, on a machine with a GPU too.
+as the fixture, on a machine with a GPU too. ``COURSE_DEVICE=cuda`` without a GPU stops the
+session at once with one clear error (as ``make test-gpu`` does before it starts pytest).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from _shared import device_for_tests
 def pytest_configure(config):
     if not os.environ.get("COURSE_DEVICE", "").strip():
         os.environ["COURSE_DEVICE"] = "cpu"
+    try:  # COURSE_DEVICE=cuda without a GPU: one clear error, not one per test
+        device_for_tests(os.environ["COURSE_DEVICE"])
+    except (RuntimeError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
     config.addinivalue_line(
         "markers",
         "cpu_only(reason): runs on the CPU whatever COURSE_DEVICE says; the reason says why",
