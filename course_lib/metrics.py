@@ -73,6 +73,7 @@ __all__ = [
     "EVAL_DRAWS",
     "EVAL_SEED",
     "EVAL_METRICS",
+    "EVAL_GROUPS",
     "CLASSIFIER_MIN_ACCURACY",
 ]
 
@@ -804,6 +805,10 @@ EVAL_DRAWS = 10
 EVAL_SEED = 0
 #: The scores of the protocol, in the order of its tables.
 EVAL_METRICS = ("fid", "kid", "precision", "recall", "classes", "diversity", "memorisation")
+#: The same scores in two groups, for tables that must fit a page's text column
+#: (``comparison_table(..., groups=EVAL_GROUPS)``): distance to the test split, then coverage,
+#: diversity and originality.
+EVAL_GROUPS = (("fid", "kid", "precision", "recall"), ("classes", "diversity", "memorisation"))
 #: What each score measures and which way is better (for tables and the book page).
 EVAL_DESCRIPTIONS = {
     "fid": "Fréchet distance of CNN features to the test split (lower is better)",
@@ -937,44 +942,78 @@ class Evaluation:
         return f"Evaluation({self.name!r}: {body}; {self.n_draws} draws of {self.size})"
 
     def _repr_html_(self) -> str:
-        return comparison_table({self.name: self}).to_html()
+        return comparison_table({self.name: self})._repr_html_()
 
 
 class Table:
     """A small table that shows as one HTML table in a notebook and as Markdown in text.
 
     ``columns``: header names; ``rows``: dict row label -> list of cell strings.
+    ``groups``: None (one table), or the columns split into groups (sequences of column names,
+    each column in exactly one group): then it shows as one table per group, each with the
+    row labels, one under the other, so that a table with many columns fits a page's text
+    column. The title goes above the first.
     """
 
-    def __init__(self, columns, rows: dict, title: str = ""):
+    def __init__(self, columns, rows: dict, title: str = "", groups=None):
         self.columns = list(columns)
         self.rows = {str(k): [str(c) for c in v] for k, v in rows.items()}
         self.title = title
+        if groups is not None:
+            groups = [list(g) for g in groups]
+            flat = [c for g in groups for c in g]
+            if (any(not g for g in groups) or sorted(flat) != sorted(self.columns)
+                    or len(set(flat)) != len(flat)):
+                raise ValueError(f"groups must split the columns {self.columns} into non-empty "
+                                 f"groups, each column in exactly one; got {groups}")
+        self.groups = groups
+
+    def _parts(self):
+        """[(columns, rows)] for each table shown: one, or one per group."""
+        if self.groups is None:
+            return [(self.columns, self.rows)]
+        index = {c: i for i, c in enumerate(self.columns)}
+        return [(g, {k: [v[index[c]] for c in g] for k, v in self.rows.items()})
+                for g in self.groups]
 
     def __str__(self) -> str:
-        head = ["", *self.columns]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join([k, *v]) + " |" for k, v in self.rows.items()]
-        return (self.title + "\n\n" if self.title else "") + "\n".join(lines)
+        tables = []
+        for columns, rows in self._parts():
+            head = ["", *columns]
+            lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join([k, *v]) + " |" for k, v in rows.items()]
+            tables.append("\n".join(lines))
+        return (self.title + "\n\n" if self.title else "") + "\n\n".join(tables)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         from html import escape
 
-        head = "".join(f"<th>{escape(c)}</th>" for c in ["", *self.columns])
-        body = "".join(
-            "<tr><th>" + escape(k) + "</th>" + "".join(f"<td>{escape(c)}</td>" for c in v) + "</tr>"
-            for k, v in self.rows.items()
-        )
-        caption = f"<caption>{escape(self.title)}</caption>" if self.title else ""
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        tables = []
+        for i, (columns, rows) in enumerate(self._parts()):
+            head = "".join(f"<th>{escape(c)}</th>" for c in ["", *columns])
+            body = "".join(
+                "<tr><th>" + escape(k) + "</th>" + "".join(f"<td>{escape(c)}</td>" for c in v)
+                + "</tr>"
+                for k, v in rows.items()
+            )
+            caption = f"<caption>{escape(self.title)}</caption>" if self.title and i == 0 else ""
+            tables.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                          "</table>")
+        return "\n".join(tables)
 
 
-def comparison_table(evaluations: dict, metrics=EVAL_METRICS, title: str = "") -> Table:
-    """One row per model, one column per score, cells ``"mean ± std"`` (:class:`Table`)."""
+def comparison_table(evaluations: dict, metrics=EVAL_METRICS, title: str = "",
+                     groups=None) -> Table:
+    """One row per model, one column per score, cells ``"mean ± std"`` (:class:`Table`).
+
+    ``groups``: show the scores as several tables, e.g. :data:`EVAL_GROUPS` (two tables of
+    four and three scores, which fit a page's text column where seven do not).
+    """
+    metrics = list(metrics)
     rows = {name: [ev.format(m) for m in metrics] for name, ev in evaluations.items()}
-    return Table(metrics, rows, title=title)
+    return Table(metrics, rows, title=title, groups=groups)
 
 
 def separated(a: Evaluation, b: Evaluation, metric: str, n_sigma: float = 2.0) -> bool:

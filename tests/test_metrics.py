@@ -703,6 +703,35 @@ def test_protocol_separates_a_gaussian_from_the_floor_by_more_than_the_spread(fl
     assert gauss.format("fid") == f"{gauss.mean('fid'):.1f} ± {gauss.std('fid'):.1f}"
 
 
+def test_comparison_table_in_groups_fits_a_column_and_keeps_every_cell():
+    """groups=EVAL_GROUPS shows the seven scores as two tables (four, then three), each with
+    the row labels; the cells are the same "mean ± std" strings as in the one wide table."""
+    rng = np.random.default_rng(0)
+    evs = {name: metrics.Evaluation({m: rng.random(3) for m in metrics.EVAL_METRICS}, name=name)
+           for name in ("floor", "model")}
+    one = metrics.comparison_table(evs, title="T")
+    two = metrics.comparison_table(evs, title="T", groups=metrics.EVAL_GROUPS)
+    assert one._repr_html_().count("<table>") == 1
+    html = two._repr_html_()
+    assert html.count("<table>") == 2 and html.count("<caption>T</caption>") == 1
+    first, second = html.split("</table>")[:2]
+    assert "<th>fid</th>" in first and "<th>recall</th>" in first and "classes" not in first
+    assert "<th>memorisation</th>" in second and "fid" not in second
+    for name, ev in evs.items():
+        for m in metrics.EVAL_METRICS:
+            assert f"<td>{ev.format(m)}</td>" in html
+        assert first.count(f"<th>{name}</th>") == second.count(f"<th>{name}</th>") == 1
+    text = str(two)
+    assert text.startswith("T\n\n|  | fid | kid | precision | recall |")
+    assert text.count("\n\n") == 2 and "|  | classes | diversity | memorisation |" in text
+    # An Evaluation displays as its one-row table.
+    assert evs["model"]._repr_html_().count("<tr>") == 2
+    for bad in ([["fid"]], [["fid", "kid"], []], [list(metrics.EVAL_METRICS), ["fid"]],
+                [[*metrics.EVAL_METRICS[:-1], "nope"]]):
+        with pytest.raises(ValueError, match="groups must split the columns"):
+            metrics.comparison_table(evs, groups=bad)
+
+
 def test_protocol_accepts_arrays_cut_into_disjoint_draws(floor, device):
     X, _ = load_digits("train")
     a = metrics.evaluate(X, n_draws=2, size=300, device=device)
