@@ -52,6 +52,7 @@ def digits():
 
 
 # ------------------------------------------------------------------ the formulas
+# The NumPy ones (D*, JS, rejection) and the 1-D discriminator (a CPU generator) stay on the CPU.
 
 
 def test_losses_match_their_definitions(device):

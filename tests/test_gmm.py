@@ -315,6 +315,7 @@ def test_gpu_matches_cpu():
 
 
 # --------------------------------------------------------------------------- formulas vs naive
+# On the CPU: float64 against SciPy/NumPy to 1e-10 (the estimator tests run them on the device).
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

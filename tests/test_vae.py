@@ -21,6 +21,8 @@ D64 = torch.float64
 
 
 # ---------------------------------------------------------------- erratum 4: affine decoder
+# The formula tests up to the linear-Gaussian VAE stay on the CPU: float64 against NumPy/SciPy
+# and finite differences, on seeded CPU generators (the estimator tests run them on the device).
 
 
 @pytest.mark.parametrize("seed", [0, 1])
