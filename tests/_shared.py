@@ -15,7 +15,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The CPU, for tests that must stay there whatever ``COURSE_DEVICE`` says. Every such test
-#: carries ``@pytest.mark.cpu_only(reason)`` (or a comment, for one call) saying why.
+#: carries ``@pytest.mark.cpu_only(reason)`` saying why (a call outside any test, in a table
+#: built at collection time, says why in a comment).
 CPU = "cpu"
 
 
