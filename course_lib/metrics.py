@@ -430,8 +430,9 @@ def _classifier_problem(model: DigitCNN) -> str | None:
     if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values()):
         return "its weights contain NaN or infinite values"
     X, y = load_digits("test")
+    device = next(model.parameters()).device  # check it where it is; never move the caller's model
     with torch.no_grad():
-        logits = model.to("cpu").eval()(torch.from_numpy(X))
+        logits = model.eval()(torch.from_numpy(X).to(device)).cpu()
     if not bool(torch.isfinite(logits).all()):
         return "its outputs contain NaN or infinite values"
     accuracy = float((logits.argmax(1) == torch.from_numpy(y)).float().mean())
