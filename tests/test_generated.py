@@ -85,3 +85,20 @@ def test_classifier_check_sees_a_damaged_checksum(monkeypatch, tmp_path):
     problems = gen.check_classifier()
     assert any(".sha256 does not match" in p for p in problems), problems
     assert any("old weights" in p for p in problems), problems
+
+
+def test_models_check_sees_a_damaged_or_stray_file(monkeypatch, tmp_path):
+    folder = tmp_path / "course_lib" / "assets" / "models"
+    folder.mkdir(parents=True)
+    (folder / "m.pt").write_bytes(b"weights")
+    digest = __import__("hashlib").sha256(b"weights").hexdigest()
+    (folder / "m.pt.sha256").write_text(digest + "\n")
+    (folder / "models.json").write_text(
+        __import__("json").dumps({"m": {"file": "m.pt", "sha256": digest}}))
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    assert gen.check_models() == []
+    (folder / "m.pt").write_bytes(b"damaged")
+    (folder / "old.pt").write_bytes(b"x")
+    problems = gen.check_models()
+    assert problems == ["m: m.pt does not match its recorded SHA-256",
+                        "weights not in models.json: ['old.pt']"]

@@ -62,6 +62,12 @@ TABLE = [
         "course_lib.metrics (_CLASSIFIER_CONFIG, DigitCNN, _train_classifier)",
         [_py("tools/ship_classifier.py")], check=_py("tools/generated.py", "_check-classifier")),
     Generated(
+        "models", "course_lib/assets/models/*.pt, .sha256, models.json",
+        "GAN() and VAE() defaults on the digits (tools/ship_models.py)",
+        [_py("tools/ship_models.py")], check=_py("tools/generated.py", "_check-models"),
+        notes=["the check compares files, checksums and records; `tools/ship_models.py --check` "
+               "refits every model (minutes) and compares its scores with the record"]),
+    Generated(
         "requirements", "requirements.txt", "the installed .venv (`make freeze`)",
         [["make", "freeze"]], check=_py("tools/generated.py", "_check-requirements")),
     Generated(
@@ -108,6 +114,30 @@ def check_classifier() -> list[str]:
     stale = sorted(p.name for p in path.parent.glob("digit_cnn_*.pt") if p != path)
     if stale:
         problems.append(f"old weights beside the current ones: {stale} (delete them)")
+    return problems
+
+
+def check_models() -> list[str]:
+    """Every shipped model named in models.json exists, matches its SHA-256 (in the record and
+    in its .sha256 file), and no stray weights lie beside them."""
+    folder = ROOT / "course_lib" / "assets" / "models"
+    index = folder / "models.json"
+    records = json.loads(index.read_text()) if index.exists() else {}
+    problems = []
+    for name, rec in sorted(records.items()):
+        path = folder / rec["file"]
+        if not path.exists():
+            problems.append(f"{name}: {path.relative_to(ROOT)} is missing")
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        side = path.with_name(path.name + ".sha256")
+        if rec["sha256"] != digest or not side.exists() or side.read_text().split()[0] != digest:
+            problems.append(f"{name}: {path.name} does not match its recorded SHA-256")
+    named = {rec["file"] for rec in records.values()}
+    stray = sorted(p.name for p in folder.glob("*.pt") if p.name not in named) \
+        if folder.exists() else []
+    if stray:
+        problems.append(f"weights not in models.json: {stray}")
     return problems
 
 
@@ -175,7 +205,7 @@ def check_benchmarks() -> list[str]:
     return problems
 
 
-_INTERNAL = {"_check-classifier": check_classifier, "_check-requirements": check_requirements,
+_INTERNAL = {"_check-classifier": check_classifier, "_check-models": check_models, "_check-requirements": check_requirements,
              "_check-benchmarks": check_benchmarks}
 
 
