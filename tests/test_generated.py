@@ -4,7 +4,9 @@ The rows whose check other test files already run are not run twice: COVERED_ELS
 the test file that runs each, and a test proves that file calls the row's check.
 """
 
+import hashlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -91,10 +93,10 @@ def test_models_check_sees_a_damaged_or_stray_file(monkeypatch, tmp_path):
     folder = tmp_path / "course_lib" / "assets" / "models"
     folder.mkdir(parents=True)
     (folder / "m.pt").write_bytes(b"weights")
-    digest = __import__("hashlib").sha256(b"weights").hexdigest()
+    digest = hashlib.sha256(b"weights").hexdigest()
     (folder / "m.pt.sha256").write_text(digest + "\n")
     (folder / "models.json").write_text(
-        __import__("json").dumps({"m": {"file": "m.pt", "sha256": digest}}))
+        json.dumps({"m": {"file": "m.pt", "sha256": digest}}))
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     assert gen.check_models() == []
     (folder / "m.pt").write_bytes(b"damaged")
