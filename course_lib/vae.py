@@ -11,6 +11,8 @@ function                                   book equation
 :func:`prior_monte_carlo_log_prob`         (6.1) ``vae-marginal`` log ∫ p(z) p(x|z) dz by sampling the prior
 :func:`reparameterize`                     (6.5) ``vae-reparam``  z = μ + σ ⊙ ε
 :func:`gaussian_kl`                        (6.4) ``vae-kl``       KL(N(μ, diag σ²) ‖ N(0, I)), closed form
+:func:`mixture_prior_log_prob`             (Chapter 6 adds it)    log Σ_k π_k N(z | m_k, diag v_k): learned prior
+:func:`monte_carlo_kl`                     (Chapter 6 adds it)    log q(z|x) − log p(z) at a draw z ~ q(z|x)
 :func:`elbo_terms`                         (6.3) ``vae-elbo``     E_q[log p(x|z)] − KL(q ‖ p)
 :func:`discretized_logistic_log_prob`      (6.7) ``vae-dlogistic`` P(level) of a discretised logistic
 :func:`categorical_log_prob`               (6.6) ``vae-categorical`` P(level) of a 17-way softmax
@@ -39,6 +41,7 @@ Every log-likelihood returned here is on the course's one scale, so that
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from typing import NamedTuple
@@ -78,6 +81,12 @@ __all__ = [
     "prior_monte_carlo_log_prob",
     "reparameterize",
     "gaussian_kl",
+    "mixture_prior_log_prob",
+    "monte_carlo_kl",
+    "PRIORS",
+    "MixturePrior",
+    "VampPrior",
+    "vae_train_step",
     "log_normal_diag",
     "elbo_terms",
     "to_levels",
@@ -96,6 +105,10 @@ __all__ = [
 #: Decoder likelihoods p(x | z) offered by :class:`VAE`.
 LIKELIHOODS = ("discretized_logistic", "categorical", "gaussian", "bernoulli")
 DISCRETE = ("discretized_logistic", "categorical")
+#: Priors p(z) offered by :class:`VAE`: the standard normal, a learned mixture of diagonal
+#: Gaussians, or the VampPrior (a uniform mixture of the encoder's q(z | u_k) at learned
+#: pseudo-inputs u_k; Tomczak & Welling 2018).
+PRIORS = ("gaussian", "mixture", "vamp")
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Lower bound of a decoder's log-scale / log-variance (keeps a density from collapsing to a
@@ -199,7 +212,38 @@ def log_normal_diag(x, mean, log_var) -> torch.Tensor:
     return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
 
 
-def elbo_terms(log_px_given_z, mean, log_var):
+def mixture_prior_log_prob(z, means, log_vars, logits) -> torch.Tensor:
+    r"""Log-density of a mixture of K diagonal Gaussians, the learned prior p(z) of the VAE
+    (the book's Chapter 6 adds its equation):
+
+    .. math::
+        \log p(z) = \log \sum_{k=1}^K \pi_k\, \mathcal N(z \mid m_k, \mathrm{diag}\, v_k),
+        \qquad \pi = \mathrm{softmax}(\text{logits}),
+
+    computed with log-sum-exp. ``z`` is ``(..., d)``; ``means`` and ``log_vars`` (log v) are
+    ``(K, d)``, ``logits`` ``(K,)``. Returns ``(...)``. With K = 1, m = 0 and log v = 0 it is
+    the standard normal of :func:`log_normal_diag`. The VampPrior (Tomczak & Welling 2018) is the
+    case of equal weights with (m_k, log v_k) the encoder's output at K learned pseudo-inputs.
+    """
+    comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (..., K)
+    return torch.logsumexp(comp + torch.log_softmax(logits, dim=-1), dim=-1)
+
+
+def monte_carlo_kl(z, mean, log_var, log_prior_z) -> torch.Tensor:
+    r"""One-sample estimate of :math:`\mathrm{KL}(q(z\mid x)\,\Vert\,p(z))` for a prior without
+    a closed form (the book's Chapter 6 adds its equation):
+
+    .. math::
+        \widehat{\mathrm{KL}} = \log q(z\mid x) - \log p(z), \qquad z = \mu + \sigma \odot \varepsilon \sim q(z\mid x),
+
+    unbiased for the KL (a single value may be negative). ``z``, ``mean``, ``log_var`` are
+    ``(..., d)`` and ``log_prior_z`` is ``log p(z)`` ``(...)``. With the standard normal prior its
+    expectation is :func:`gaussian_kl`. The same ``log p(z)`` enters the IWAE log-weights.
+    """
+    return log_normal_diag(z, mean, log_var) - log_prior_z
+
+
+def elbo_terms(log_px_given_z, mean, log_var, kl=None):
     r"""The two terms of the ELBO, eq. (6.3) [vae-elbo], for one reparameterised draw per sample:
 
     .. math::
@@ -207,9 +251,12 @@ def elbo_terms(log_px_given_z, mean, log_var):
         - \underbrace{\mathrm{KL}(q(z\mid x)\,\Vert\,p(z))}_{\text{closed form}} \le \log p(x).
 
     ``log_px_given_z`` (N,) is log p(x | z) at z = μ + σ ε (a one-sample estimate of the
-    expectation). Returns ``(elbo, reconstruction, kl)``, each (N,).
+    expectation). The KL is :func:`gaussian_kl` for the standard normal prior; for another prior
+    pass its one-sample estimate ``kl`` (:func:`monte_carlo_kl`). Returns
+    ``(elbo, reconstruction, kl)``, each (N,).
     """
-    kl = gaussian_kl(mean, log_var)
+    if kl is None:
+        kl = gaussian_kl(mean, log_var)
     return log_px_given_z - kl, log_px_given_z, kl
 
 
@@ -434,6 +481,98 @@ def pixel_histogram_log_prob(X_train, X, n_levels: int = DIGIT_LEVELS, alpha: fl
 # ====================================================================== networks
 
 
+def _mlp_dropout(sizes, dropout: float) -> nn.Sequential:
+    """:func:`course_lib.training.mlp` with ``nn.Dropout(dropout)`` after every hidden ReLU
+    (the same layers, hence the same initial weights for the same seed)."""
+    if dropout == 0:
+        return mlp(sizes)
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class MixturePrior(nn.Module):
+    """Learned prior p(z): a mixture of ``n_components`` diagonal Gaussians (means, log-variances
+    and mixing logits are parameters trained with the ELBO). Means start as draws from N(0, I),
+    variances at 1, weights equal: at the start it is close to the standard normal."""
+
+    def __init__(self, latent_dim: int, n_components: int):
+        super().__init__()
+        self.means = nn.Parameter(torch.randn(n_components, latent_dim))
+        self.log_vars = nn.Parameter(torch.zeros(n_components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(n_components))
+
+    def components(self, encode):
+        """``(means, log_vars, logits)`` of the mixture; ``encode`` is not used."""
+        return self.means, self.log_vars, self.logits
+
+
+class VampPrior(nn.Module):
+    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the encoder's
+    Gaussians at K learned pseudo-inputs u_k: ``sigmoid(raw_k)`` in [0, 1]^D when ``bounded``
+    (images: the encoder's input scale), else ``raw_k`` itself. In a conditional model
+    pseudo-input k carries the class ``k mod n_classes``."""
+
+    def __init__(self, n_features: int, n_components: int, n_classes: int = 0,
+                 bounded: bool = True):
+        super().__init__()
+        self.bounded = bounded
+        self.raw = nn.Parameter(0.5 * torch.randn(n_components, n_features) - 1.0 if bounded
+                                else torch.randn(n_components, n_features))
+        labels = torch.arange(n_components) % max(n_classes, 1)
+        self.register_buffer("labels_1h", F.one_hot(labels, n_classes).to(torch.float32)
+                             if n_classes else torch.zeros(n_components, 0))
+
+    def components(self, encode):
+        """``(means, log_vars, logits)``: ``encode(u, y1h) -> (mean, log_var)`` at the
+        pseudo-inputs, equal weights."""
+        y1h = self.labels_1h if self.labels_1h.shape[1] else None
+        mean, log_var = encode(torch.sigmoid(self.raw) if self.bounded else self.raw, y1h)
+        return mean, log_var, torch.zeros(len(mean), device=mean.device, dtype=mean.dtype)
+
+
+def vae_train_step(t, *, model, nets, optimizer, batches, x, y1h, generator, beta,
+                   averaged=None, ema=0.0, step_offset=0):
+    """One Adam step of :meth:`VAE.fit` on the next minibatch: maximise
+    reconstruction − β · KL (the ELBO, eq. (6.3) [vae-elbo], when β = 1; β < 1 during the KL
+    warm-up), or with ``model.train_samples = k > 1`` the importance-weighted bound
+    eq. (6.9) [vae-iwae] of k draws (their log-weights with β on log p(z) − log q(z|x)).
+    ``nets`` is ``(encoder, decoder, prior)``; ``batches`` yields index tensors.
+
+    With ``averaged`` (copies of ``nets``) and ``ema`` > 0, their parameters then move to an
+    exponential moving average of the trained ones (Polyak averaging) with decay
+    ``min(ema, (1 + s) / (10 + s))`` at global step ``s = step_offset + t``.
+
+    Returns the minibatch means of the ELBO (β = 1; for k > 1 the mean of the k one-draw
+    ELBOs), the reconstruction and the KL, for the history that
+    :func:`course_lib.training.train_loop` keeps."""
+    enc, dec, prior = nets
+    idx = next(batches).to(x.device)
+    xb, yb = x[idx], None if y1h is None else y1h[idx]
+    k = model.train_samples
+    if k == 1:
+        elbo, rec, kl = model._elbo_t(enc, dec, xb, yb, generator, prior)
+        loss = -(rec - beta * kl).mean()
+    else:
+        rec, kl = model._draws_t(enc, dec, xb, yb, generator, prior, k)  # (k, N) each
+        loss = -iwae_log_likelihood(rec - beta * kl, dim=0).mean()
+        elbo, rec, kl = (rec - kl).mean(0), rec.mean(0), kl.mean(0)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if averaged is not None:
+        decay = min(ema, (1.0 + step_offset + t) / (10.0 + step_offset + t))
+        with torch.no_grad():
+            for avg, net in zip(averaged, nets):
+                for pa, p in zip(avg.parameters(), net.parameters()):
+                    pa.lerp_(p, 1.0 - decay)
+    return {"elbo": elbo.mean().detach(), "reconstruction": rec.mean().detach(),
+            "kl": kl.mean().detach()}
+
+
 # ====================================================================== the estimator
 
 
@@ -452,11 +591,21 @@ class VAE(NeuralEstimator):
     r"""Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014), conditional when
     labels are given to :meth:`fit` (Sohn et al. 2015).
 
-    Model: :math:`z \sim \mathcal N(0, I_d)`, :math:`x \mid z \sim p_\theta(x \mid z)` with a
+    Model: :math:`z \sim p(z)`, :math:`x \mid z \sim p_\theta(x \mid z)` with a
     decoder network giving the parameters of ``likelihood`` for every pixel; encoder
     :math:`q_\phi(z \mid x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma^2_\phi(x))`.
-    Trained by maximising the ELBO, eq. (6.3) [vae-elbo], with Adam on minibatches through
-    :func:`course_lib.training.train_loop`.
+    The prior p(z) is by default a VampPrior (Tomczak & Welling 2018), the mixture
+    :math:`\frac1K\sum_k q_\phi(z \mid u_k)` at K learned pseudo-inputs, learnt with the rest;
+    ``prior="gaussian"`` is the textbook :math:`\mathcal N(0, I_d)`. Trained by maximising the
+    ELBO, eq. (6.3) [vae-elbo] (its KL by Monte Carlo for a learned prior,
+    :func:`monte_carlo_kl`), with Adam on minibatches through
+    :func:`course_lib.training.train_loop`, keeping a moving average of the weights, and stopped
+    early on a validation split.
+
+    The defaults were chosen by ``benchmarks/vae_prior.py`` (results in
+    ``benchmarks/results/vae_prior_cpu.txt``): on the digits the old defaults (N(0, I) prior,
+    batch 256, 100 epochs, no validation split) overfit the 1,438 training digits and sampled
+    the holes between the prior and the aggregate posterior.
 
     Parameters
     ----------
@@ -467,14 +616,36 @@ class VAE(NeuralEstimator):
         (``benchmarks/vae_digits.py``).
     hidden : tuple of int, default (512,)
         Widths of the hidden layers of the default MLP encoder (the decoder mirrors them).
-    epochs : int >= 1, default 100
-    batch_size : int >= 1, default 256
-    lr : float > 0, default 3e-3 (Adam)
-    validation_fraction : float in [0, 1), default 0.0
+    epochs : int >= 1, default 1000
+        The most epochs; early stopping usually ends training long before (on the digits
+        after about 100).
+    batch_size : int >= 1, default 64
+    lr : float > 0, default 3e-3 (Adam; AdamW when ``weight_decay`` > 0)
+    prior : {"vamp", "mixture", "gaussian"}, default "vamp"
+        p(z): the VampPrior, a learned mixture of ``n_components`` diagonal Gaussians
+        (:func:`mixture_prior_log_prob`), or N(0, I). :meth:`sample`, the ELBO and the IWAE
+        weights all use it.
+    n_components : int >= 1, default 100
+        Pseudo-inputs of the VampPrior, or components of the mixture prior.
+    dropout : float in [0, 1), default 0.0
+        Dropout after each hidden layer of the default MLPs (during training only).
+    weight_decay : float >= 0, default 0.0 (decoupled, AdamW)
+    kl_warmup : int >= 0, default 0
+        Epochs over which the KL's weight β rises linearly to 1 (0: β = 1 throughout); no
+        early-stopping patience is lost during the warm-up.
+    train_samples : int >= 1, default 1
+        1: maximise the ELBO; k > 1: the importance-weighted bound of k draws, eq. (6.9)
+        [vae-iwae] (Burda et al. 2016).
+    ema : float in [0, 1), default 0.999
+        Decay of the exponential moving average of the weights (Polyak averaging; the decay
+        is ``min(ema, (1 + s)/(10 + s))`` at step s). The averaged networks are validated,
+        kept and returned. 0: the last weights.
+    validation_fraction : float in [0, 1), default 0.1
         If > 0, this fraction of the training data is held out (stratified by label when
-        labels are given); its ELBO is computed after every epoch (``history_["val_elbo"]``)
-        and training stops after ``n_iter_no_change`` epochs without improvement, keeping
-        the best weights.
+        labels are given and every class can spare one); its ELBO (one draw per sample,
+        fixed noise) is computed after every epoch (``history_["val_elbo"]``) and training
+        stops after ``n_iter_no_change`` epochs without improvement, keeping the best
+        weights. 0: train for ``epochs`` epochs on all the data.
     n_iter_no_change : int >= 1, default 20
     n_levels : int >= 2, default 17
         Grey levels of the discrete decoders.
@@ -493,11 +664,14 @@ class VAE(NeuralEstimator):
     Attributes
     ----------
     encoder_, decoder_ : nn.Module
+    prior_ : nn.Module, the prior's parameters (:class:`VampPrior`, :class:`MixturePrior`, or
+        an empty module for N(0, I))
     input_shape_ : tuple, the shape of one sample (``(D,)`` or ``(C, H, W)``)
     n_features_in_ : int, D
     classes_ : ndarray or None, the labels of a conditional model
     history_ : dict of lists: per training step ``elbo``, ``reconstruction``, ``kl`` (nats per
-        sample, minibatch); per epoch ``val_elbo`` when a validation split is used
+        sample, minibatch); per epoch ``train_elbo`` (the mean of the epoch's minibatch ELBOs)
+        and ``val_elbo`` (when a validation split is used): the learning curve
     n_epochs_ : int, epochs run;  best_epoch_ : int;  fit_time_ : float, seconds
     """
 
@@ -508,10 +682,17 @@ class VAE(NeuralEstimator):
         latent_dim: int = 16,
         likelihood: str = "discretized_logistic",
         hidden=(512,),
-        epochs: int = 100,
-        batch_size: int = 256,
+        epochs: int = 1000,
+        batch_size: int = 64,
         lr: float = 3e-3,
-        validation_fraction: float = 0.0,
+        prior: str = "vamp",
+        n_components: int = 100,
+        dropout: float = 0.0,
+        weight_decay: float = 0.0,
+        kl_warmup: int = 0,
+        train_samples: int = 1,
+        ema: float = 0.999,
+        validation_fraction: float = 0.1,
         n_iter_no_change: int = 20,
         n_levels: int = DIGIT_LEVELS,
         encoder=None,
@@ -526,6 +707,13 @@ class VAE(NeuralEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.prior = prior
+        self.n_components = n_components
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.kl_warmup = kl_warmup
+        self.train_samples = train_samples
+        self.ema = ema
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_levels = n_levels
@@ -547,6 +735,13 @@ class VAE(NeuralEstimator):
         check_int(self.epochs, "epochs", minimum=1)
         check_int(self.batch_size, "batch_size", minimum=1)
         check_real(self.lr, "lr", minimum=0.0, strict_min=True)
+        check_choice(self.prior, "prior", PRIORS)
+        check_int(self.n_components, "n_components", minimum=1)
+        check_real(self.dropout, "dropout", minimum=0.0, maximum=1.0, strict_max=True)
+        check_real(self.weight_decay, "weight_decay", minimum=0.0)
+        check_int(self.kl_warmup, "kl_warmup", minimum=0)
+        check_int(self.train_samples, "train_samples", minimum=1)
+        check_real(self.ema, "ema", minimum=0.0, maximum=1.0, strict_max=True)
         check_real(self.validation_fraction, "validation_fraction", minimum=0.0, maximum=1.0,
                    strict_max=True)
         check_int(self.n_iter_no_change, "n_iter_no_change", minimum=1)
@@ -619,15 +814,47 @@ class VAE(NeuralEstimator):
         if self.encoder is not None:
             enc = self.encoder(D + C, 2 * d)
         else:
-            enc = mlp([D + C, *hidden, 2 * d])
+            enc = _mlp_dropout([D + C, *hidden, 2 * d], self.dropout)
         if self.decoder is not None:
             dec = self.decoder(d + C, D * P)
         else:
-            dec = mlp([d + C, *reversed(hidden), D * P])
+            dec = _mlp_dropout([d + C, *reversed(hidden), D * P], self.dropout)
         for name, net in (("encoder", enc), ("decoder", dec)):
             if not isinstance(net, nn.Module):
                 raise TypeError(f"{name} must return an nn.Module, got {type(net).__name__}")
         return enc, dec
+
+    def _build_prior(self, D, n_classes) -> nn.Module:
+        """The prior's parameters: none for ``"gaussian"`` (an empty module)."""
+        if self.prior == "mixture":
+            return MixturePrior(self.latent_dim, self.n_components)
+        if self.prior == "vamp":
+            return VampPrior(D, self.n_components, n_classes,
+                             bounded=self.likelihood in (*DISCRETE, "bernoulli"))
+        return nn.Module()
+
+    def _prior_components(self, enc, prior):
+        """``(means, log_vars, logits)`` of a mixture prior, or None for the standard normal."""
+        if self.prior == "gaussian":
+            return None
+        return prior.components(functools.partial(self._encode_t, enc, encoded=True))
+
+    @staticmethod
+    def _log_prior(z, comps) -> torch.Tensor:
+        """log p(z) (...) for z (..., d): standard normal, or the mixture ``comps``."""
+        if comps is None:
+            return log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+        return mixture_prior_log_prob(z, *comps)
+
+    def _sample_prior(self, n, comps, generator, device) -> torch.Tensor:
+        """n draws from p(z): a component from the weights, then its Gaussian."""
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if comps is None:
+            return eps
+        means, log_vars, logits = comps
+        k = torch.multinomial(torch.softmax(logits, -1).expand(n, -1), 1,
+                              generator=generator).squeeze(-1)
+        return reparameterize(means[k], log_vars[k], eps)
 
     def _encoder_input(self, x):
         """What the encoder sees: grey levels rescaled to [0, 1] for discrete decoders."""
@@ -638,8 +865,8 @@ class VAE(NeuralEstimator):
     def _one_hot(self, idx, device):
         return F.one_hot(idx.to(device), self._n_classes).to(torch.float32)
 
-    def _encode_t(self, enc, x, y1h):
-        inp = self._encoder_input(x)
+    def _encode_t(self, enc, x, y1h, encoded=False):
+        inp = x if encoded else self._encoder_input(x)
         if y1h is not None:
             inp = torch.cat([inp, y1h], dim=-1)
         h = enc(inp)
@@ -661,14 +888,30 @@ class VAE(NeuralEstimator):
                              f"(P = {P} for {self.likelihood}), got {out.shape[-1]}")
         return out.reshape(*out.shape[:-1], D, P)
 
-    def _elbo_t(self, enc, dec, x, y1h, generator):
-        """One-sample ELBO terms (N,) for flattened x (N, D)."""
+    def _elbo_t(self, enc, dec, x, y1h, generator, prior=None):
+        """One-sample ELBO terms (N,) for flattened x (N, D): the KL in closed form for the
+        standard normal prior, by Monte Carlo at the same z for a mixture prior."""
         mean, log_var = self._encode_t(enc, x, y1h)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = reparameterize(mean, log_var, eps)
         params = self._decode_t(dec, z, y1h, x.shape[-1])
         rec = decoder_log_prob(self.likelihood, x, params, self.n_levels)
-        return elbo_terms(rec, mean, log_var)
+        comps = self._prior_components(enc, prior)
+        kl = None if comps is None else monte_carlo_kl(z, mean, log_var,
+                                                       self._log_prior(z, comps))
+        return elbo_terms(rec, mean, log_var, kl)
+
+    def _draws_t(self, enc, dec, x, y1h, generator, prior, k):
+        """log p(x | z_i) and the one-draw KL log q(z_i | x) − log p(z_i), (k, N) each, at k
+        draws z_i ~ q(z | x): the terms of the importance log-weights."""
+        mean, log_var = self._encode_t(enc, x, y1h)
+        eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device,
+                          dtype=mean.dtype)
+        z = reparameterize(mean, log_var, eps)
+        params = self._decode_t(dec, z, y1h, x.shape[-1])
+        rec = decoder_log_prob(self.likelihood, x.expand(k, *x.shape), params, self.n_levels)
+        comps = self._prior_components(enc, prior)
+        return rec, monte_carlo_kl(z, mean, log_var, self._log_prior(z, comps))
 
     # ------------------------------------------------------------------ fit
 
@@ -702,28 +945,33 @@ class VAE(NeuralEstimator):
         train_idx = torch.arange(N)
         if self.validation_fraction > 0:
             perm = torch.randperm(N, generator=cpu_gen)
-            if y_idx is None:
-                n_val = max(1, int(round(self.validation_fraction * N)))
-                val_idx, train_idx = perm[:n_val], perm[n_val:]
-            else:
+            n_val = max(1, int(round(self.validation_fraction * N)))
+            val_idx = perm[:n_val]
+            if y_idx is not None:
                 vals = []
                 for c in range(len(classes)):
                     members = perm[y_idx[perm] == c]
                     vals.append(members[: int(round(self.validation_fraction * len(members)))])
-                val_idx = torch.cat(vals)
-                mask = torch.ones(N, dtype=torch.bool)
-                mask[val_idx] = False
-                train_idx = torch.nonzero(mask).flatten()
-            if len(val_idx) == 0 or len(train_idx) == 0:
+                if sum(len(v) for v in vals):  # else too few per class: an unstratified split
+                    val_idx = torch.cat(vals)
+            mask = torch.ones(N, dtype=torch.bool)
+            mask[val_idx] = False
+            train_idx = torch.nonzero(mask).flatten()
+            if len(train_idx) == 0:
                 raise ValueError(f"validation_fraction={self.validation_fraction} leaves an "
-                                 f"empty training or validation set for {N} samples")
+                                 f"empty training set for {N} samples")
 
         # networks, initialised from the seed (torch's global RNG is left untouched)
+        n_classes = 0 if classes is None else len(classes)
         with seeded(int(seeds[2])):
-            enc, dec = self._build_networks(D, 0 if classes is None else len(classes), hidden)
-        enc, dec = enc.to(device), dec.to(device)
-        params = list(enc.parameters()) + list(dec.parameters())
-        opt = torch.optim.Adam(params, lr=self.lr)
+            enc, dec = self._build_networks(D, n_classes, hidden)
+            prior = self._build_prior(D, n_classes)
+        enc, dec, prior = enc.to(device), dec.to(device), prior.to(device)
+        params = [*enc.parameters(), *dec.parameters(), *prior.parameters()]
+        if self.weight_decay > 0:
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.Adam(params, lr=self.lr)
 
         x_dev = x_all.to(device)
         y1h_all = None
@@ -735,60 +983,65 @@ class VAE(NeuralEstimator):
         batch_size = min(self.batch_size, n_train)
         steps_per_epoch = math.ceil(n_train / batch_size)
         batches = minibatches(n_train, batch_size, cpu_gen)
+        nets = (enc, dec, prior)
+        # Polyak averaging: the averaged copies are validated, kept and returned
+        averaged = tuple(copy.deepcopy(net) for net in nets) if self.ema > 0 else None
+        kept = nets if averaged is None else averaged
 
-        def step(t):
-            idx = next(batches).to(device)
-            elbo, rec, kl = self._elbo_t(enc, dec, x_tr[idx], None if y_tr is None else y_tr[idx],
-                                         gen)
-            loss = -elbo.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"elbo": elbo.mean().detach(), "reconstruction": rec.mean().detach(),
-                    "kl": kl.mean().detach()}
-
-        history: dict = {"elbo": [], "reconstruction": [], "kl": []}
+        history: dict = {"elbo": [], "reconstruction": [], "kl": [], "train_elbo": []}
         best = (-math.inf, None, 0)
-        val_gen = None
         stale = 0
         start = time.perf_counter()
         epochs = progress(range(self.epochs), self.progress, desc="VAE", unit="epoch")
         n_epochs = 0
-        for epoch in epochs:
-            h = train_loop(step, steps_per_epoch, progress=False, desc="VAE",
-                           check=("elbo",))
-            for key in ("elbo", "reconstruction", "kl"):
-                history[key].extend(h[key])
-            n_epochs = epoch + 1
-            if val_idx is not None:
-                val_gen = make_generator(0, device=device)
-                with torch.no_grad():
-                    vi = val_idx.to(device)
-                    v = self._elbo_t(enc, dec, x_dev[vi], None if y1h_all is None
-                                     else y1h_all[vi], val_gen)[0].mean().item()
-                if not math.isfinite(v):
-                    raise DivergenceError(f"the validation ELBO became {v} after epoch {n_epochs}"
-                                          "; try a smaller lr")
-                history.setdefault("val_elbo", []).append(v)
-                if v > best[0]:
-                    best = (v, (copy.deepcopy(enc.state_dict()), copy.deepcopy(dec.state_dict())),
-                            n_epochs)
-                    stale = 0
-                else:
-                    stale += 1
-                    if stale >= self.n_iter_no_change:
-                        break
-            if hasattr(epochs, "set_postfix"):
-                epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
+        # dropout draws from torch's global RNG: seeded, so that the result depends on the
+        # seed only, and the caller's RNG is left as it was
+        with seeded(int(seeds[2]) + 1):
+            for epoch in epochs:
+                beta = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+                for net in nets:
+                    net.train()
+                step = functools.partial(vae_train_step, model=self, nets=nets, optimizer=opt,
+                                         batches=batches, x=x_tr, y1h=y_tr, generator=gen,
+                                         beta=beta, averaged=averaged, ema=self.ema,
+                                         step_offset=epoch * steps_per_epoch)
+                h = train_loop(step, steps_per_epoch, progress=False, desc="VAE",
+                               check=("elbo",))
+                for key in ("elbo", "reconstruction", "kl"):
+                    history[key].extend(h[key])
+                history["train_elbo"].append(float(np.mean(h["elbo"])))
+                n_epochs = epoch + 1
+                if val_idx is not None:
+                    for net in (*nets, *kept):
+                        net.eval()
+                    with torch.no_grad():
+                        vi = val_idx.to(device)
+                        v = self._elbo_t(kept[0], kept[1], x_dev[vi], None if y1h_all is None
+                                         else y1h_all[vi], make_generator(0, device=device),
+                                         kept[2])[0].mean().item()
+                    if not math.isfinite(v):
+                        raise DivergenceError(f"the validation ELBO became {v} after epoch "
+                                              f"{n_epochs}; try a smaller lr")
+                    history.setdefault("val_elbo", []).append(v)
+                    if v > best[0]:
+                        best = (v, tuple(copy.deepcopy(net.state_dict()) for net in kept),
+                                n_epochs)
+                        stale = 0
+                    elif n_epochs > self.kl_warmup:  # no patience lost during the warm-up
+                        stale += 1
+                        if stale >= self.n_iter_no_change:
+                            break
+                if hasattr(epochs, "set_postfix"):
+                    epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
         if hasattr(epochs, "close"):
             epochs.close()
         if best[1] is not None:
-            enc.load_state_dict(best[1][0])
-            dec.load_state_dict(best[1][1])
-        enc.eval()
-        dec.eval()
+            for net, sd in zip(kept, best[1]):
+                net.load_state_dict(sd)
+        for net in kept:
+            net.eval()
         # success: commit the fitted state
-        self.encoder_, self.decoder_ = enc, dec
+        self.encoder_, self.decoder_, self.prior_ = kept
         self.classes_ = classes
         self.input_shape_ = input_shape
         self.n_features_in_ = D
@@ -803,7 +1056,8 @@ class VAE(NeuralEstimator):
 
     def _state_dict_(self):
         self._check_fitted()
-        return {"encoder": self.encoder_.state_dict(), "decoder": self.decoder_.state_dict()}
+        return {"encoder": self.encoder_.state_dict(), "decoder": self.decoder_.state_dict(),
+                "prior": self.prior_.state_dict()}
 
     def _meta_(self):
         self._check_fitted()
@@ -819,10 +1073,14 @@ class VAE(NeuralEstimator):
         input_shape = tuple(int(s) for s in meta["input_shape"])
         D = int(np.prod(input_shape))
         self.classes_ = classes
-        enc, dec = self._build_networks(D, 0 if classes is None else len(classes), hidden)
+        n_classes = 0 if classes is None else len(classes)
+        enc, dec = self._build_networks(D, n_classes, hidden)
+        prior = self._build_prior(D, n_classes)
         enc.load_state_dict(state["encoder"])
         dec.load_state_dict(state["decoder"])
+        prior.load_state_dict(state.get("prior", {}))
         self.encoder_, self.decoder_ = enc.to(device).eval(), dec.to(device).eval()
+        self.prior_ = prior.to(device).eval()
         self.input_shape_ = input_shape
         self.n_features_in_ = D
         self.n_epochs_ = int(meta.get("n_epochs", 0))
@@ -864,7 +1122,7 @@ class VAE(NeuralEstimator):
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
         gen = self._rng(seed, x.device)
-        e, r, k = self._elbo_t(self.encoder_, self.decoder_, x, y1h, gen)
+        e, r, k = self._elbo_t(self.encoder_, self.decoder_, x, y1h, gen, self.prior_)
         if not bool(torch.isfinite(e).all()):
             raise DivergenceError("the ELBO is not finite: the model's parameters diverged")
         return ELBO(*(t.double().cpu().numpy() for t in (e, r, k)))
@@ -883,6 +1141,9 @@ class VAE(NeuralEstimator):
         device = x.device
         gen = self._rng(seed, device)
         budget = _IWAE_ROWS.get(device.type, _IWAE_ROWS["cuda"])
+        comps = self._prior_components(self.encoder_, self.prior_)
+        if comps is not None:  # log p(z) holds a (rows, K, d) temporary
+            budget = max(1024, budget // max(1, len(comps[0]) // 8))
         N, D = x.shape
         out = []  # per block of images: (log-sum-exp of w, of 2w) or all weights
         rows_per_block = max(1, budget // k)
@@ -899,7 +1160,7 @@ class VAE(NeuralEstimator):
                 params = self._decode_t(self.decoder_, z, yb, D)
                 lw = (decoder_log_prob(self.likelihood, xb.expand(kk, *xb.shape), params,
                                        self.n_levels)
-                      + log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+                      + self._log_prior(z, comps)
                       - log_normal_diag(z, mean, log_var)).double()  # (kk, n)
                 if keep:
                     parts.append(lw.T.cpu())
@@ -1030,7 +1291,7 @@ class VAE(NeuralEstimator):
     @torch.no_grad()
     def sample(self, n_samples: int = 1, labels=None, *, draw: bool = False, seed=None,
                return_labels: bool = False):
-        """``n_samples`` new images in X's shape: z ~ N(0, I), then the decoder's **mean**
+        """``n_samples`` new images in X's shape: z ~ p(z) (the model's prior), then the decoder's **mean**
         E[x | z] (default: smooth images), or a draw from p(x | z) with ``draw=True`` (what the
         likelihood describes, pixel noise included).
 
@@ -1051,7 +1312,8 @@ class VAE(NeuralEstimator):
             idx = self._check_labels(labels, n)  # None for an unconditional model
         lab = None if idx is None else self.classes_[idx.numpy()]
         y1h = None if idx is None else self._one_hot(idx, device)
-        z = torch.randn(n, self.latent_dim, generator=gen, device=device)
+        z = self._sample_prior(n, self._prior_components(self.encoder_, self.prior_), gen,
+                               device)
         params = self._decode_t(self.decoder_, z, y1h, self.n_features_in_)
         images = self._to_images(_decoder_mean(self.likelihood, params, self.n_levels, draw,
                                                gen if draw else None))

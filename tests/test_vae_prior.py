@@ -1,0 +1,202 @@
+"""Tests of the VAE's learned priors (mixture of Gaussians, VampPrior), their Monte Carlo KL and
+IWAE weights, and the early stopping on a validation split that is now on by default."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from _shared import CPU
+from sklearn.base import clone
+
+from course_lib import vae
+from course_lib.data import load_digits
+from course_lib.vae import VAE
+
+D64 = torch.float64
+SMALL = dict(latent_dim=3, hidden=(16,), batch_size=64, progress=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    Xtr, ytr = load_digits("train", dequantize=True)
+    Xte, yte = load_digits("test", dequantize=True, seed=1)
+    return Xtr[:300], ytr[:300], Xte[:40], yte[:40]
+
+
+# ---------------------------------------------------------------- the formulas
+
+
+def test_mixture_with_one_standard_component_is_the_standard_normal():
+    z = torch.randn(7, 5, 4, dtype=D64, generator=torch.Generator().manual_seed(0))
+    zeros = torch.zeros(1, 4, dtype=D64)
+    got = vae.mixture_prior_log_prob(z, zeros, zeros, torch.zeros(1, dtype=D64))
+    want = vae.log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    assert got.shape == (7, 5)
+    torch.testing.assert_close(got, want)
+    # K equal components with any weights: the same density
+    three = vae.mixture_prior_log_prob(z, zeros.expand(3, 4), zeros.expand(3, 4),
+                                       torch.tensor([0.3, -2.0, 1.0], dtype=D64))
+    torch.testing.assert_close(three, want)
+
+
+def test_mixture_prior_integrates_to_one():
+    """A 3-component mixture in 2-D, integrated on a grid: 1."""
+    g = torch.Generator().manual_seed(1)
+    means = torch.randn(3, 2, dtype=D64, generator=g)
+    log_vars = 0.5 * torch.randn(3, 2, dtype=D64, generator=g) - 0.5
+    logits = torch.randn(3, dtype=D64, generator=g)
+    t = torch.linspace(-9, 9, 601, dtype=D64)
+    zz = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1)
+    p = vae.mixture_prior_log_prob(zz, means, log_vars, logits).exp()
+    h = float(t[1] - t[0])
+    assert float(p.sum()) * h * h == pytest.approx(1.0, abs=1e-6)
+
+
+def test_monte_carlo_kl_averages_to_the_closed_form():
+    g = torch.Generator().manual_seed(2)
+    mean = torch.randn(4, 3, dtype=D64, generator=g)
+    log_var = 0.3 * torch.randn(4, 3, dtype=D64, generator=g)
+    eps = torch.randn(200_000, 4, 3, dtype=D64, generator=g)
+    z = vae.reparameterize(mean, log_var, eps)
+    log_p = vae.log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    mc = vae.monte_carlo_kl(z, mean, log_var, log_p)
+    se = mc.std(0) / math.sqrt(len(mc))
+    assert torch.all((mc.mean(0) - vae.gaussian_kl(mean, log_var)).abs() < 4 * se + 1e-9)
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+def test_defaults_stop_early_and_use_a_learned_prior():
+    m = VAE()
+    assert m.validation_fraction > 0 and m.prior in ("mixture", "vamp")
+    assert clone(m).get_params() == m.get_params()
+
+
+@pytest.mark.parametrize("bad", [dict(prior="flat"), dict(n_components=0), dict(dropout=1.0),
+                                 dict(weight_decay=-1.0), dict(kl_warmup=-1)])
+def test_bad_hyperparameters_are_refused(bad, digits):
+    with pytest.raises(ValueError):
+        VAE(epochs=1, **SMALL, **bad).fit(digits[0])
+
+
+@pytest.mark.cpu_only("the two networks are compared bit for bit on the CPU")
+def test_one_component_at_the_origin_gives_the_gaussian_log_weights(digits):
+    """A mixture prior with one component N(0, I) is the standard normal: same IWAE weights."""
+    X = digits[0]
+    kw = dict(SMALL, epochs=2, validation_fraction=0.0, random_state=0, device=CPU)
+    gauss = VAE(prior="gaussian", **kw).fit(X)
+    mix = VAE(prior="mixture", n_components=1, **kw).fit(X)
+    mix.encoder_.load_state_dict(gauss.encoder_.state_dict())
+    mix.decoder_.load_state_dict(gauss.decoder_.state_dict())
+    with torch.no_grad():
+        for p in mix.prior_.parameters():
+            p.zero_()
+    Xt = digits[2]
+    np.testing.assert_allclose(mix.log_weights(Xt, 50, seed=3), gauss.log_weights(Xt, 50, seed=3),
+                               rtol=1e-6, atol=1e-4)
+    # the Monte Carlo KL has the closed form as its mean (same reconstruction draws)
+    kl_mc = np.mean([mix.elbo(Xt, seed=s).kl for s in range(200)], axis=0)
+    np.testing.assert_allclose(kl_mc, gauss.elbo(Xt, seed=0).kl, rtol=0.1, atol=0.3)
+
+
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+def test_iwae_with_a_learned_prior_is_consistent(prior, digits, device):
+    X, _, Xt, _ = digits
+    m = VAE(prior=prior, n_components=5, epochs=3, validation_fraction=0.0, random_state=0,
+            device=device, **SMALL).fit(X)
+    # k = 1: the log-weight is the one-draw ELBO with the Monte Carlo KL, draw for draw
+    lw1 = m.log_weights(Xt, 1, seed=4)[:, 0]
+    np.testing.assert_allclose(lw1, m.elbo(Xt, seed=4).elbo, rtol=1e-5, atol=1e-3)
+    # IWAE >= ELBO on average, and rises with k
+    elbo = np.mean([m.elbo(Xt, seed=s).elbo.mean() for s in range(20)])
+    ll10 = m.log_likelihood(Xt, 10, seed=0).mean()
+    ll500 = m.log_likelihood(Xt, 500, seed=0).mean()
+    assert elbo < ll10 < ll500 + 0.05
+
+
+def test_vamp_prior_is_the_mean_of_the_encoder_gaussians(digits):
+    m = VAE(prior="vamp", n_components=4, epochs=1, validation_fraction=0.0, random_state=0,
+            device=CPU, **SMALL).fit(digits[0])
+    u = torch.sigmoid(m.prior_.raw)
+    with torch.no_grad():
+        mean, log_var = m.encoder_(u).chunk(2, -1)
+        z = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+        want = torch.logsumexp(vae.log_normal_diag(z[:, None], mean, log_var), -1) - math.log(4)
+        got = m._log_prior(z, m._prior_components(m.encoder_, m.prior_))
+    torch.testing.assert_close(got, want)
+
+
+def test_early_stopping_keeps_the_best_weights(digits, device):
+    X = digits[0]
+    kw = dict(SMALL, prior="mixture", n_components=3, epochs=300, lr=3e-2,
+              validation_fraction=0.2, n_iter_no_change=3, random_state=0, device=device)
+    m = VAE(**kw).fit(X)
+    h = m.history_
+    assert m.n_epochs_ < 300  # it stopped
+    assert len(h["val_elbo"]) == len(h["train_elbo"]) == m.n_epochs_
+    assert m.best_epoch_ == 1 + int(np.argmax(h["val_elbo"]))
+    assert m.n_epochs_ == m.best_epoch_ + 3
+    # the kept weights are those after the best epoch: a run of best_epoch_ epochs has them
+    again = VAE(**dict(kw, epochs=m.best_epoch_)).fit(X)
+    for a, b in ((m.encoder_, again.encoder_), (m.decoder_, again.decoder_),
+                 (m.prior_, again.prior_)):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb
+            torch.testing.assert_close(va, vb)
+
+
+def test_no_patience_is_lost_during_the_kl_warm_up(digits):
+    m = VAE(**SMALL, epochs=40, kl_warmup=6, n_iter_no_change=1, validation_fraction=0.2,
+            random_state=0, device=CPU).fit(digits[0])
+    assert m.n_epochs_ >= 7
+
+
+@pytest.mark.cpu_only("same seed, same result is promised bit for bit on the CPU only")
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+def test_determinism_with_dropout_and_a_learned_prior(prior, digits):
+    kw = dict(SMALL, prior=prior, n_components=4, dropout=0.3, weight_decay=0.01, epochs=3,
+              random_state=5, device=CPU)
+    state = torch.get_rng_state()
+    a = VAE(**kw).fit(digits[0])
+    assert torch.equal(torch.get_rng_state(), state)  # torch's global RNG left as it was
+    b = VAE(**kw).fit(digits[0])
+    assert a.history_ == b.history_
+    np.testing.assert_array_equal(a.sample(5, seed=0), b.sample(5, seed=0))
+    assert not np.array_equal(a.sample(5, seed=0), a.sample(5, seed=1))
+
+
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_save_load_round_trip(prior, conditional, digits, tmp_path, device):
+    X, y, Xt, yt = digits
+    m = VAE(**SMALL, prior=prior, n_components=4, dropout=0.1, epochs=2, random_state=0,
+            device=device).fit(X, y if conditional else None)
+    lab = yt if conditional else None
+    m.save(tmp_path / "m.pt")
+    loaded = VAE.load(tmp_path / "m.pt", device=device)
+    np.testing.assert_array_equal(loaded.sample(6, seed=2), m.sample(6, seed=2))
+    np.testing.assert_allclose(loaded.log_likelihood(Xt, 20, lab, seed=0),
+                               m.log_likelihood(Xt, 20, lab, seed=0), rtol=1e-6)
+    assert loaded.history_["val_elbo"] == pytest.approx(m.history_["val_elbo"])
+
+
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+def test_conditional_with_a_learned_prior(prior, digits, device):
+    X, y, Xt, yt = digits
+    m = VAE(**SMALL, prior=prior, n_components=4, epochs=2, random_state=0,
+            device=device).fit(X, y)
+    imgs, lab = m.sample(20, return_labels=True, seed=0)
+    assert imgs.shape == (20, 1, 8, 8) and list(lab[:10]) == list(m.classes_)
+    assert m.sample(3, labels=7, seed=0).shape == (3, 1, 8, 8)
+    ll = m.log_likelihood(Xt, 20, labels=yt, seed=0)
+    assert ll.shape == (len(Xt),) and np.all(np.isfinite(ll))
+    with pytest.raises(ValueError, match="labels"):
+        m.log_likelihood(Xt, 20, seed=0)
+
+
+def test_tiny_conditional_data_fall_back_to_an_unstratified_split(digits):
+    X, y = digits[0][:12], digits[1][:12]
+    m = VAE(**SMALL, epochs=2, random_state=0, device=CPU).fit(X, y)
+    assert len(m.history_["val_elbo"]) == m.n_epochs_
