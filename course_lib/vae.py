@@ -669,6 +669,7 @@ class VAE(NeuralEstimator):
     input_shape_ : tuple, the shape of one sample (``(D,)`` or ``(C, H, W)``)
     n_features_in_ : int, D
     classes_ : ndarray or None, the labels of a conditional model
+    class_prior_ : ndarray or None, p(y): the training labels' frequencies (conditional models)
     history_ : dict of lists: per training step ``elbo``, ``reconstruction``, ``kl`` (nats per
         sample, minibatch); per epoch ``train_elbo`` (the mean of the epoch's minibatch ELBOs)
         and ``val_elbo`` (when a validation split is used): the learning curve
@@ -1043,6 +1044,8 @@ class VAE(NeuralEstimator):
         # success: commit the fitted state
         self.encoder_, self.decoder_, self.prior_ = kept
         self.classes_ = classes
+        self.class_prior_ = (None if y_idx is None else
+                             np.bincount(y_idx.numpy(), minlength=len(classes)) / len(y_idx))
         self.input_shape_ = input_shape
         self.n_features_in_ = D
         self.history_ = history
@@ -1063,6 +1066,8 @@ class VAE(NeuralEstimator):
         self._check_fitted()
         return {"input_shape": list(self.input_shape_),
                 "classes": None if self.classes_ is None else self.classes_.tolist(),
+                "class_prior": (None if self.class_prior_ is None
+                                else [float(v) for v in self.class_prior_]),
                 "n_epochs": int(self.n_epochs_), "best_epoch": int(self.best_epoch_),
                 "fit_time": float(self.fit_time_)}
 
@@ -1074,6 +1079,9 @@ class VAE(NeuralEstimator):
         D = int(np.prod(input_shape))
         self.classes_ = classes
         n_classes = 0 if classes is None else len(classes)
+        stored = meta.get("class_prior")  # older checkpoints: uniform over the classes
+        self.class_prior_ = (None if classes is None else np.full(n_classes, 1.0 / n_classes)
+                             if stored is None else np.asarray(stored, dtype=np.float64))
         enc, dec = self._build_networks(D, n_classes, hidden)
         prior = self._build_prior(D, n_classes)
         enc.load_state_dict(state["encoder"])
@@ -1188,14 +1196,46 @@ class VAE(NeuralEstimator):
 
         With ``return_error=True`` also returns the Monte Carlo standard error of each value
         (delta method: :math:`\sqrt{(\overline{w^2}/\bar w^2 - 1)/k}`).
+
+        A conditional model given ``labels`` returns log p(x | y); without labels it returns
+        log p(x) = log Σ_y p(y) p(x | y) (:meth:`_marginal_log_likelihood`), the density of the
+        image alone, comparable with an unconditional model's.
         """
         return_error = check_bool(return_error, "return_error")
+        self._check_fitted()
+        if self.classes_ is not None and labels is None:
+            return self._marginal_log_likelihood(X, k, seed, return_error)
         lse = self._log_weights(X, k, labels, seed, keep=False)  # (2, N)
         ll = lse[0] - math.log(k)
         if not return_error:
             return ll
         rel_var = np.exp(lse[1] - math.log(k) - 2 * (lse[0] - math.log(k))) - 1.0
         return ll, np.sqrt(np.clip(rel_var, 0.0, None) / k)
+
+    def _marginal_log_likelihood(self, X, k, seed, return_error):
+        r"""A conditional model's density of ``x`` alone, summing over the labels:
+        :math:`\log p(x) = \log \sum_y p(y)\, p(x \mid y)`, with p(y) the training labels'
+        frequencies (``class_prior_``) and each p(x | y) estimated by IWAE with k samples.
+
+        The sum of unbiased estimates of p(x | y) is an unbiased estimate of p(x), so this is
+        a lower bound on log p(x) in expectation, like every IWAE value, on the same scale as
+        an unconditional model's. (Given the label, log p(x | y) is higher by at most
+        log(1 / p(y)): what knowing the digit is worth.)"""
+        n = len(self._flat(X))
+        gen = self._rng(seed, self._net_device())
+        per_class, errors = [], []
+        for c in self.classes_:
+            ll, err = self.log_likelihood(X, k, np.full(n, c), seed=int(torch.randint(
+                0, 2**62, (1,), generator=gen, device=gen.device).item()), return_error=True)
+            per_class.append(ll)
+            errors.append(err)
+        log_joint = np.stack(per_class) + np.log(self.class_prior_)[:, None]  # (C, N)
+        ll = np.logaddexp.reduce(log_joint, axis=0)
+        if not return_error:
+            return ll
+        # relative error of sum_c pi_c p_c: sqrt(sum_c (pi_c p_c rel_c)^2) / sum_c pi_c p_c
+        share = np.exp(log_joint - ll)
+        return ll, np.sqrt(((share * np.stack(errors)) ** 2).sum(0))
 
     def score_samples(self, X, labels=None, k: int = 1000, *, seed=0):
         """IWAE log-likelihood of each sample (k = 1000): :meth:`log_likelihood`.

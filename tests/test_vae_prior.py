@@ -192,11 +192,53 @@ def test_conditional_with_a_learned_prior(prior, digits, device):
     assert m.sample(3, labels=7, seed=0).shape == (3, 1, 8, 8)
     ll = m.log_likelihood(Xt, 20, labels=yt, seed=0)
     assert ll.shape == (len(Xt),) and np.all(np.isfinite(ll))
-    with pytest.raises(ValueError, match="labels"):
-        m.log_likelihood(Xt, 20, seed=0)
+    # without labels: log p(x) = log Σ_y p(y) p(x|y) (test_conditional_log_px_sums_over_the_labels)
+    marginal = m.log_likelihood(Xt, 20, seed=0)
+    assert marginal.shape == ll.shape and np.all(np.isfinite(marginal))
 
 
 def test_tiny_conditional_data_fall_back_to_an_unstratified_split(digits):
     X, y = digits[0][:12], digits[1][:12]
     m = VAE(**SMALL, epochs=2, random_state=0, device=CPU).fit(X, y)
     assert len(m.history_["val_elbo"]) == m.n_epochs_
+
+
+# ---------------------------------------------------------------- log p(x) of a conditional model
+
+
+@pytest.fixture(scope="module")
+def conditional_vae(digits):
+    Xtr, ytr, _, _ = digits
+    return VAE(**SMALL, epochs=4, validation_fraction=0.0, random_state=0,
+               device=CPU).fit(Xtr, ytr)
+
+
+def test_conditional_log_px_sums_over_the_labels(conditional_vae, digits):
+    """Without labels a conditional VAE scores log p(x) = log Σ_y p(y) p(x|y)."""
+    model, X = conditional_vae, digits[2][:12]
+    np.testing.assert_allclose(model.class_prior_.sum(), 1.0)
+    counts = np.bincount(digits[1], minlength=10)
+    np.testing.assert_allclose(model.class_prior_, counts / counts.sum())
+    marginal = model.log_likelihood(X, 50, seed=0)
+    # the same sum, computed by hand from the per-label estimates (their seeds drawn in turn
+    # from the seed's stream, as the method does)
+    gen = model._rng(0, torch.device(CPU))
+    per_label = np.stack([
+        model.log_likelihood(X, 50, np.full(len(X), c), seed=int(torch.randint(
+            0, 2**62, (1,), generator=gen).item()))
+        for c in model.classes_])
+    want = np.logaddexp.reduce(per_label + np.log(model.class_prior_)[:, None], axis=0)
+    np.testing.assert_allclose(marginal, want, rtol=1e-12)
+    # p(x) >= p(y) p(x | y) for every label, and score_samples agrees without labels
+    assert np.all(marginal >= per_label.max(0) + np.log(model.class_prior_.min()) - 1e-9)
+    np.testing.assert_allclose(model.score_samples(X, k=50, seed=0), marginal)
+
+
+def test_conditional_log_px_error_and_save_load(conditional_vae, digits, tmp_path):
+    model, X = conditional_vae, digits[2][:6]
+    ll, err = model.log_likelihood(X, 40, seed=1, return_error=True)
+    assert ll.shape == err.shape == (6,) and np.all(err > 0) and np.all(np.isfinite(err))
+    model.save(tmp_path / "c.pt")
+    loaded = VAE.load(tmp_path / "c.pt")
+    np.testing.assert_array_equal(loaded.class_prior_, model.class_prior_)
+    np.testing.assert_allclose(loaded.log_likelihood(X, 40, seed=1), ll)
