@@ -1215,7 +1215,9 @@ class VAE(NeuralEstimator):
     def _marginal_log_likelihood(self, X, k, seed, return_error):
         r"""A conditional model's density of ``x`` alone, summing over the labels:
         :math:`\log p(x) = \log \sum_y p(y)\, p(x \mid y)`, with p(y) the training labels'
-        frequencies (``class_prior_``) and each p(x | y) estimated by IWAE with k samples.
+        frequencies (``class_prior_``) and each p(x | y) estimated by IWAE with k // C
+        importance samples (C classes): k samples in total, split evenly over the labels
+        (stratified sampling), so that it costs what one labelled estimate with k samples costs.
 
         The sum of unbiased estimates of p(x | y) is an unbiased estimate of p(x), so this is
         a lower bound on log p(x) in expectation, like every IWAE value, on the same scale as
@@ -1224,8 +1226,9 @@ class VAE(NeuralEstimator):
         n = len(self._flat(X))
         gen = self._rng(seed, self._net_device())
         per_class, errors = [], []
+        k_each = max(1, k // len(self.classes_))
         for c in self.classes_:
-            ll, err = self.log_likelihood(X, k, np.full(n, c), seed=int(torch.randint(
+            ll, err = self.log_likelihood(X, k_each, np.full(n, c), seed=int(torch.randint(
                 0, 2**62, (1,), generator=gen, device=gen.device).item()), return_error=True)
             per_class.append(ll)
             errors.append(err)

@@ -223,8 +223,8 @@ def test_conditional_log_px_sums_over_the_labels(conditional_vae, digits):
     # the same sum, computed by hand from the per-label estimates (their seeds drawn in turn
     # from the seed's stream, as the method does)
     gen = model._rng(0, torch.device(CPU))
-    per_label = np.stack([
-        model.log_likelihood(X, 50, np.full(len(X), c), seed=int(torch.randint(
+    per_label = np.stack([  # k = 50 in total: 5 per label
+        model.log_likelihood(X, 5, np.full(len(X), c), seed=int(torch.randint(
             0, 2**62, (1,), generator=gen).item()))
         for c in model.classes_])
     want = np.logaddexp.reduce(per_label + np.log(model.class_prior_)[:, None], axis=0)
