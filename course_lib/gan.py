@@ -28,24 +28,33 @@ The class
 ---------
 :class:`GAN` has scikit-learn's shape (hyperparameters in the constructor, ``fit(X, y=None)``
 returns ``self``, ``sample(n)``) and trains through the course's one training loop,
-:func:`course_lib.training.train_loop`. Its defaults (measured in ``benchmarks/gan_modes.py``):
+:func:`course_lib.training.train_loop`. Its defaults (measured in ``benchmarks/gan_modes.py``
+for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
 
 - the data are standardised inside the model (mean per feature, one overall standard
   deviation), so the same defaults work whatever the data's scale;
 - small MLPs (two hidden layers; three in the discriminator for data with at most 16
   features), Adam (β₂ = 0.9 for such data, 0.999 otherwise) with a cosine learning-rate
-  decay to zero;
+  decay to zero; ``architecture="conv"`` swaps in small convolutional networks for images
+  (:class:`ConvGenerator`, :class:`ConvDiscriminator`);
 - the non-saturating generator loss;
 - a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
-  ``r1_every`` steps, against mode collapse and oscillation;
+  ``r1_every`` steps, against mode collapse and oscillation: γ = 0.01 for point data, 1 for
+  images (with 0.01 the GAN on the digits collapses onto a few classes and gets worse with
+  more steps; see the presets in :class:`GAN`);
 - discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
   trained a little longer with the generator frozen so that its logit estimates
   log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability
-  min(1, exp(logit − M)). ``sample(n, rejection=False)`` returns the raw generator output.
+  min(1, exp(logit − M)). It is ``sample``'s default for point data; for images the default
+  is the raw generator output (rejection sampling raised precision but lowered recall and
+  worsened the FID on the digits) and ``sample(n, rejection=True)`` asks for it;
+- optionally (``ema``) an exponential moving average of the generator's weights
+  (:func:`ema_update`) samples instead of the last weights.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -76,10 +85,15 @@ __all__ = [
     "density_ratio_logit",
     "r1_penalty",
     "acceptance_probability",
+    "ema_update",
+    "ConvGenerator",
+    "ConvDiscriminator",
+    "ARCHITECTURES",
     "mlp",
 ]
 
 LOSSES = ("non-saturating", "minimax")
+ARCHITECTURES = ("mlp", "conv")
 
 
 # ====================================================================== the book's equations
@@ -211,6 +225,98 @@ def _cosine(t: int, n_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t / n_steps))
 
 
+def _n_halvings(height: int, width: int, most: int = 3) -> int:
+    """How many times an image of ``height`` × ``width`` can be halved (exactly, both sides
+    even) while both sides stay >= 2: the number of resolution levels of the conv networks."""
+    k = 0
+    while k < most and height % 2 == 0 and width % 2 == 0 and height >= 4 and width >= 4:
+        height, width, k = height // 2, width // 2, k + 1
+    return k
+
+
+class ConvGenerator(nn.Module):
+    """A small DCGAN-style generator for images ``(C, H, W)``, with the flat interface of the
+    default MLP: ``(B, latent_dim + n_classes)`` → ``(B, C·H·W)`` (standardised pixels).
+
+    ``z`` (with the one-hot label appended) → ``Linear`` → ``(width·2^k, H/2^k, W/2^k)`` →
+    k times [nearest-neighbour upsampling ×2, 3×3 convolution halving the channels, ReLU] →
+    a 3×3 convolution to ``C`` channels (no output activation: the pixels are standardised;
+    :meth:`GAN.sample` clamps them to [0, 1] after undoing the standardisation). ``k`` is the
+    number of exact halvings of H and W (at most 3, the smallest map at least 2×2): 2 for
+    8×8 digits (2×2 → 4×4 → 8×8).
+    """
+
+    def __init__(self, n_inputs: int, shape, width: int):
+        super().__init__()
+        C, H, W = (int(s) for s in shape)
+        k = _n_halvings(H, W)
+        self.shape = (C, H, W)
+        self.base = (width * 2 ** k, H // 2 ** k, W // 2 ** k)
+        self.fc = nn.Linear(n_inputs, int(np.prod(self.base)))
+        layers: list[nn.Module] = [nn.ReLU()]
+        ch = self.base[0]
+        for _ in range(k):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                       nn.Conv2d(ch, ch // 2, 3, padding=1), nn.ReLU()]
+            ch //= 2
+        layers.append(nn.Conv2d(ch, C, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(len(z), *self.base)
+        return self.body(x).flatten(1)
+
+
+class ConvDiscriminator(nn.Module):
+    """A small DCGAN-style discriminator for images ``(C, H, W)``, with the flat interface of
+    the default MLP: ``(B, C·H·W + n_classes)`` → ``(B, 1)`` logits.
+
+    A 3×3 convolution to ``width`` channels, then k times a 4×4 convolution of stride 2
+    doubling the channels (LeakyReLU 0.2 after each; the mirror of :class:`ConvGenerator`),
+    then a linear layer to one logit. A conditional discriminator gets the one-hot label as
+    ``n_classes`` extra constant input channels. No normalisation layer: the R1 penalty
+    (:func:`r1_penalty`) keeps it in check.
+    """
+
+    def __init__(self, shape, n_classes: int, width: int):
+        super().__init__()
+        C, H, W = (int(s) for s in shape)
+        k = _n_halvings(H, W)
+        self.shape, self.n_classes = (C, H, W), int(n_classes)
+        layers: list[nn.Module] = [nn.Conv2d(C + self.n_classes, width, 3, padding=1), _leaky()]
+        ch = width
+        for _ in range(k):
+            layers += [nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1), _leaky()]
+            ch *= 2
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(ch * (H // 2 ** k) * (W // 2 ** k), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        C, H, W = self.shape
+        img = x[:, : C * H * W].reshape(len(x), C, H, W)
+        if self.n_classes:
+            c = x[:, C * H * W :, None, None].expand(-1, -1, H, W)
+            img = torch.cat([img, c], dim=1)
+        return self.fc(self.body(img).flatten(1))
+
+
+@torch.no_grad()
+def ema_update(average: nn.Module, net: nn.Module, decay: float, step: int) -> None:
+    """One step of the exponential moving average of the generator's weights (Yazıcı et al.
+    2019; Karras et al. 2018), the network :meth:`GAN.sample` uses when ``ema > 0``::
+
+        θ̄ ← β θ̄ + (1 − β) θ,   β = min(decay, (1 + step) / (10 + step))
+
+    The warm-up of β lets the average forget the random initial weights in short runs.
+    Buffers (if any) are copied. ``average`` has the same architecture as ``net``.
+    """
+    beta = min(float(decay), (1.0 + step) / (10.0 + step))
+    for a, p in zip(average.parameters(), net.parameters()):
+        a.lerp_(p.detach(), 1.0 - beta)
+    for a, b in zip(average.buffers(), net.buffers()):
+        a.copy_(b)
+
+
 # ====================================================================== the estimator
 
 
@@ -224,31 +330,66 @@ class GAN(NeuralEstimator):
 
     The generator maps ``z ~ N(0, I_latent_dim)`` (the prior p_z of the book, a vector, not an
     image) to a data point; the discriminator maps a data point to a logit. Both are MLPs on
-    flattened, standardised data. Training alternates one discriminator step and one
+    flattened, standardised data (or, with ``architecture="conv"``, small convolutional
+    networks with the same flat interface). Training alternates one discriminator step and one
     generator step on each minibatch (:func:`discriminator_loss` plus a lazy R1 penalty
     :func:`r1_penalty`, then :func:`generator_loss`), with Adam and a cosine learning-rate decay.
     If ``rejection`` is on, the discriminator is then trained ``rejection_steps`` more steps
     with the generator frozen (its logit then estimates log p/q) and :meth:`sample` uses
     discriminator rejection sampling (:func:`acceptance_probability`).
 
+    Presets
+    -------
+    Where the right value depends on the data, the hyperparameter's default is ``None`` and it
+    takes the value of the preset for the kind of data ``fit`` sees (D = features per sample):
+
+    ====================  ==================================  =================================
+    hyperparameter        point data ``(N, D)``               images ``(N, C, H, W)``
+    ====================  ==================================  =================================
+    ``hidden`` (MLP)      128 if D <= 16, else 256            the same rule with D = C·H·W
+                                                              (256 for the 8×8 digits)
+    ``hidden`` (conv)     (conv needs images)                 16 channels
+    ``d_depth``           3 if D <= 16, else 2                the same rule (2 for the digits)
+    ``beta2``             0.9 if D <= 16, else 0.999          the same rule (0.999 for digits)
+    ``r1``                0.01                                1.0
+    ``sample()``          rejection sampling (when fitted     the raw generator output
+                          with ``rejection=True``)            (``sample(n, rejection=True)``
+                                                              for rejection sampling)
+    ====================  ==================================  =================================
+
+    The image presets were chosen on the 8×8 digits by ``benchmarks/gan_digits.py`` (results
+    in ``benchmarks/results/gan_digits_cpu.txt``); the point-data presets by
+    ``benchmarks/gan_modes.py`` (ring and grid). An explicit value always wins.
+
     Parameters
     ----------
     latent_dim : int >= 1, default 8
         Dimension of the latent vector z.
     hidden : int >= 1 or None, default None
-        Width of the two hidden layers of both default networks; ``None``: 128 for data with
-        at most 16 features, 256 otherwise (e.g. 8×8 images).
+        Width of the two hidden layers of both default MLPs (with ``architecture="conv"``: the
+        channels of the first convolution); ``None``: the preset, 128 for data with at most 16
+        features, 256 otherwise (e.g. 8×8 images), 16 channels for the conv networks.
     d_depth : int >= 1 or None, default None
         Number of hidden layers of the default discriminator (the default generator has two);
         ``None``: 3 for data with at most 16 features, 2 otherwise. A third layer lets the
         discriminator draw the sharp boundaries between 25 narrow modes and the "bridges"
         between them, which both the generator's training signal and rejection sampling need
         (``benchmarks/gan_modes.py``).
+    architecture : {"mlp", "conv"}, default "mlp"
+        The default networks: MLPs, or for images small DCGAN-style convolutional networks
+        (:class:`ConvGenerator`, :class:`ConvDiscriminator`; ``d_depth`` is then unused). On
+        the digits the conv networks reached a similar FID at about 3.5 times the time per step
+        (``benchmarks/gan_digits.py``, screened with ``batch_size=128, lr=1e-3, beta2=0.99,
+        ema=0.999, r1=1``).
     n_steps : int >= 1, default 6000
         Training steps (each: one discriminator and one generator update).
     batch_size : int >= 1, default 256
     lr : float > 0, default 4e-3
-        Adam's learning rate for both networks, decayed to 0 with a cosine schedule.
+        Adam's learning rate (of both networks unless ``lr_d`` is given), decayed to 0 with a
+        cosine schedule.
+    lr_d : float > 0 or None, default None
+        The discriminator's learning rate (two time-scale update rule, Heusel et al. 2017);
+        ``None``: ``lr``. The cosine decay scales both alike.
     beta1 : float in [0, 1), default 0.5
         Adam's first momentum coefficient (0.5 is the usual choice for GANs).
     beta2 : float in [0, 1) or None, default None
@@ -258,14 +399,16 @@ class GAN(NeuralEstimator):
         digit settings were not re-tuned).
     loss : {"non-saturating", "minimax"}, default "non-saturating"
         The generator's loss, :func:`generator_loss`.
-    r1 : float >= 0, default 0.01
-        γ of the R1 penalty (in standardised units); 0 switches it off.
+    r1 : float >= 0 or None, default None
+        γ of the R1 penalty (in standardised units); 0 switches it off. ``None``: the preset,
+        0.01 for point data, 1.0 for images (a weak penalty lets the digit GAN collapse onto
+        a few classes, worse the longer it trains).
     r1_every : int >= 1, default 16
         Lazy regularisation: the penalty is computed every ``r1_every`` steps and multiplied
         by ``r1_every`` (Karras et al. 2020), which costs 1/``r1_every`` of the full penalty.
     rejection : bool, default True
-        Train the discriminator for rejection sampling after the main training and use it in
-        :meth:`sample` by default.
+        Train the discriminator for rejection sampling after the main training; :meth:`sample`
+        uses it by default for point data, and on request (``rejection=True``) for images.
     rejection_steps : int >= 1, default 3000
     rejection_quantile : float in [0.5, 1], default 0.95
         log M of rejection sampling is this quantile of the discriminator's logits on 10,000
@@ -274,6 +417,12 @@ class GAN(NeuralEstimator):
         points above the quantile (useful in high dimension, where the maximum is an outlier).
     lr_decay : bool, default True
         Cosine decay of the learning rate to 0 over ``n_steps``; False keeps it constant.
+    ema : float in [0, 1), default 0
+        Decay of an exponential moving average of the generator's weights (:func:`ema_update`),
+        which then samples (``generator_`` is the average; the raw generator is the one
+        trained); 0 switches it off. Off by default: with the cosine decay the last weights
+        are already an average, and 0.999 changed the digits' FID by less than its spread
+        (``benchmarks/gan_digits.py``).
     snapshots : int >= 0, default 0
         Keep this many snapshots of the raw generator output during training (500 samples
         from the same latent vectors each time, at evenly spaced steps, the last one after
@@ -282,7 +431,7 @@ class GAN(NeuralEstimator):
         Replace the default networks. ``generator`` maps ``(B, latent_dim + n_classes)`` to
         ``(B, D)`` (flattened, standardised data); ``discriminator`` maps
         ``(B, D + n_classes)`` to ``(B, 1)`` logits (``n_classes`` is 0 without labels). They
-        are trained in place. A model saved with them is loaded with
+        are trained in place (with ``ema > 0``, ``generator_`` is an averaged copy). A model saved with them is loaded with
         ``GAN.load(path, generator=..., discriminator=...)``.
     random_state : int or None
         Seeds the weights, the minibatches and the noise: same value, same result on the CPU.
@@ -310,18 +459,21 @@ class GAN(NeuralEstimator):
         latent_dim: int = 8,
         hidden=None,
         d_depth=None,
+        architecture: str = "mlp",
         n_steps: int = 6000,
         batch_size: int = 256,
         lr: float = 4e-3,
+        lr_d=None,
         beta1: float = 0.5,
         beta2=None,
         loss: str = "non-saturating",
-        r1: float = 0.01,
+        r1=None,
         r1_every: int = 16,
         rejection: bool = True,
         rejection_steps: int = 3000,
         rejection_quantile: float = 0.95,
         lr_decay: bool = True,
+        ema: float = 0.0,
         snapshots: int = 0,
         generator=None,
         discriminator=None,
@@ -332,9 +484,11 @@ class GAN(NeuralEstimator):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.d_depth = d_depth
+        self.architecture = architecture
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_d = lr_d
         self.beta1 = beta1
         self.beta2 = beta2
         self.loss = loss
@@ -344,6 +498,7 @@ class GAN(NeuralEstimator):
         self.rejection_steps = rejection_steps
         self.rejection_quantile = rejection_quantile
         self.lr_decay = lr_decay
+        self.ema = ema
         self.snapshots = snapshots
         self.generator = generator
         self.discriminator = discriminator
@@ -359,19 +514,24 @@ class GAN(NeuralEstimator):
             check_int(self.hidden, "hidden", minimum=1)
         if self.d_depth is not None:
             check_int(self.d_depth, "d_depth", minimum=1)
+        check_choice(self.architecture, "architecture", ARCHITECTURES)
         check_int(self.n_steps, "n_steps", minimum=1)
         check_int(self.batch_size, "batch_size", minimum=1)
         check_real(self.lr, "lr", minimum=0.0, strict_min=True)
+        if self.lr_d is not None:
+            check_real(self.lr_d, "lr_d", minimum=0.0, strict_min=True)
         check_real(self.beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True)
         if self.beta2 is not None:
             check_real(self.beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True)
         check_choice(self.loss, "loss", LOSSES)
-        check_real(self.r1, "r1", minimum=0.0)
+        if self.r1 is not None:
+            check_real(self.r1, "r1", minimum=0.0)
         check_int(self.r1_every, "r1_every", minimum=1)
         check_bool(self.rejection, "rejection")
         check_int(self.rejection_steps, "rejection_steps", minimum=1)
         check_real(self.rejection_quantile, "rejection_quantile", minimum=0.5, maximum=1.0)
         check_bool(self.lr_decay, "lr_decay")
+        check_real(self.ema, "ema", minimum=0.0, maximum=1.0, strict_max=True)
         check_int(self.snapshots, "snapshots", minimum=0)
         for name in ("generator", "discriminator"):
             value = getattr(self, name)
@@ -420,21 +580,54 @@ class GAN(NeuralEstimator):
 
     # ------------------------------------------------------------------ networks
 
+    # The presets: a hyperparameter left at None takes the value of the preset for the kind
+    # of data fitted, point data (N, D) or images (N, C, H, W); see the class docstring.
+
     def _hidden(self, D: int) -> int:
-        return self.hidden if self.hidden is not None else (128 if D <= 16 else 256)
+        if self.hidden is not None:
+            return self.hidden
+        if self.architecture == "conv":
+            return self._CONV_WIDTH
+        return 128 if D <= 16 else 256
 
     def _beta2(self, D: int) -> float:
         return float(self.beta2) if self.beta2 is not None else (0.9 if D <= 16 else 0.999)
 
+    def _r1(self, shape) -> float:
+        if self.r1 is not None:
+            return float(self.r1)
+        return self._IMAGE_PRESET["r1"] if len(shape) == 3 else 0.01
+
     def _d_depth(self, D: int) -> int:
         return self.d_depth if self.d_depth is not None else (3 if D <= 16 else 2)
 
-    def _build(self, D: int, n_classes: int):
+    def _sample_rejection(self) -> bool:
+        """``sample``'s default for ``rejection=None``: rejection sampling for point data,
+        the raw generator output for images (the image preset)."""
+        return self.log_m_ is not None and len(self.input_shape_) != 3
+
+    def _lr_d(self) -> float:
+        return float(self.lr if self.lr_d is None else self.lr_d)
+
+    def _build(self, D: int, n_classes: int, shape=None):
+        shape = (D,) if shape is None else tuple(shape)
         h = self._hidden(D)
-        G = self.generator if self.generator is not None else \
-            mlp([self.latent_dim + n_classes, h, h, D], nn.ReLU)
-        Dn = self.discriminator if self.discriminator is not None else \
-            mlp([D + n_classes] + [h] * self._d_depth(D) + [1], _leaky)
+        conv = self.architecture == "conv"
+        if conv and len(shape) != 3:
+            raise ValueError(f"architecture='conv' needs images (N, C, H, W), got data of shape "
+                             f"(N, {', '.join(map(str, shape))})")
+        if self.generator is not None:
+            G = self.generator
+        elif conv:
+            G = ConvGenerator(self.latent_dim + n_classes, shape, h)
+        else:
+            G = mlp([self.latent_dim + n_classes, h, h, D], nn.ReLU)
+        if self.discriminator is not None:
+            Dn = self.discriminator
+        elif conv:
+            Dn = ConvDiscriminator(shape, n_classes, h)
+        else:
+            Dn = mlp([D + n_classes] + [h] * self._d_depth(D) + [1], _leaky)
         return G, Dn
 
     @staticmethod
@@ -489,14 +682,23 @@ class GAN(NeuralEstimator):
         gen = self._generator_(seed, device)  # noise, on the device
         cpu_gen = self._generator_(seed + 1, "cpu")  # minibatch order
         with seeded(seed):
-            G, Dn = self._build(D, n_classes)
+            G, Dn = self._build(D, n_classes, input_shape)
         G, Dn = G.to(device).train(), Dn.to(device).train()
+        ema = float(self.ema)
+        G_avg = None
+        if ema > 0:  # the moving average of the generator's weights, used for sampling
+            G_avg = copy.deepcopy(G).eval()
+            for p in G_avg.parameters():
+                p.requires_grad_(False)
+        G_out = G if G_avg is None else G_avg
         betas = (float(self.beta1), self._beta2(D))
+        lr_g, lr_d = float(self.lr), self._lr_d()
         opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(Dn.parameters(), lr=self.lr, betas=betas)
+        opt_d = torch.optim.Adam(Dn.parameters(), lr=lr_d, betas=betas)
         batch = min(self.batch_size, N)
         batches = minibatches(N, batch, cpu_gen, drop_last=True)
-        n_steps, latent, r1, every = self.n_steps, self.latent_dim, float(self.r1), self.r1_every
+        n_steps, latent, r1, every = self.n_steps, self.latent_dim, self._r1(input_shape), \
+            self.r1_every
         last_r1 = [0.0]
         snap_steps = set()
         if self.snapshots:
@@ -514,9 +716,9 @@ class GAN(NeuralEstimator):
 
         def step(t):
             lr = self.lr * _cosine(t, n_steps) if self.lr_decay else self.lr
-            for opt in (opt_g, opt_d):
+            for opt, base in ((opt_g, lr_g), (opt_d, lr_d)):
                 for group in opt.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
             idx = next(batches).to(device)
             x = x_all[idx]
             c = None if y_all is None else y_all[idx]
@@ -538,9 +740,11 @@ class GAN(NeuralEstimator):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if G_avg is not None:
+                ema_update(G_avg, G, ema, t)
             if t in snap_steps:
                 with torch.no_grad():
-                    snapshots.append((t + 1, G(snap_z) * scale + mean.to(device)))
+                    snapshots.append((t + 1, G_out(snap_z) * scale + mean.to(device)))
             return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": last_r1[0],
                     "d_real": torch.sigmoid(real_logits).mean().detach(),
                     "d_fake": torch.sigmoid(fake_logits).mean().detach(), "lr": lr}
@@ -550,6 +754,7 @@ class GAN(NeuralEstimator):
         G.eval()
         for p in G.parameters():
             p.requires_grad_(False)
+        G = G_out  # the network that samples: the moving average when ema > 0
 
         log_m = None
         if self.rejection:
@@ -583,6 +788,11 @@ class GAN(NeuralEstimator):
                            for t, x in self.snapshots_]
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    #: The values that the hyperparameters left at None take for images (N, C, H, W) where
+    #: point data (N, D) take others (r1 = 0.01). See "Presets" in the class docstring.
+    _IMAGE_PRESET = {"r1": 1.0}
+    _CONV_WIDTH = 16  # channels of the first layer of the conv networks when hidden is None
 
     _BURN_IN = 10_000  # generated points per class used to estimate log M
     _REJECTION_LR = 0.25  # learning rate of the rejection steps, relative to lr
@@ -632,7 +842,7 @@ class GAN(NeuralEstimator):
         classes = None if meta["classes"] is None else np.asarray(meta["classes"])
         input_shape = tuple(int(s) for s in meta["input_shape"])
         D = int(np.prod(input_shape))
-        G, Dn = self._build(D, 0 if classes is None else len(classes))
+        G, Dn = self._build(D, 0 if classes is None else len(classes), input_shape)
         G.load_state_dict(state["generator"])
         Dn.load_state_dict(state["discriminator"])
         mean = state["standardisation"]["mean"]
@@ -708,8 +918,10 @@ class GAN(NeuralEstimator):
             class). ``None`` for a conditional model
             cycles through the classes: ``classes_[i % n_classes]``.
         rejection : bool or None
-            ``None`` (default): use discriminator rejection sampling when the model was fitted
-            with ``rejection=True``. ``False``: the raw generator output G(z).
+            ``None`` (default): the preset; for point data, discriminator rejection sampling
+            when the model was fitted with ``rejection=True``; for images, the raw generator
+            output. ``True``: rejection sampling (needs ``rejection=True`` at fit).
+            ``False``: the raw generator output G(z).
         seed : int or None
             Seeds the latent draws (and the acceptance tests); ``None`` continues the model's
             own random stream.
@@ -719,7 +931,7 @@ class GAN(NeuralEstimator):
         self._check_fitted_()
         n = check_int(n_samples, "n_samples", minimum=1)
         if rejection is None:
-            rejection = self.log_m_ is not None
+            rejection = self._sample_rejection()
         elif not isinstance(rejection, (bool, np.bool_)):
             raise TypeError(f"rejection must be None, True or False, got {rejection!r}")
         if rejection and self.log_m_ is None:
