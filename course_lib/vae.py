@@ -11,8 +11,8 @@ function                                   book equation
 :func:`prior_monte_carlo_log_prob`         (6.1) ``vae-marginal`` log ∫ p(z) p(x|z) dz by sampling the prior
 :func:`reparameterize`                     (6.5) ``vae-reparam``  z = μ + σ ⊙ ε
 :func:`gaussian_kl`                        (6.4) ``vae-kl``       KL(N(μ, diag σ²) ‖ N(0, I)), closed form
-:func:`mixture_prior_log_prob`             (Chapter 6 adds it)    log Σ_k π_k N(z | m_k, diag v_k): learned prior
-:func:`monte_carlo_kl`                     (Chapter 6 adds it)    log q(z|x) − log p(z) at a draw z ~ q(z|x)
+:func:`mixture_prior_log_prob`             (6.11) ``vae-vamp``    log Σ_k π_k N(z | m_k, diag v_k): learned prior
+:func:`monte_carlo_kl`                     (6.12) ``vae-mckl``    log q(z|x) − log p(z) at a draw z ~ q(z|x)
 :func:`elbo_terms`                         (6.3) ``vae-elbo``     E_q[log p(x|z)] − KL(q ‖ p)
 :func:`discretized_logistic_log_prob`      (6.7) ``vae-dlogistic`` P(level) of a discretised logistic
 :func:`categorical_log_prob`               (6.6) ``vae-categorical`` P(level) of a 17-way softmax
@@ -213,8 +213,10 @@ def log_normal_diag(x, mean, log_var) -> torch.Tensor:
 
 
 def mixture_prior_log_prob(z, means, log_vars, logits) -> torch.Tensor:
-    r"""Log-density of a mixture of K diagonal Gaussians, the learned prior p(z) of the VAE
-    (the book's Chapter 6 adds its equation):
+    r"""Log-density of a mixture of K diagonal Gaussians, the learned prior p(z) of the VAE:
+    the VampPrior of eq. (6.11) [vae-vamp] (equal weights, the encoder's Gaussians at the
+    pseudo-inputs), the learned mixture prior, and the aggregate posterior of eq. (6.10)
+    [vae-aggregate] (one component per training image):
 
     .. math::
         \log p(z) = \log \sum_{k=1}^K \pi_k\, \mathcal N(z \mid m_k, \mathrm{diag}\, v_k),
@@ -231,7 +233,7 @@ def mixture_prior_log_prob(z, means, log_vars, logits) -> torch.Tensor:
 
 def monte_carlo_kl(z, mean, log_var, log_prior_z) -> torch.Tensor:
     r"""One-sample estimate of :math:`\mathrm{KL}(q(z\mid x)\,\Vert\,p(z))` for a prior without
-    a closed form (the book's Chapter 6 adds its equation):
+    a closed form, eq. (6.12) [vae-mckl]:
 
     .. math::
         \widehat{\mathrm{KL}} = \log q(z\mid x) - \log p(z), \qquad z = \mu + \sigma \odot \varepsilon \sim q(z\mid x),
@@ -511,7 +513,7 @@ class MixturePrior(nn.Module):
 
 
 class VampPrior(nn.Module):
-    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the encoder's
+    """The VampPrior (Tomczak & Welling 2018), eq. (6.11) [vae-vamp]: p(z) = (1/K) Σ_k q(z | u_k), the encoder's
     Gaussians at K learned pseudo-inputs u_k: ``sigmoid(raw_k)`` in [0, 1]^D when ``bounded``
     (images: the encoder's input scale), else ``raw_k`` itself. In a conditional model
     pseudo-input k carries the class ``k mod n_classes``."""
@@ -594,11 +596,11 @@ class VAE(NeuralEstimator):
     Model: :math:`z \sim p(z)`, :math:`x \mid z \sim p_\theta(x \mid z)` with a
     decoder network giving the parameters of ``likelihood`` for every pixel; encoder
     :math:`q_\phi(z \mid x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma^2_\phi(x))`.
-    The prior p(z) is by default a VampPrior (Tomczak & Welling 2018), the mixture
+    The prior p(z) is by default a VampPrior (Tomczak & Welling 2018), eq. (6.11) [vae-vamp], the mixture
     :math:`\frac1K\sum_k q_\phi(z \mid u_k)` at K learned pseudo-inputs, learnt with the rest;
     ``prior="gaussian"`` is the textbook :math:`\mathcal N(0, I_d)`. Trained by maximising the
-    ELBO, eq. (6.3) [vae-elbo] (its KL by Monte Carlo for a learned prior,
-    :func:`monte_carlo_kl`), with Adam on minibatches through
+    ELBO, eq. (6.3) [vae-elbo] (its KL by Monte Carlo for a learned prior, eq. (6.12)
+    [vae-mckl], :func:`monte_carlo_kl`), with Adam on minibatches through
     :func:`course_lib.training.train_loop`, keeping a moving average of the weights, and stopped
     early on a validation split.
 
