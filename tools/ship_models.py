@@ -121,18 +121,37 @@ def ship(name: str) -> dict:
     return record
 
 
+#: A refit's bits per pixel may differ from the record's by this much (the IWAE estimate's
+#: Monte Carlo error on the test digits is about 0.0005 bits/px; a refit on another CPU differs
+#: in rounding only).
+BPP_TOLERANCE = 0.01
+
+
+def compare(name: str) -> list[tuple[str, float, float, bool]]:
+    """Refit ``name`` with this tool's code and compare each score with the shipped record:
+    (score, shipped, refit, within the spread) for the protocol's scores (the course's
+    ``separated`` rule: 2 combined standard deviations) and the bits per pixel."""
+    torch.set_num_threads(1)
+    model, record = fit(name)
+    fresh, shipped = scores(model, record), shipped_records()[name]["scores"]
+    rows = []
+    for k in SCORES:
+        (m1, s1), (m2, s2) = fresh[k], shipped[k]
+        rows.append((k, m2, m1, abs(m1 - m2) <= 2 * float(np.hypot(s1, s2)) + 1e-9))
+    for k in shipped:
+        if k.startswith("test_bits") or k == "class_accuracy":
+            tol = BPP_TOLERANCE if k.startswith("test_bits") else 0.02
+            rows.append((k, shipped[k], fresh[k], abs(fresh[k] - shipped[k]) <= tol))
+    return rows
+
+
 def check(names) -> int:
     """Refit each model and compare its scores with the shipped record."""
-    torch.set_num_threads(1)
-    records, failed = shipped_records(), 0
+    failed = 0
     for name in names:
-        model, record = fit(name)
-        fresh, shipped = scores(model, record), records[name]["scores"]
-        for k in SCORES:
-            (m1, s1), (m2, s2) = fresh[k], shipped[k]
-            ok = abs(m1 - m2) <= 2 * float(np.hypot(s1, s2))
+        for k, shipped, refit, ok in compare(name):
             failed += not ok
-            print(f"{name:12s} {k:10s} shipped {m2:9.4f} ± {s2:.4f}  refit {m1:9.4f} ± {s1:.4f}"
+            print(f"{name:24s} {k:32s} shipped {shipped:9.4f}  refit {refit:9.4f}"
                   f"  {'ok' if ok else 'DIFFERENT'}")
     return 1 if failed else 0
 
