@@ -41,10 +41,15 @@ def _py(*args: str) -> list[str]:
     return [PY, *args]
 
 
-# Each benchmark with the flags that make it write its results file. gan_modes.py prints one line
-# per run; benchmarks/results/gan_modes_cpu.txt is those lines under a header naming the runs.
+# Each benchmark with the flags that make it write its results file. The screenings
+# (gan_modes.py, gan_digits.py, vae_prior.py) print one line per run; their results files are
+# those lines, stage by stage, under headers naming the runs: their commands here rerun the
+# defaults' rows (every setting of a screening takes hours; each script's docstring lists them).
 BENCHMARKS = {"gmm_vs_sklearn.py": [], "mrf_gibbs.py": ["--save"], "mrf_cluster.py": ["--save"],
-              "gan_modes.py": [], "vae_digits.py": ["--save"]}
+              "gan_modes.py": [], "vae_digits.py": ["--save"],
+              "gan_digits.py": ["--settings", "default", "--seeds", "0", "1", "2"],
+              "vae_prior.py": ["--settings", "default", "--seeds", "0,1,2"],
+              "quality_vs_compute.py": []}
 EXTRA_BENCH_RUNS = [["gmm_vs_sklearn.py", "--em-drops"]]  # Chapter 3's EM drops table
 
 TABLE = [
