@@ -85,6 +85,7 @@ __all__ = [
     "density_ratio_logit",
     "r1_penalty",
     "acceptance_probability",
+    "train_step",
     "ema_update",
     "ConvGenerator",
     "ConvDiscriminator",
@@ -298,6 +299,50 @@ class ConvDiscriminator(nn.Module):
             c = x[:, C * H * W :, None, None].expand(-1, -1, H, W)
             img = torch.cat([img, c], dim=1)
         return self.fc(self.body(img).flatten(1))
+
+
+def _with_label(x, cond):
+    """A network's input: ``x``, with the one-hot label appended for a conditional model."""
+    return x if cond is None else torch.cat([x, cond], dim=1)
+
+
+def train_step(G, D, opt_g, opt_d, x_real, z, cond=None, *, loss: str = "non-saturating",
+               r1: float = 0.0, r1_every: int = 1, t: int = 0) -> dict:
+    """One step of the GAN game on a minibatch, the step :meth:`GAN.fit` repeats:
+
+    1. the discriminator descends its loss, eq. (5.2) [gan-d-loss], on the real minibatch
+       ``x_real`` and on ``G(z)`` (detached: this step does not train G), plus, every
+       ``r1_every`` steps, the lazy R1 penalty ``(γ/2) · r1_every · E‖∇ₓ l(x)‖²``, eq. (5.7)
+       [gan-r1], with γ = ``r1``;
+    2. the generator descends its loss, eq. (5.6) [gan-g-loss], on the logits of the SAME
+       generated batch under the UPDATED discriminator.
+
+    Each optimiser zeroes its gradients first, so nothing accumulates from one step to the
+    next. ``z`` is the generator's whole input (with the one-hot label appended for a
+    conditional model), ``cond`` the one-hot labels appended to the discriminator's input
+    (None without labels). Returns the detached scalars of the step: ``loss_d``, ``loss_g``,
+    ``r1`` (the penalty's expectation, or None on the steps that skip it), ``d_real`` and
+    ``d_fake`` (the mean of D = sigmoid(logit) on the real and the generated batch).
+    """
+    fake = G(z)
+    real_logits = D(_with_label(x_real, cond))
+    fake_logits = D(_with_label(fake.detach(), cond))
+    loss_d = discriminator_loss(real_logits, fake_logits)
+    total, penalty = loss_d, None
+    if r1 > 0 and t % r1_every == 0:
+        penalty = r1_penalty(D, x_real, cond)
+        total = total + 0.5 * r1 * r1_every * penalty
+    opt_d.zero_grad(set_to_none=True)
+    total.backward()
+    opt_d.step()
+    loss_g = generator_loss(D(_with_label(fake, cond)), loss)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+            "r1": None if penalty is None else penalty.detach(),
+            "d_real": torch.sigmoid(real_logits).mean().detach(),
+            "d_fake": torch.sigmoid(fake_logits).mean().detach()}
 
 
 @torch.no_grad()
@@ -720,34 +765,19 @@ class GAN(NeuralEstimator):
                 for group in opt.param_groups:
                     group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
             idx = next(batches).to(device)
-            x = x_all[idx]
             c = None if y_all is None else y_all[idx]
-            fake = G(noise(len(idx), None if y_idx is None else y_idx[idx.cpu()]))
-            # discriminator step: minimise -V (+ lazy R1 on the real points)
-            real_logits = Dn(self._cat(x, c))
-            fake_logits = Dn(self._cat(fake.detach(), c))
-            loss_d = discriminator_loss(real_logits, fake_logits)
-            total = loss_d
-            if r1 > 0 and t % every == 0:
-                penalty = r1_penalty(Dn, x, c)
-                total = total + 0.5 * r1 * every * penalty
-                last_r1[0] = penalty.detach()
-            opt_d.zero_grad(set_to_none=True)
-            total.backward()
-            opt_d.step()
-            # generator step on the same latent draws
-            loss_g = generator_loss(Dn(self._cat(fake, c)), self.loss)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            z = noise(len(idx), None if y_idx is None else y_idx[idx.cpu()])
+            out = train_step(G, Dn, opt_g, opt_d, x_all[idx], z, c, loss=self.loss, r1=r1,
+                             r1_every=every, t=t)
+            if out["r1"] is None:  # lazy R1: report the last computed penalty
+                out["r1"] = last_r1[0]
+            last_r1[0] = out["r1"]
             if G_avg is not None:
                 ema_update(G_avg, G, ema, t)
             if t in snap_steps:
                 with torch.no_grad():
                     snapshots.append((t + 1, G_out(snap_z) * scale + mean.to(device)))
-            return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": last_r1[0],
-                    "d_real": torch.sigmoid(real_logits).mean().detach(),
-                    "d_fake": torch.sigmoid(fake_logits).mean().detach(), "lr": lr}
+            return {**out, "lr": lr}
 
         history = train_loop(step, n_steps, progress=bool(self.progress), desc="GAN",
                              check=("loss_d", "loss_g", "r1"))

@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from torch import nn
 
-from course_lib import data, metrics
+from course_lib import data, gan, metrics
 from course_lib.gan import (
     GAN,
     acceptance_probability,
@@ -340,3 +340,24 @@ def test_a_small_ring_is_covered_in_a_few_seconds(device):
     assert drs["modes"] == 4, drs
     assert drs["high_quality"] >= 0.6, drs
     assert drs["high_quality"] >= raw["high_quality"] - 0.02, (raw, drs)
+
+
+def test_train_step_updates_both_networks_conditional_or_not(device):
+    """gan.train_step (GAN.fit's step, the exercise grader's reference): one discriminator and
+    one generator update, with the label appended to both inputs when there is one."""
+    for cond_dim in (0, 3):
+        torch.manual_seed(0)
+        G = gan.mlp([4 + cond_dim, 16, 2]).to(device)
+        D = gan.mlp([2 + cond_dim, 16, 1]).to(device)
+        before = [p.detach().clone() for p in (*G.parameters(), *D.parameters())]
+        opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        cond = None if not cond_dim else torch.eye(3, device=device)[torch.arange(8) % 3]
+        z = torch.randn(8, 4, device=device)
+        z = z if cond is None else torch.cat([z, cond], 1)
+        out = gan.train_step(G, D, opt_g, opt_d, torch.randn(8, 2, device=device), z, cond,
+                             r1=1.0, r1_every=2, t=0)
+        after = list((*G.parameters(), *D.parameters()))
+        assert all(not torch.equal(a, b) for a, b in zip(before, after)), cond_dim
+        assert out["r1"] is not None and set(out) == {"loss_d", "loss_g", "r1", "d_real", "d_fake"}
+        assert gan.train_step(G, D, opt_g, opt_d, torch.randn(8, 2, device=device), z, cond,
+                              r1=1.0, r1_every=2, t=1)["r1"] is None  # lazy: not on odd steps
