@@ -79,7 +79,8 @@ def test_classifier_check_sees_a_damaged_checksum(monkeypatch, tmp_path):
 
     shipped = metrics._shipped_classifier_path()
     for f in shipped.parent.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+        if f.is_file():
+            (tmp_path / f.name).write_bytes(f.read_bytes())
     monkeypatch.setattr(metrics, "_ASSETS", tmp_path)
     assert gen.check_classifier() == []
     (tmp_path / (shipped.name + ".sha256")).write_text("0" * 64 + "\n")
