@@ -19,7 +19,8 @@ NPM_STAMP := node_modules/.installed
 PYTEST_WORKERS ?= 2
 PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
 # One BLAS/torch thread per pytest worker: two workers on two cores; more threads only contend.
-TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# SCIPY_ARRAY_API=1 lets scikit-learn's array-API estimator check run instead of skipping.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SCIPY_ARRAY_API=1
 
 .PHONY: all venv npm book browser-test test test-unit test-notebooks test-exercises test-gpu lab exercises \
         bench regen check-generated lint clean freeze check-python

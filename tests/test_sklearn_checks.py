@@ -84,6 +84,7 @@ _DATA_CHECKS = [
     "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
     "check_methods_subset_invariance", "check_dict_unchanged", "check_fit_idempotent",
     "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
+    "check_array_api_input",  # runs with SCIPY_ARRAY_API=1, which `make test` sets
 ]
 
 
