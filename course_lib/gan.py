@@ -362,6 +362,71 @@ def ema_update(average: nn.Module, net: nn.Module, decay: float, step: int) -> N
         a.copy_(b)
 
 
+def refine_discriminator(G, D, opt, x_real, z, cond=None) -> dict:
+    """One step of the refinement of the discriminator for rejection sampling, eq. (5.8)
+    [gan-drs], the step :meth:`GAN.fit` repeats ``rejection_steps`` times after training.
+
+    The acceptance probability ``exp(logit - log M)`` needs the logit to estimate
+    ``log p(x)/q(x)`` for the FINAL generator, so the discriminator (alone: G is frozen, its
+    batch ``G(z)`` computed without gradients) descends its loss, eq. (5.2) [gan-d-loss], on
+    the real minibatch ``x_real`` and on ``G(z)`` a little longer, without the R1 penalty.
+    ``cond`` is the one-hot labels appended to the discriminator's input (None without
+    labels). Returns the detached loss as ``loss_d_rejection``.
+    """
+    with torch.no_grad():
+        fake = G(z)
+    loss = discriminator_loss(D(_with_label(x_real, cond)), D(_with_label(fake, cond)))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss_d_rejection": loss.detach()}
+
+
+def _freeze(net: nn.Module) -> nn.Module:
+    """``net`` in evaluation mode with gradients off (a fitted or averaged network)."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+class _GANRun:
+    """What one :meth:`GAN.fit` draws from and carries across steps: the standardised data
+    ``x`` (on the device) with its labels (indices ``y_idx``, one-hot ``y1h``; None without
+    labels), the endless minibatch ``batches`` (indices), the generator ``noise_gen`` of the
+    noise, the last computed R1 penalty and the snapshots taken so far."""
+
+    def __init__(self, x, y_idx, y1h, n_classes, latent_dim, device, noise_gen, batches):
+        self.x, self.y_idx, self.y1h, self.n_classes = x, y_idx, y1h, n_classes
+        self.latent_dim, self.device = latent_dim, device
+        self.noise_gen, self.batches = noise_gen, batches
+        self.last_r1 = 0.0
+        self.snapshots: list = []
+
+    def noise(self, b, idx, generator=None) -> torch.Tensor:
+        """The generator's input for ``b`` samples: z ~ N(0, I), with the one-hot labels
+        ``idx`` (class indices, or None) appended."""
+        z = torch.randn(b, self.latent_dim, device=self.device,
+                        generator=self.noise_gen if generator is None else generator)
+        return GAN._one_hot_cat(z, idx, self.n_classes, self.device)
+
+    def next_batch(self):
+        """The next minibatch as ``(x_real, z, cond)``: real rows, the generator's noise for
+        as many samples with the same labels, and the one-hot labels (or None)."""
+        idx = next(self.batches).to(self.device)
+        cond = None if self.y1h is None else self.y1h[idx]
+        z = self.noise(len(idx), None if self.y_idx is None else self.y_idx[idx.cpu()])
+        return self.x[idx], z, cond
+
+    def report_r1(self, r1):
+        """The R1 penalty to report for a step: the step's, or with lazy R1 on the steps that
+        skip it (``r1`` None) the last one computed."""
+        if r1 is None:
+            return self.last_r1
+        self.last_r1 = r1
+        return r1
+
+
 # ====================================================================== the estimator
 
 
@@ -685,11 +750,21 @@ class GAN(NeuralEstimator):
     def _cat(a, b):
         return a if b is None else torch.cat([a, b], dim=1)
 
+    @staticmethod
+    def _one_hot_cat(z, idx, n_classes: int, device):
+        """``z`` with the one-hot labels ``idx`` (or None) appended: a generator's input."""
+        return GAN._cat(z, GAN._one_hot(idx, n_classes, device))
+
     # ------------------------------------------------------------------ fit
 
     def fit(self, X, y=None):
         """Train on ``X`` (``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1]); labels ``y``
         (length N) make the GAN conditional. Returns ``self``.
+
+        Reads top to bottom: the set-up (checks, standardised data, networks, optimisers), the
+        loop over :func:`train_step`, eq. (5.2) [gan-d-loss] and eq. (5.6) [gan-g-loss], the
+        optional refinement of the discriminator for rejection sampling,
+        :func:`refine_discriminator`, eq. (5.8) [gan-drs], and the fitted state.
 
         Raises ``ValueError``/``TypeError`` naming the argument for bad input and
         :class:`course_lib.training.DivergenceError` if a loss becomes NaN or infinite (the
@@ -699,12 +774,60 @@ class GAN(NeuralEstimator):
         self._check_hyperparameters()
         device = self._device_()
         X = self._check_X(X)
+        input_shape = tuple(X.shape[1:])
+        x_all, mean, scale, classes, y_idx = self._standardise(X, y)
+        n_classes = 0 if classes is None else len(classes)
+        seed = self._seed_()
+        run = _GANRun(
+            x=x_all.to(device), y_idx=y_idx, y1h=self._one_hot(y_idx, n_classes, device),
+            n_classes=n_classes, latent_dim=self.latent_dim, device=device,
+            noise_gen=self._generator_(seed, device),  # noise, on the device
+            batches=minibatches(len(x_all), min(self.batch_size, len(x_all)),
+                                self._generator_(seed + 1, "cpu"), drop_last=True))
+        G, Dn, G_avg, opt_g, opt_d = self._build_training(x_all.shape[1], n_classes,
+                                                          input_shape, seed, device)
+        G_out = G if G_avg is None else G_avg  # the network that samples
+        snap_steps, snap_z = self._snapshot_plan(run, seed)
+
+        def step(t):
+            lr = self._set_lr(t, opt_g, opt_d)
+            out = train_step(G, Dn, opt_g, opt_d, *run.next_batch(), loss=self.loss,
+                             r1=self._r1(input_shape), r1_every=self.r1_every, t=t)
+            out["r1"] = run.report_r1(out["r1"])  # lazy R1: the last computed penalty
+            if G_avg is not None:
+                ema_update(G_avg, G, float(self.ema), t)
+            if t in snap_steps:
+                with torch.no_grad():
+                    run.snapshots.append((t + 1, G_out(snap_z) * scale + mean.to(device)))
+            return {**out, "lr": lr}
+
+        history = train_loop(step, self.n_steps, progress=bool(self.progress), desc="GAN",
+                             check=("loss_d", "loss_g", "r1"))
+        _freeze(G)
+        log_m = None
+        if self.rejection:
+            history.update(self._refine(G_out, Dn, run))
+            log_m = self._estimate_log_m(G_out, Dn, n_classes, run.noise, device)
+        _freeze(Dn)
+
+        # success: commit the fitted state
+        self._set_fitted(G_out, Dn, classes, input_shape, mean.to(device), scale, log_m)
+        self.history_ = history
+        self._rng_ = run.noise_gen
+        self.snapshots_ = [(t, (x.clamp(0, 1) if len(input_shape) == 3 else x)
+                            .cpu().numpy().reshape(len(x), *input_shape))
+                           for t, x in run.snapshots]
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _standardise(self, X, y):
+        """``fit``'s data: the flattened rows of ``X`` standardised (mean per feature, ONE
+        overall standard deviation), with ``mean`` and ``scale``, and the labels ``y`` encoded
+        as ``classes`` and indices into them (both None without labels)."""
         N = X.shape[0]
         if N < 2:
             raise ValueError(f"X must contain at least 2 samples, got {N} sample(s)")
-        input_shape = tuple(X.shape[1:])
         flat = X.reshape(N, -1)
-        D = flat.shape[1]
         classes, y_idx = None, None
         if y is not None:
             y_arr = self._as_label_array(y, "y")
@@ -713,111 +836,60 @@ class GAN(NeuralEstimator):
                                  f"got {y_arr.shape}")
             classes, inv = np.unique(y_arr, return_inverse=True)
             y_idx = torch.as_tensor(inv.reshape(-1), dtype=torch.long)
-        n_classes = 0 if classes is None else len(classes)
-
-        # standardisation: mean per feature, ONE overall standard deviation
         mean = flat.mean(0)
         scale = float((flat - mean).pow(2).mean().sqrt())
         if not scale > 0:
             raise ValueError("X: every sample is the same point; a GAN needs varied data")
-        x_all = ((flat - mean) / scale).to(device)
-        y_all = self._one_hot(y_idx, n_classes, device)
+        return (flat - mean) / scale, mean, scale, classes, y_idx
 
-        seed = self._seed_()
-        gen = self._generator_(seed, device)  # noise, on the device
-        cpu_gen = self._generator_(seed + 1, "cpu")  # minibatch order
+    def _build_training(self, D, n_classes, input_shape, seed, device):
+        """The networks in training mode, initialised from ``seed`` (torch's global RNG is left
+        untouched), the moving average of the generator's weights (None when ``ema`` = 0;
+        used for sampling) and the two Adam optimisers (TTUR: the discriminator's own ``lr_d``).
+        Returns ``(G, D, G_avg, opt_g, opt_d)``."""
         with seeded(seed):
             G, Dn = self._build(D, n_classes, input_shape)
         G, Dn = G.to(device).train(), Dn.to(device).train()
-        ema = float(self.ema)
         G_avg = None
-        if ema > 0:  # the moving average of the generator's weights, used for sampling
-            G_avg = copy.deepcopy(G).eval()
-            for p in G_avg.parameters():
-                p.requires_grad_(False)
-        G_out = G if G_avg is None else G_avg
+        if float(self.ema) > 0:
+            G_avg = _freeze(copy.deepcopy(G))
         betas = (float(self.beta1), self._beta2(D))
-        lr_g, lr_d = float(self.lr), self._lr_d()
         opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(Dn.parameters(), lr=lr_d, betas=betas)
-        batch = min(self.batch_size, N)
-        batches = minibatches(N, batch, cpu_gen, drop_last=True)
-        n_steps, latent, r1, every = self.n_steps, self.latent_dim, self._r1(input_shape), \
-            self.r1_every
-        last_r1 = [0.0]
-        snap_steps = set()
-        if self.snapshots:
-            snap_steps = {int(round(n_steps * (k + 1) / self.snapshots)) - 1
-                          for k in range(self.snapshots)}
-        snapshots = []
+        opt_d = torch.optim.Adam(Dn.parameters(), lr=self._lr_d(), betas=betas)
+        return G, Dn, G_avg, opt_g, opt_d
 
-        def noise(b, idx, generator=gen):
-            z = torch.randn(b, latent, generator=generator, device=device)
-            return self._cat(z, self._one_hot(idx, n_classes, device))
+    def _snapshot_plan(self, run, seed):
+        """The steps after which ``fit`` keeps ``snapshots`` samples (evenly spaced, the last
+        step included) and the fixed noise of those samples (500, labels cycling through the
+        classes), drawn from a generator of its own so that the training is unchanged."""
+        if not self.snapshots:
+            return set(), None
+        n = self.n_steps
+        snap_steps = {int(round(n * (k + 1) / self.snapshots)) - 1 for k in range(self.snapshots)}
+        snap_idx = None if run.y_idx is None else torch.arange(500) % run.n_classes
+        return snap_steps, run.noise(500, snap_idx, self._generator_(seed + 2, run.device))
 
-        snap_idx = None if y_idx is None else torch.arange(500) % n_classes
-        # their own generator: taking snapshots does not change the training
-        snap_z = noise(500, snap_idx, self._generator_(seed + 2, device)) if snap_steps else None
+    def _set_lr(self, t, opt_g, opt_d) -> float:
+        """Set both learning rates for step ``t`` (cosine decay when ``lr_decay``; the ratio
+        ``lr_d / lr`` fixed) and return the generator's."""
+        lr_g = float(self.lr)
+        lr = self.lr * _cosine(t, self.n_steps) if self.lr_decay else self.lr
+        for opt, base in ((opt_g, lr_g), (opt_d, self._lr_d())):
+            for group in opt.param_groups:
+                group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
+        return lr
 
-        def step(t):
-            lr = self.lr * _cosine(t, n_steps) if self.lr_decay else self.lr
-            for opt, base in ((opt_g, lr_g), (opt_d, lr_d)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
-            idx = next(batches).to(device)
-            c = None if y_all is None else y_all[idx]
-            z = noise(len(idx), None if y_idx is None else y_idx[idx.cpu()])
-            out = train_step(G, Dn, opt_g, opt_d, x_all[idx], z, c, loss=self.loss, r1=r1,
-                             r1_every=every, t=t)
-            if out["r1"] is None:  # lazy R1: report the last computed penalty
-                out["r1"] = last_r1[0]
-            last_r1[0] = out["r1"]
-            if G_avg is not None:
-                ema_update(G_avg, G, ema, t)
-            if t in snap_steps:
-                with torch.no_grad():
-                    snapshots.append((t + 1, G_out(snap_z) * scale + mean.to(device)))
-            return {**out, "lr": lr}
+    def _refine(self, G, Dn, run) -> dict:
+        """``rejection_steps`` steps of :func:`refine_discriminator`, eq. (5.8) [gan-drs], at
+        ``_REJECTION_LR`` times ``lr``; returns their history (``loss_d_rejection``)."""
+        betas = (float(self.beta1), self._beta2(run.x.shape[1]))
+        opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * self._REJECTION_LR, betas=betas)
 
-        history = train_loop(step, n_steps, progress=bool(self.progress), desc="GAN",
-                             check=("loss_d", "loss_g", "r1"))
-        G.eval()
-        for p in G.parameters():
-            p.requires_grad_(False)
-        G = G_out  # the network that samples: the moving average when ema > 0
+        def refine(t):
+            return refine_discriminator(G, Dn, opt_r, *run.next_batch())
 
-        log_m = None
-        if self.rejection:
-            opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * self._REJECTION_LR, betas=betas)
-
-            def refine(t):
-                idx = next(batches).to(device)
-                c = None if y_all is None else y_all[idx]
-                with torch.no_grad():
-                    fake = G(noise(len(idx), None if y_idx is None else y_idx[idx.cpu()]))
-                loss = discriminator_loss(Dn(self._cat(x_all[idx], c)), Dn(self._cat(fake, c)))
-                opt_r.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_r.step()
-                return {"loss_d_rejection": loss.detach()}
-
-            history.update(train_loop(refine, self.rejection_steps, progress=bool(self.progress),
-                                      desc="GAN (rejection)", check=("loss_d_rejection",)))
-            log_m = self._estimate_log_m(G, Dn, n_classes, noise, device)
-        Dn.eval()
-        for p in Dn.parameters():
-            p.requires_grad_(False)
-
-        # success: commit the fitted state
-        self._set_fitted(G, Dn, classes, input_shape, mean.to(device), scale, log_m)
-        self.history_ = history
-        self._rng_ = gen
-        self.snapshots_ = [(t, x.clamp(0, 1) if len(input_shape) == 3 else x)
-                           for t, x in snapshots]
-        self.snapshots_ = [(t, x.cpu().numpy().reshape(len(x), *input_shape))
-                           for t, x in self.snapshots_]
-        self.fit_time_ = time.perf_counter() - start
-        return self
+        return train_loop(refine, self.rejection_steps, progress=bool(self.progress),
+                          desc="GAN (rejection)", check=("loss_d_rejection",))
 
     #: The values that the hyperparameters left at None take for images (N, C, H, W) where
     #: point data (N, D) take others (r1 = 0.01). See "Presets" in the class docstring.

@@ -589,6 +589,42 @@ def _label_array(labels, name: str) -> np.ndarray:
     return lab
 
 
+class _EarlyStopping:
+    """The per-epoch bookkeeping of :meth:`VAE.fit`'s early stopping: the epochs run
+    (``n_epochs``), the best validation ELBO so far with the kept networks' weights at that
+    epoch, and the epochs since it improved. Patience is lost only after the KL warm-up."""
+
+    def __init__(self, n_iter_no_change: int, kl_warmup: int):
+        self.n_iter_no_change, self.kl_warmup = n_iter_no_change, kl_warmup
+        self.n_epochs = 0
+        self.best = -math.inf
+        self.best_state = None
+        self.best_at = 0
+        self.stale = 0
+
+    def update(self, v: float, kept) -> bool:
+        """Record the validation ELBO ``v`` of epoch ``n_epochs`` (copying the weights of
+        ``kept`` when it is the best); True when training should stop."""
+        if v > self.best:
+            self.best, self.best_at, self.stale = v, self.n_epochs, 0
+            self.best_state = tuple(copy.deepcopy(net.state_dict()) for net in kept)
+        elif self.n_epochs > self.kl_warmup:  # no patience lost during the warm-up
+            self.stale += 1
+            return self.stale >= self.n_iter_no_change
+        return False
+
+    def restore_best(self, kept) -> None:
+        """Load the best epoch's weights into ``kept`` (nothing without validation)."""
+        if self.best_state is not None:
+            for net, sd in zip(kept, self.best_state):
+                net.load_state_dict(sd)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch whose weights were kept: the best one, or the last without validation."""
+        return self.best_at if self.best_state is not None else self.n_epochs
+
+
 class VAE(NeuralEstimator):
     r"""Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014), conditional when
     labels are given to :meth:`fit` (Sohn et al. 2015).
@@ -919,16 +955,99 @@ class VAE(NeuralEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, X, y=None):
-        """Fit by maximising the ELBO; labels ``y`` make the model conditional. Returns self."""
+        """Fit by maximising the ELBO; labels ``y`` make the model conditional. Returns self.
+
+        Reads top to bottom: the set-up (checks, labels, the validation split, networks and
+        optimiser), the epochs of :func:`vae_train_step` (the ELBO, eq. (6.3) [vae-elbo], or
+        the importance-weighted bound, eq. (6.9) [vae-iwae]) with early stopping on the
+        validation ELBO, and the fitted state."""
         hidden = self._check_hyperparameters()
         device = self._device_()
         X = self._check_X(X, reset=True)
-        N = X.shape[0]
-        input_shape = tuple(X.shape[1:])
+        N, input_shape = X.shape[0], tuple(X.shape[1:])
         x_all = X.reshape(N, -1)
-        D = x_all.shape[1]
-        classes = None
-        y_idx = None
+        classes, y_idx = self._encode_labels(y, N)
+        seeds = np.random.SeedSequence(self._seed_()).generate_state(3, dtype=np.uint64)
+        gen = self._generator_(int(seeds[0]), device)  # the noise epsilon
+        cpu_gen = self._generator_(int(seeds[1]), "cpu")  # split and minibatch order
+        val_idx, train_idx = self._split(N, y_idx, classes, cpu_gen)
+        nets, opt = self._build_training(x_all.shape[1], classes, hidden, int(seeds[2]), device)
+        x_dev, y1h_all = self._device_data(x_all, y_idx, classes, device)
+        x_tr = x_dev[train_idx.to(device)]
+        y_tr = None if y1h_all is None else y1h_all[train_idx.to(device)]
+        batch_size = min(self.batch_size, len(train_idx))
+        batches = minibatches(len(train_idx), batch_size, cpu_gen)
+        # Polyak averaging: the averaged copies are validated, kept and returned
+        averaged = tuple(copy.deepcopy(net) for net in nets) if self.ema > 0 else None
+        kept = nets if averaged is None else averaged
+
+        history: dict = {"elbo": [], "reconstruction": [], "kl": [], "train_elbo": []}
+        stopping = _EarlyStopping(self.n_iter_no_change, self.kl_warmup)
+        start = time.perf_counter()
+        epochs = progress(range(self.epochs), self.progress, desc="VAE", unit="epoch")
+        # dropout draws from torch's global RNG: seeded, so that the result depends on the
+        # seed only, and the caller's RNG is left as it was
+        with seeded(int(seeds[2]) + 1):
+            for epoch in epochs:
+                self._train_epoch(epoch, history, nets, opt, averaged, batches, x_tr, y_tr, gen,
+                                  steps_per_epoch=math.ceil(len(train_idx) / batch_size))
+                stopping.n_epochs = epoch + 1
+                if val_idx is not None:
+                    v = self._validate(nets, kept, x_dev, y1h_all, val_idx, stopping.n_epochs)
+                    history.setdefault("val_elbo", []).append(v)
+                    if stopping.update(v, kept):
+                        break
+                if hasattr(epochs, "set_postfix"):
+                    epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
+        if hasattr(epochs, "close"):
+            epochs.close()
+        stopping.restore_best(kept)
+        for net in kept:
+            net.eval()
+        # success: commit the fitted state
+        self.encoder_, self.decoder_, self.prior_ = kept
+        self.classes_ = classes
+        self.class_prior_ = (None if y_idx is None else
+                             np.bincount(y_idx.numpy(), minlength=len(classes)) / len(y_idx))
+        self.input_shape_ = input_shape
+        self.n_features_in_ = x_all.shape[1]
+        self.history_ = history
+        self.n_epochs_ = stopping.n_epochs
+        self.best_epoch_ = stopping.best_epoch
+        self.fit_time_ = time.perf_counter() - start
+        self._rng_ = gen
+        return self
+
+    def _train_epoch(self, epoch, history, nets, opt, averaged, batches, x, y1h, gen, *,
+                     steps_per_epoch) -> None:
+        """One epoch of :func:`vae_train_step` (the ELBO, eq. (6.3) [vae-elbo]; its KL
+        weighted by β = min(1, (epoch + 1) / kl_warmup) during the warm-up), the networks in
+        training mode; appends the steps' scalars and the epoch's mean ELBO to ``history``."""
+        beta = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+        for net in nets:
+            net.train()
+        step = functools.partial(vae_train_step, model=self, nets=nets, optimizer=opt,
+                                 batches=batches, x=x, y1h=y1h, generator=gen, beta=beta,
+                                 averaged=averaged, ema=self.ema,
+                                 step_offset=epoch * steps_per_epoch)
+        h = train_loop(step, steps_per_epoch, progress=False, desc="VAE", check=("elbo",))
+        for key in ("elbo", "reconstruction", "kl"):
+            history[key].extend(h[key])
+        history["train_elbo"].append(float(np.mean(h["elbo"])))
+
+    @staticmethod
+    def _device_data(x_all, y_idx, classes, device):
+        """The flattened rows and the one-hot labels (None without labels) on the device."""
+        y1h = None
+        if classes is not None:
+            y1h = F.one_hot(y_idx, len(classes)).to(torch.float32).to(device)
+        return x_all.to(device), y1h
+
+    @staticmethod
+    def _encode_labels(y, N):
+        """``fit``'s labels ``y`` as ``(classes, indices into classes)``, both None without
+        labels; also refuses fewer than 2 samples."""
+        classes, y_idx = None, None
         if y is not None:
             y_arr = _label_array(y, "y")
             if y_arr.shape != (N,):
@@ -938,35 +1057,38 @@ class VAE(NeuralEstimator):
             y_idx = torch.as_tensor(inv, dtype=torch.long)
         if N < 2:
             raise ValueError(f"X must contain at least 2 samples, got {N}")
+        return classes, y_idx
 
-        seed = self._seed_()
-        seeds = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
-        gen = self._generator_(int(seeds[0]), device)  # the noise epsilon
-        cpu_gen = self._generator_(int(seeds[1]), "cpu")  # split and minibatch order
-        # the split (stratified by label when there are labels)
-        val_idx = None
-        train_idx = torch.arange(N)
-        if self.validation_fraction > 0:
-            perm = torch.randperm(N, generator=cpu_gen)
-            n_val = max(1, int(round(self.validation_fraction * N)))
-            val_idx = perm[:n_val]
-            if y_idx is not None:
-                vals = []
-                for c in range(len(classes)):
-                    members = perm[y_idx[perm] == c]
-                    vals.append(members[: int(round(self.validation_fraction * len(members)))])
-                if sum(len(v) for v in vals):  # else too few per class: an unstratified split
-                    val_idx = torch.cat(vals)
-            mask = torch.ones(N, dtype=torch.bool)
-            mask[val_idx] = False
-            train_idx = torch.nonzero(mask).flatten()
-            if len(train_idx) == 0:
-                raise ValueError(f"validation_fraction={self.validation_fraction} leaves an "
-                                 f"empty training set for {N} samples")
+    def _split(self, N, y_idx, classes, cpu_gen):
+        """The validation split ``(val_idx, train_idx)`` of ``validation_fraction`` of the N
+        rows (stratified by label when there are labels), drawn from ``cpu_gen``; ``val_idx``
+        is None without validation."""
+        if not self.validation_fraction > 0:
+            return None, torch.arange(N)
+        perm = torch.randperm(N, generator=cpu_gen)
+        n_val = max(1, int(round(self.validation_fraction * N)))
+        val_idx = perm[:n_val]
+        if y_idx is not None:
+            vals = []
+            for c in range(len(classes)):
+                members = perm[y_idx[perm] == c]
+                vals.append(members[: int(round(self.validation_fraction * len(members)))])
+            if sum(len(v) for v in vals):  # else too few per class: an unstratified split
+                val_idx = torch.cat(vals)
+        mask = torch.ones(N, dtype=torch.bool)
+        mask[val_idx] = False
+        train_idx = torch.nonzero(mask).flatten()
+        if len(train_idx) == 0:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves an "
+                             f"empty training set for {N} samples")
+        return val_idx, train_idx
 
-        # networks, initialised from the seed (torch's global RNG is left untouched)
+    def _build_training(self, D, classes, hidden, seed, device):
+        """The networks ``(encoder, decoder, prior)`` on the device, initialised from ``seed``
+        (torch's global RNG is left untouched), and their optimiser (AdamW when
+        ``weight_decay`` > 0, else Adam)."""
         n_classes = 0 if classes is None else len(classes)
-        with seeded(int(seeds[2])):
+        with seeded(seed):
             enc, dec = self._build_networks(D, n_classes, hidden)
             prior = self._build_prior(D, n_classes)
         enc, dec, prior = enc.to(device), dec.to(device), prior.to(device)
@@ -975,87 +1097,23 @@ class VAE(NeuralEstimator):
             opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         else:
             opt = torch.optim.Adam(params, lr=self.lr)
+        return (enc, dec, prior), opt
 
-        x_dev = x_all.to(device)
-        y1h_all = None
-        if classes is not None:
-            y1h_all = F.one_hot(y_idx, len(classes)).to(torch.float32).to(device)
-        x_tr = x_dev[train_idx.to(device)]
-        y_tr = None if y1h_all is None else y1h_all[train_idx.to(device)]
-        n_train = len(train_idx)
-        batch_size = min(self.batch_size, n_train)
-        steps_per_epoch = math.ceil(n_train / batch_size)
-        batches = minibatches(n_train, batch_size, cpu_gen)
-        nets = (enc, dec, prior)
-        # Polyak averaging: the averaged copies are validated, kept and returned
-        averaged = tuple(copy.deepcopy(net) for net in nets) if self.ema > 0 else None
-        kept = nets if averaged is None else averaged
-
-        history: dict = {"elbo": [], "reconstruction": [], "kl": [], "train_elbo": []}
-        best = (-math.inf, None, 0)
-        stale = 0
-        start = time.perf_counter()
-        epochs = progress(range(self.epochs), self.progress, desc="VAE", unit="epoch")
-        n_epochs = 0
-        # dropout draws from torch's global RNG: seeded, so that the result depends on the
-        # seed only, and the caller's RNG is left as it was
-        with seeded(int(seeds[2]) + 1):
-            for epoch in epochs:
-                beta = min(1.0, (epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
-                for net in nets:
-                    net.train()
-                step = functools.partial(vae_train_step, model=self, nets=nets, optimizer=opt,
-                                         batches=batches, x=x_tr, y1h=y_tr, generator=gen,
-                                         beta=beta, averaged=averaged, ema=self.ema,
-                                         step_offset=epoch * steps_per_epoch)
-                h = train_loop(step, steps_per_epoch, progress=False, desc="VAE",
-                               check=("elbo",))
-                for key in ("elbo", "reconstruction", "kl"):
-                    history[key].extend(h[key])
-                history["train_elbo"].append(float(np.mean(h["elbo"])))
-                n_epochs = epoch + 1
-                if val_idx is not None:
-                    for net in (*nets, *kept):
-                        net.eval()
-                    with torch.no_grad():
-                        vi = val_idx.to(device)
-                        v = self._elbo_t(kept[0], kept[1], x_dev[vi], None if y1h_all is None
-                                         else y1h_all[vi], make_generator(0, device=device),
-                                         kept[2])[0].mean().item()
-                    if not math.isfinite(v):
-                        raise DivergenceError(f"the validation ELBO became {v} after epoch "
-                                              f"{n_epochs}; try a smaller lr")
-                    history.setdefault("val_elbo", []).append(v)
-                    if v > best[0]:
-                        best = (v, tuple(copy.deepcopy(net.state_dict()) for net in kept),
-                                n_epochs)
-                        stale = 0
-                    elif n_epochs > self.kl_warmup:  # no patience lost during the warm-up
-                        stale += 1
-                        if stale >= self.n_iter_no_change:
-                            break
-                if hasattr(epochs, "set_postfix"):
-                    epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
-        if hasattr(epochs, "close"):
-            epochs.close()
-        if best[1] is not None:
-            for net, sd in zip(kept, best[1]):
-                net.load_state_dict(sd)
-        for net in kept:
+    def _validate(self, nets, kept, x, y1h, val_idx, n_epochs) -> float:
+        """The mean one-sample ELBO, eq. (6.3) [vae-elbo], of the kept networks on the
+        validation rows (fixed noise: seed 0), all networks in evaluation mode. Raises
+        :class:`course_lib.training.DivergenceError` if it is not finite."""
+        for net in (*nets, *kept):
             net.eval()
-        # success: commit the fitted state
-        self.encoder_, self.decoder_, self.prior_ = kept
-        self.classes_ = classes
-        self.class_prior_ = (None if y_idx is None else
-                             np.bincount(y_idx.numpy(), minlength=len(classes)) / len(y_idx))
-        self.input_shape_ = input_shape
-        self.n_features_in_ = D
-        self.history_ = history
-        self.n_epochs_ = n_epochs
-        self.best_epoch_ = best[2] if best[1] is not None else n_epochs
-        self.fit_time_ = time.perf_counter() - start
-        self._rng_ = gen
-        return self
+        device = x.device
+        with torch.no_grad():
+            vi = val_idx.to(device)
+            v = self._elbo_t(kept[0], kept[1], x[vi], None if y1h is None else y1h[vi],
+                             make_generator(0, device=device), kept[2])[0].mean().item()
+        if not math.isfinite(v):
+            raise DivergenceError(f"the validation ELBO became {v} after epoch "
+                                  f"{n_epochs}; try a smaller lr")
+        return v
 
     # ------------------------------------------------------------------ save / load
 
