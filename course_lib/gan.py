@@ -207,8 +207,12 @@ def acceptance_probability(logits, log_m) -> torch.Tensor:
 
     If the logit is exactly ``log p(x)/q(x)`` and ``M`` bounds ``p/q``, keeping a generated
     ``x`` with probability ``p(x) / (M q(x)) = exp(logit - log M)`` turns samples of ``q`` into
-    samples of ``p`` (rejection sampling). In practice ``log M`` is the largest logit seen on a
-    large batch of generated points, and the probability is capped at 1.
+    samples of ``p`` (rejection sampling). In practice the logit is only an estimate and ``M``
+    is not known: :class:`GAN` takes for ``log M`` a high quantile (``rejection_quantile``,
+    0.95 by default; 1.0 gives the largest) of the logits on a large batch of generated points,
+    and the probability is capped at 1, so the points above that quantile are always kept.
+    Rejection sampling only reweights what the generator draws: where q = 0 and p > 0 no M
+    satisfies p <= M q, so it cannot bring back a mode the generator has lost.
     """
     logits = torch.as_tensor(logits)
     return torch.exp(torch.clamp(logits - log_m, max=0.0))
@@ -476,7 +480,8 @@ class GAN(NeuralEstimator):
     latent_dim : int >= 1, default 8
         Dimension of the latent vector z.
     hidden : int >= 1 or None, default None
-        Width of the two hidden layers of both default MLPs (with ``architecture="conv"``: the
+        Width of every hidden layer of the default MLPs (two in the generator, ``d_depth`` in
+        the discriminator; with ``architecture="conv"``: the
         channels of the first convolution); ``None``: the preset, 128 for data with at most 16
         features, 256 otherwise (e.g. 8×8 images), 16 channels for the conv networks.
     d_depth : int >= 1 or None, default None
@@ -901,7 +906,8 @@ class GAN(NeuralEstimator):
 
     @torch.no_grad()
     def _estimate_log_m(self, G, Dn, n_classes, noise, device) -> torch.Tensor:
-        """log M per class: the largest discriminator logit on ``_BURN_IN`` generated points."""
+        """log M per class: the ``rejection_quantile`` quantile (the maximum when it is 1) of
+        the discriminator's logits on ``_BURN_IN`` generated points of that class."""
         out = []
         for k in range(max(1, n_classes)):
             idx = None if n_classes == 0 else torch.full((self._BURN_IN,), k, dtype=torch.long)
