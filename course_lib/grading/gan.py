@@ -35,14 +35,45 @@ def _gan():
 
 
 def _logit_cases():
-    """(name, real_logits, fake_logits): ordinary logits, and a discriminator that is sure."""
+    """(name, real_logits, fake_logits): the logits each loss check runs on.
+
+    Ordinary logits; a discriminator that is very sure and right; a discriminator that is very
+    sure in both directions (logits of ±50, ±200 and ±1000 in BOTH batches, in float64 and in
+    float32, the dtype of a network's output); batches of a single sample. The large logits
+    are where a numerically unsafe answer differs from the right one: ``sigmoid(l)`` rounds to
+    exactly 0 or 1 from ``|l|`` about 37 in float64 (17 in float32), so a naive
+    ``log(sigmoid(l))`` or ``log(1 - sigmoid(l))`` gives ``-inf``, ``exp(l)`` overflows from
+    ``l`` about 709 (89 in float32), and a clamp or an eps inside the log caps the loss. The
+    reference stays finite on all of them.
+    """
     gen = torch.Generator().manual_seed(501)
-    ordinary = (torch.randn(64, generator=gen, dtype=torch.float64) * 2.0 + 0.5,
-                torch.randn(48, generator=gen, dtype=torch.float64) * 2.0 - 1.0)
-    sure = (torch.tensor([40.0, 150.0, 800.0, 2.0], dtype=torch.float64),
-            torch.tensor([-800.0, -150.0, -40.0, 1.0, 750.0], dtype=torch.float64))
-    return [("ordinary logits", *ordinary),
-            ("a discriminator that is very sure (logits up to ±800)", *sure)]
+    f64 = torch.float64
+    ordinary = (torch.randn(64, generator=gen, dtype=f64) * 2.0 + 0.5,
+                torch.randn(48, generator=gen, dtype=f64) * 2.0 - 1.0)
+    sure = (torch.tensor([40.0, 150.0, 800.0, 2.0], dtype=f64),
+            torch.tensor([-800.0, -150.0, -40.0, 1.0, 750.0], dtype=f64))
+    large = [-1000.0, -200.0, -50.0, 50.0, 200.0, 1000.0]
+    real, fake = large + [0.3], [-v for v in large] + [-0.7, 2.5]
+    cases = [("ordinary logits", *ordinary),
+             ("a discriminator that is very sure (logits up to ±800)", *sure)]
+    for dtype in (torch.float64, torch.float32):
+        cases.append((f"{str(dtype)[6:]} logits of ±50, ±200 and ±1000 in both batches",
+                      torch.tensor(real, dtype=dtype), torch.tensor(fake, dtype=dtype)))
+    cases += [("batches of one sample", torch.tensor([0.8], dtype=f64),
+               torch.tensor([-1.3], dtype=f64)),
+              ("float32 batches of one sample, logits -200 (real) and 150 (generated)",
+               torch.tensor([-200.0]), torch.tensor([150.0]))]
+    return cases
+
+
+def _large(*logits) -> bool:
+    """Whether the logits reach the range where sigmoid rounds to 0 or 1."""
+    return any(t.abs().max().item() > 30 for t in logits)
+
+
+def _tolerance(*logits) -> float:
+    """rtol of a value computed in the logits' dtype against the float64 reference."""
+    return 1e-5 if any(t.dtype == torch.float32 for t in logits) else 1e-6
 
 
 def _scalar(value, what: str) -> torch.Tensor:
@@ -57,12 +88,24 @@ def _scalar(value, what: str) -> torch.Tensor:
     return value.reshape(())
 
 
-_STABLE_HINT = ("log(sigmoid(l)) overflows: sigmoid(-800) is exactly 0 in floating point and "
-                "its log is -inf. Use log(sigmoid(l)) = -softplus(-l) and "
-                "log(1 - sigmoid(l)) = -softplus(l) (torch.nn.functional.softplus)")
+_STABLE_HINT = ("log(sigmoid(l)) overflows: for large |l| sigmoid(l) is exactly 0 or 1 in "
+                "floating point (from |l| about 37 in float64, 17 in float32) and its log is "
+                "-inf; exp(l) is inf from l about 709 (89 in float32). Use "
+                "log(sigmoid(l)) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l) "
+                "(torch.nn.functional.softplus, or F.logsigmoid)")
+
+_CAPPED_HINT = ("right for moderate logits, but each term is capped for large ones: a clamp "
+                "or an eps inside the log (log(sigmoid(l) + eps), sigmoid(l).clamp(...), "
+                "F.binary_cross_entropy, which clamps the log at -100) gives the wrong loss "
+                "and no gradient there. Compute log(sigmoid(l)) as -softplus(-l) (F.logsigmoid) "
+                "and log(1 - sigmoid(l)) as -softplus(l)")
+
+_GRAD_HINT = ("a NaN or infinite gradient with a finite loss usually comes from torch.where "
+              "over a branch that overflows (exp of a large logit): torch differentiates both "
+              "branches. Use F.softplus / F.logsigmoid, which are stable")
 
 
-def _value_and_grads(fn, what, *logits):
+def _value_and_grads(fn, what, name, *logits):
     """Run ``fn`` on copies of ``logits`` that require grad; return (value, grads).
 
     :func:`call_learner` hands the learner copies of its inputs, so the gradient is taken
@@ -73,7 +116,7 @@ def _value_and_grads(fn, what, *logits):
         inputs = [t.requires_grad_(True) for t in inputs]
         out = _scalar(fn(*inputs), what)
         if not torch.isfinite(out):
-            raise GradingError(f"{what} is {out.item()} on these logits. Hint: {_STABLE_HINT}")
+            raise GradingError(f"{what} is {out.item()} for {name}. Hint: {_STABLE_HINT}")
         if not out.requires_grad:
             raise GradingError(f"{what} does not depend on its inputs through torch operations "
                                "(no gradient can flow): compute it with torch functions, without "
@@ -90,36 +133,44 @@ def check_discriminator_loss(discriminator_loss) -> None:
 
     The loss is ``-V``: the mean over real logits of ``softplus(-l)`` plus the mean over fake
     logits of ``softplus(l)``. Value and gradients are compared with
-    :func:`course_lib.gan.discriminator_loss`, also for logits of ±800, where the naive
-    ``log(sigmoid(...))`` gives infinity.
+    :func:`course_lib.gan.discriminator_loss` (in float64) on the cases of
+    :func:`_logit_cases`: logits of both signs up to ±1000 in each batch, in float64 and
+    float32, where the naive ``log(sigmoid(...))`` gives infinity and a clamped log a capped
+    loss, and batches of one sample.
     """
     what = "discriminator_loss(real_logits, fake_logits)"
     gan = _gan()
     for name, real, fake in _logit_cases():
-        r = real.clone().requires_grad_(True)
-        f = fake.clone().requires_grad_(True)
+        r = real.double().requires_grad_(True)
+        f = fake.double().requires_grad_(True)
         expected = gan.discriminator_loss(r, f)
         exp_grads = torch.autograd.grad(expected, [r, f])
-        got, grads = _value_and_grads(discriminator_loss, what, real, fake)
+        r, f = r.detach(), f.detach()
+        got, grads = _value_and_grads(discriminator_loss, what, name, real, fake)
         e = expected.item()
         g = got.item()
-        if np.isclose(g, -e, rtol=1e-6, atol=1e-9) and abs(e) > 1e-6:
+        rtol = _tolerance(real, fake)
+        if np.isclose(g, -e, rtol=rtol, atol=1e-9) and abs(e) > 1e-6:
             hint = ("wrong sign: that is V(D, G), which the discriminator MAXIMISES; its loss "
                     "(minimised by gradient descent) is -V")
-        elif np.isclose(g, (F.softplus(real).mean() + F.softplus(-fake).mean()).item(),
-                        rtol=1e-6):
+        elif np.isclose(g, (F.softplus(r).mean() + F.softplus(-f).mean()).item(), rtol=rtol):
             hint = ("real and generated are swapped: real samples have label 1 "
                     "(loss softplus(-l)), generated ones label 0 (loss softplus(l))")
-        elif np.isclose(g, (F.softplus(-real).sum() + F.softplus(fake).sum()).item(), rtol=1e-6):
+        elif np.isclose(g, (F.softplus(-r).sum() + F.softplus(f).sum()).item(), rtol=rtol):
             hint = "average over each batch (mean), do not sum"
+        elif _large(real, fake) and abs(g) < abs(e):
+            hint = _CAPPED_HINT
         else:
             hint = ("L_D = mean(softplus(-real_logits)) + mean(softplus(fake_logits)); the two "
                     "batches may have different sizes, so average each one separately")
-        check_close(g, e, f"{what} for {name}", rtol=1e-6, atol=1e-9, hint=hint)
+        check_close(g, e, f"{what} for {name}", rtol=rtol, atol=1e-9, hint=hint)
         for gr, eg, which in zip(grads, exp_grads, ("real_logits", "fake_logits")):
-            check_close(gr.numpy(), eg.numpy(), f"the gradient of {what} w.r.t. {which} "
-                        f"for {name}", rtol=1e-5, atol=1e-9)
-    passed(f"{what} matches course_lib.gan.discriminator_loss, very sure logits included")
+            check_close(gr.double().numpy(), eg.numpy(), f"the gradient of {what} w.r.t. "
+                        f"{which} for {name}", rtol=1e-5, atol=1e-9,
+                        hint=_GRAD_HINT if not torch.isfinite(gr).all() else
+                        (_CAPPED_HINT if _large(real, fake) else ""))
+    passed(f"{what} matches course_lib.gan.discriminator_loss, logits up to ±1000 in float64 "
+           "and float32 and batches of one included")
 
 
 def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
@@ -128,8 +179,10 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
     ``generator_loss_minimax(fake_logits)``: ``mean(log(1 - D)) = -mean(softplus(l))``, the
     generator's part of V, minimised. ``generator_loss_ns(fake_logits)``:
     ``-mean(log D) = mean(softplus(-l))``. Values and gradients are compared with
-    :func:`course_lib.gan.generator_loss`; each is checked against the other's formula so
-    that the saturating loss is not accepted where the non-saturating one is asked.
+    :func:`course_lib.gan.generator_loss` (in float64) on the fake logits of
+    :func:`_logit_cases` (both signs up to ±1000, float64 and float32, a batch of one); each
+    is checked against the other's formula so that the saturating loss is not accepted where
+    the non-saturating one is asked.
     """
     gan = _gan()
     funcs = {"minimax": ("generator_loss_minimax(fake_logits)", generator_loss_minimax),
@@ -137,32 +190,38 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
     for kind, (what, fn) in funcs.items():
         other = "non-saturating" if kind == "minimax" else "minimax"
         for name, _, fake in _logit_cases():
-            f = fake.clone().requires_grad_(True)
+            f = fake.double().requires_grad_(True)
             expected = gan.generator_loss(f, kind)
             (exp_grad,) = torch.autograd.grad(expected, [f])
-            got, (grad,) = _value_and_grads(fn, what, fake)
+            got, (grad,) = _value_and_grads(fn, what, name, fake)
             e, g = expected.item(), got.item()
-            alt = gan.generator_loss(fake, other).item()
-            if np.isclose(g, alt, rtol=1e-6, atol=1e-9) and not np.isclose(e, alt, rtol=1e-6):
+            rtol = _tolerance(fake)
+            alt = gan.generator_loss(f.detach(), other).item()
+            if np.isclose(g, alt, rtol=rtol, atol=1e-9) and not np.isclose(e, alt, rtol=rtol):
                 hint = (f"that is the {other} loss. " + (
                     "The non-saturating loss is -mean(log D(G(z))) = mean(softplus(-l)); the "
                     "minimax one, mean(log(1 - D(G(z)))), saturates: its gradient -D vanishes "
                     "when D rejects the samples" if kind == "non-saturating" else
                     "The minimax loss is the generator's part of V: mean(log(1 - D(G(z)))) "
                     "= -mean(softplus(l))"))
-            elif np.isclose(g, -e, rtol=1e-6, atol=1e-9):
+            elif np.isclose(g, -e, rtol=rtol, atol=1e-9):
                 hint = ("wrong sign: the generator MINIMISES this loss with gradient descent" +
                         (": mean(log(1 - D)) is negative" if kind == "minimax" else
                          ": -mean(log D) is positive"))
-            elif np.isclose(g, -alt, rtol=1e-6, atol=1e-9):
+            elif np.isclose(g, -alt, rtol=rtol, atol=1e-9):
                 hint = (f"that is minus the {other} loss: check which of log D and log(1 - D) "
                         "the loss uses")
+            elif _large(fake) and abs(g) < abs(e):
+                hint = _CAPPED_HINT
             else:
                 hint = ("minimax: -mean(softplus(l)); non-saturating: mean(softplus(-l))")
-            check_close(g, e, f"{what} for {name}", rtol=1e-6, atol=1e-9, hint=hint)
-            check_close(grad.numpy(), exp_grad.numpy(), f"the gradient of {what} for {name}",
-                        rtol=1e-5, atol=1e-9)
-    passed("both generator losses match course_lib.gan.generator_loss, with their gradients")
+            check_close(g, e, f"{what} for {name}", rtol=rtol, atol=1e-9, hint=hint)
+            check_close(grad.double().numpy(), exp_grad.numpy(),
+                        f"the gradient of {what} for {name}", rtol=1e-5, atol=1e-9,
+                        hint=_GRAD_HINT if not torch.isfinite(grad).all() else
+                        (_CAPPED_HINT if _large(fake) else ""))
+    passed("both generator losses match course_lib.gan.generator_loss, with their gradients, "
+           "logits up to ±1000 in float64 and float32 included")
 
 
 # ------------------------------------------------------------------ exercise 2: one step
