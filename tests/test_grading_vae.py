@@ -68,6 +68,33 @@ WRONG_IWAE = {
 }
 
 
+def _quiet(fn):
+    """``fn`` with NumPy's overflow / divide-by-zero warnings silenced."""
+    def wrapped(lw):
+        with np.errstate(all="ignore"):
+            return fn(lw)
+    return wrapped
+
+
+def _shifted(lw, m):
+    """log-mean-exp of each row computed as m + log mean exp(lw - m), m of shape (N, 1) or ()."""
+    m = np.broadcast_to(m, (lw.shape[0], 1)) if np.ndim(m) else np.full((lw.shape[0], 1), m)
+    return m[:, 0] + np.log(np.exp(lw - m).mean(1))
+
+
+# numerically unsafe log-sum-exps: right on rows of moderate, similar scales
+UNSAFE_IWAE = {name: _quiet(fn) for name, fn in {
+    "shifted by the maximum of the whole array": lambda lw: _shifted(lw, lw.max()),
+    "shifted by the row minimum": lambda lw: _shifted(lw, lw.min(1, keepdims=True)),
+    "shifted by the minimum of the whole array": lambda lw: _shifted(lw, lw.min()),
+    "shifted by the row mean": lambda lw: _shifted(lw, lw.mean(1, keepdims=True)),
+    "unshifted": lambda lw: np.log(np.exp(lw).mean(1)),
+    "unshifted, eps added inside the log": lambda lw: np.log(np.exp(lw).mean(1) + 1e-12),
+    "log-weights clamped to ±700": lambda lw: np.log(np.exp(np.clip(lw, -700, 700)).mean(1)),
+}.items()}
+WRONG_IWAE.update(UNSAFE_IWAE)
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -138,3 +165,37 @@ def test_iwae_hints():
         checks.check_iwae(WRONG_IWAE["naive exp (underflows)"])
     with pytest.raises(GradingError, match="1/k"):
         checks.check_iwae(WRONG_IWAE["no 1/k"])
+
+
+MIXED = [lw for lw in checks._iwae_cases() if np.ptp(lw.max(1)) > 1000]
+
+
+def test_iwae_inputs_span_the_unsafe_regimes():
+    cases = checks._iwae_cases()
+    assert any(lw.shape[1] == 1 for lw in cases) and any(lw.shape[0] == 1 for lw in cases)
+    assert len(MIXED) == 1
+    (lw,) = MIXED
+    centres = np.median(lw, axis=1)
+    assert centres.min() < -900 and centres.max() > 900  # rows of very different scales
+    assert np.ptp(lw, axis=1).max() >= 1000  # a row spread over 1000
+    assert (np.abs(centres) < 100).any()  # and an ordinary row
+
+
+@pytest.mark.parametrize("name", list(UNSAFE_IWAE))
+def test_unsafe_iwae_rejected_on_rows_of_different_scales_alone(name, monkeypatch):
+    """The array of rows of very different scales rejects each unsafe answer on its own."""
+    monkeypatch.setattr(checks, "_iwae_cases", lambda: MIXED)
+    checks.check_iwae(iwae_estimate)  # the right answer passes it
+    with pytest.raises(GradingError):
+        checks.check_iwae(UNSAFE_IWAE[name])
+
+
+def test_unsafe_iwae_hints():
+    with pytest.raises(GradingError, match="-inf. Hint: .*shift EACH ROW by its own maximum"):
+        checks.check_iwae(UNSAFE_IWAE["shifted by the maximum of the whole array"])
+    with pytest.raises(GradingError, match="inf. Hint: shift each row by its MAXIMUM, not"):
+        checks.check_iwae(UNSAFE_IWAE["shifted by the row minimum"])
+    with pytest.raises(GradingError, match="infinite values.*Hint: .*log-sum-exp"):
+        checks.check_iwae(UNSAFE_IWAE["unshifted"])
+    with pytest.raises(GradingError, match="is wrong.*Hint: use log-sum-exp.*EACH ROW"):
+        checks.check_iwae(UNSAFE_IWAE["log-weights clamped to ±700"])

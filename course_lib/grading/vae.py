@@ -126,28 +126,82 @@ def check_elbo(elbo) -> None:
 # ------------------------------------------------------------------ exercise 6.2
 
 
-def check_iwae(iwae_estimate) -> None:
-    """Check ``iwae_estimate(log_weights) -> (N,)``: log (1/k) Σ_i w_i from log-weights of shape
-    (N, k), computed stably, eq. (6.9) [vae-iwae].
+def _iwae_cases():
+    """The log-weight arrays (N, k) :func:`check_iwae` runs on (seed 631).
 
-    The cases include log-weights around −3000 (every exp() underflows to 0 in float64) and a
-    single sample (k = 1, where the estimate is the log-weight itself).
+    Ordinary rows; a single sample (k = 1, the estimate is the log-weight itself); rows around
+    −3000 (every exp() underflows to 0 in float64); rows of very different scales in one
+    array: around −1000, around +1000, one spread over 1500 within the row (one log-weight of
+    0, the others from −1500 to −1000) and an ordinary one; a single row (N = 1) spread over
+    more than 1500. On the mixed array a log-sum-exp shifted by the maximum of the whole
+    array gives −inf for the row at −1000, one shifted by the row minimum (or mean) overflows
+    on the spread row, and an unshifted one gives −inf and inf.
     """
-    what = "iwae_estimate(log_weights)"
     rng = np.random.default_rng(631)
     cases = [rng.normal(size=(5, 10)) * 2 - 40,
              rng.normal(size=(3, 1)) - 50,
              rng.normal(size=(4, 200)) * 5 - 3000]
-    for lw in cases:
+    mixed = np.stack([rng.normal(size=50) * 3 - 1000,
+                      rng.normal(size=50) * 3 + 1000,
+                      np.concatenate([[0.0], rng.uniform(-1500, -1000, size=49)]),
+                      rng.normal(size=50) * 2 - 40])
+    return cases + [mixed, rng.normal(size=(1, 30)) * 400 + 300]
+
+
+def _unstable_hint(got: np.ndarray, lw: np.ndarray) -> str:
+    """The hint for a non-finite or wrong IWAE estimate: which unstable log-sum-exp it is."""
+    k = lw.shape[1]
+    with np.errstate(all="ignore"):
+        gmax = lw.max()
+        candidates = [
+            ("shifted by the maximum of the whole array", gmax + np.log(np.exp(lw - gmax).mean(1)),
+             "the rows have very different scales (one near −1000, one near +1000): shift "
+             "EACH ROW by its own maximum, m = log_weights.max(axis=1, keepdims=True)"),
+            ("shifted by the row minimum",
+             lw.min(1) + np.log(np.exp(lw - lw.min(1, keepdims=True)).mean(1)),
+             "shift each row by its MAXIMUM, not its minimum: exp(lw − min) overflows when a "
+             "row spreads over more than about 700, while exp(lw − max) lies in (0, 1]"),
+            ("unshifted", np.log(np.exp(lw).mean(1)),
+             "in float64 exp(lw) is 0 below about −745 and inf above about 709: use "
+             "log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of each row"),
+            ("averaged unshifted", np.log(np.exp(lw).sum(1)) - math.log(k),
+             "in float64 exp(lw) is 0 below about −745 and inf above about 709: use "
+             "log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of each row"),
+        ]
+    for _, value, hint in candidates:
+        if not np.all(np.isfinite(value)) and np.allclose(got, value, equal_nan=True):
+            return hint
+    return ("use log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of EACH ROW "
+            "(in float64 exp(lw) is 0 below about −745 and inf above about 709; a clamp or an "
+            "eps inside the log changes the result)")
+
+
+def _rows(lw: np.ndarray) -> str:
+    lo, hi = lw.min(1), lw.max(1)
+    return "; ".join(f"row {i}: {a:.0f} to {b:.0f}" for i, (a, b) in enumerate(zip(lo, hi)))
+
+
+def check_iwae(iwae_estimate) -> None:
+    """Check ``iwae_estimate(log_weights) -> (N,)``: log (1/k) Σ_i w_i from log-weights of shape
+    (N, k), computed stably, eq. (6.9) [vae-iwae].
+
+    The cases (:func:`_iwae_cases`) include log-weights around −3000 (every exp() underflows
+    to 0 in float64), rows of very different scales in one array (around −1000, around
+    +1000, spread over 1000 within a row), a single sample (k = 1, where the estimate is the
+    log-weight itself) and a single row.
+    """
+    what = "iwae_estimate(log_weights)"
+    for lw in _iwae_cases():
         n, k = lw.shape
         expected = _np(_vae().iwae_log_likelihood(_t(lw)))
         got = call_learner(iwae_estimate, lw.copy(), what=what)
         got = check_shape(got, (n,), what)
+        inputs = f"log-weights of shape {lw.shape} ({_rows(lw)})"
         if not np.all(np.isfinite(got)):
+            bad = int(np.argmax(~np.isfinite(got)))
             raise GradingError(
-                f"{what} contains NaN or infinite values for log-weights near {lw.mean():.0f}. "
-                "Hint: exp(-3000) is 0 in float64; use log-sum-exp: "
-                "m + log Σ exp(lw − m) with m the row maximum")
+                f"{what} contains NaN or infinite values for {inputs}: row {bad} gives "
+                f"{got[bad]}. Hint: {_unstable_hint(got, lw)}")
         hint = ""
         if np.allclose(got, lw.mean(1)):
             hint = ("that is the mean of the log-weights (the ELBO); IWAE takes the log of the "
@@ -156,5 +210,8 @@ def check_iwae(iwae_estimate) -> None:
             hint = "you forgot the 1/k: subtract log k"
         elif np.allclose(got, lw.max(1)):
             hint = "the maximum alone is not the log-mean-exp: add log Σ exp(lw − max) − log k"
-        check_close(got, expected, what, rtol=1e-9, atol=1e-8, hint=hint)
-    passed("iwae_estimate: log-mean-exp of the importance weights, stable far from 0")
+        elif np.abs(lw).max() > 700:
+            hint = _unstable_hint(got, lw)
+        check_close(got, expected, f"{what} for {inputs}", rtol=1e-9, atol=1e-8, hint=hint)
+    passed("iwae_estimate: log-mean-exp of the importance weights, stable far from 0 and for "
+           "rows of very different scales")
