@@ -245,6 +245,51 @@ def step_returns_tensors_of_wrong_kind(G, D, opt_g, opt_d, x_real, z):
     return loss_d
 
 
+def _step_with(loss_d_fn, loss_g_fn):
+    """The right step with other losses (numerically unsafe ones, for the tests below)."""
+    def step(G, D, opt_g, opt_d, x_real, z):
+        fake = G(z)
+        loss_d = loss_d_fn(D(x_real), D(fake.detach()))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = loss_g_fn(D(fake))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_d.item(), loss_g.item()
+
+    return step
+
+
+def step_naive_d_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_naive_log_sigmoid, g_ns)(G, D, opt_g, opt_d, x_real, z)
+
+
+def step_bce_d_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_bce_on_probabilities, g_ns)(G, D, opt_g, opt_d, x_real, z)
+
+
+def step_eps_d_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_eps_in_log, g_ns)(G, D, opt_g, opt_d, x_real, z)
+
+
+def step_naive_g_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_loss, g_ns_naive)(G, D, opt_g, opt_d, x_real, z)
+
+
+def step_bce_g_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_loss, g_ns_bce_on_probabilities)(G, D, opt_g, opt_d, x_real, z)
+
+
+def step_clamped_g_loss(G, D, opt_g, opt_d, x_real, z):
+    return _step_with(d_loss, g_ns_clamped_log)(G, D, opt_g, opt_d, x_real, z)
+
+
+UNSAFE_STEPS = [step_naive_d_loss, step_bce_d_loss, step_eps_d_loss, step_naive_g_loss,
+                step_bce_g_loss, step_clamped_g_loss]
+
+
 def _gen_losses(minimax, ns):
     return lambda: checks.check_generator_losses(minimax, ns)
 
@@ -267,7 +312,8 @@ CASES = {
     "train_step": (checks.check_train_step, (train_step,),
                    [(step_minimax,), (step_d_sign,), (step_no_zero_grad_d,),
                     (step_labels_swapped_for_g,), (step_g_before_d,),
-                    (step_returns_tensors_of_wrong_kind,)]),
+                    (step_returns_tensors_of_wrong_kind,)]
+                   + [(step,) for step in UNSAFE_STEPS]),
 }
 
 WRONG = [(name, args) for name, (_, _, wrongs) in CASES.items() for args in wrongs]
@@ -380,3 +426,28 @@ def test_unsafe_answers_get_a_hint_that_names_the_instability():
         checks.check_generator_losses(g_minimax, g_ns_bce_on_probabilities)
     with pytest.raises(GradingError, match="torch.where"):
         checks.check_generator_losses(g_minimax, g_ns_where_overflowing_branch)
+
+
+def test_train_step_networks_include_very_sure_discriminators():
+    assert [n[:3] for n in checks._STEP_NETWORKS if n[1] != 1.0] == [(508, 300.0, 0.0),
+                                                                     (508, 6000.0, -800.0)]
+
+
+@pytest.mark.parametrize("wrong", UNSAFE_STEPS, ids=[f.__name__ for f in UNSAFE_STEPS])
+def test_unsafe_train_step_rejected_with_a_discriminator_sure_both_ways(wrong, monkeypatch):
+    """The networks with logits beyond ±800 in both batches reject each unsafe step alone."""
+    monkeypatch.setattr(checks, "_STEP_NETWORKS", checks._STEP_NETWORKS[-1:])
+    checks.check_train_step(train_step)
+    with pytest.raises(GradingError, match="sure in both directions"):
+        checks.check_train_step(wrong)
+
+
+def test_unsafe_train_step_hints():
+    with pytest.raises(GradingError, match="discriminator's loss is (inf|nan).*overflows"):
+        checks.check_train_step(step_naive_d_loss)
+    with pytest.raises(GradingError, match="very sure.*capped for large ones"):
+        checks.check_train_step(step_bce_d_loss)
+    with pytest.raises(GradingError, match="generator's loss is (inf|nan).*overflows"):
+        checks.check_train_step(step_naive_g_loss)
+    with pytest.raises(GradingError, match="capped for large ones"):
+        checks.check_train_step(step_bce_g_loss)

@@ -227,11 +227,27 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
 # ------------------------------------------------------------------ exercise 2: one step
 
 
-def _tiny_networks(seed: int):
+def _tiny_networks(seed: int, scale: float = 1.0, shift: float = 0.0):
+    """Small G and D (float64); D's last layer multiplied by ``scale`` and its bias moved by
+    ``shift``: a discriminator that is very sure, whose logits reach the range where a
+    naive ``log(sigmoid(l))`` gives -inf and a clamped log a wrong gradient."""
     torch.manual_seed(seed)
     G = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
     D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    with torch.no_grad():
+        D[-1].weight.mul_(scale)
+        D[-1].bias.mul_(scale).add_(shift)
     return G.double(), D.double()
+
+
+#: (seed, scale, shift, description) of the networks check_train_step runs: two ordinary
+#: pairs, a discriminator that is very sure (logits from about -20 to 130) and one sure in
+#: both directions (logits from about -1200 to 1800, in both batches)
+_STEP_NETWORKS = ((503, 1.0, 0.0, "ordinary networks"),
+                  (504, 1.0, 0.0, "ordinary networks"),
+                  (508, 300.0, 0.0, "a very sure discriminator (logits up to about 130)"),
+                  (508, 6000.0, -800.0, "a discriminator sure in both directions (logits "
+                                        "beyond ±800 in both batches)"))
 
 
 def _reference_step(G, D, opt_g, opt_d, x_real, z):
@@ -256,8 +272,8 @@ def check_train_step(train_step) -> None:
     """
     what = "train_step(G, D, opt_g, opt_d, x_real, z)"
     gen = torch.Generator().manual_seed(502)
-    for seed in (503, 504):
-        G, D = _tiny_networks(seed)
+    for seed, scale, shift, networks in _STEP_NETWORKS:
+        G, D = _tiny_networks(seed, scale, shift)
         G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
         opts = [torch.optim.Adam(n.parameters(), lr=1e-2, betas=(0.5, 0.999))
                 for n in (G, D, G_ref, D_ref)]
@@ -277,11 +293,16 @@ def check_train_step(train_step) -> None:
                 got_d, got_g = (float(v) for v in result)
             except (TypeError, ValueError, RuntimeError) as exc:
                 raise GradingError(f"{what} should return two numbers (loss_d, loss_g)") from exc
-            step = f"step {t + 1} (networks seeded {seed})"
+            step = f"step {t + 1} ({networks}, seeded {seed})"
             d_ok = np.allclose(_flat_params(D), _flat_params(D_ref), rtol=1e-6, atol=1e-9)
             if not d_ok:
-                if np.isclose(got_d, -exp_d, rtol=1e-6):
+                if not (np.isfinite(got_d) and np.isfinite(_flat_params(D)).all()):
+                    hint = (f"the discriminator's loss is {got_d} or its parameters NaN: "
+                            + _STABLE_HINT)
+                elif np.isclose(got_d, -exp_d, rtol=1e-6):
                     hint = "the discriminator loss has the wrong sign (it must minimise -V)"
+                elif scale != 1.0:
+                    hint = _CAPPED_HINT
                 elif t == 1:
                     hint = ("the first step was right, the second is not: call "
                             "opt_d.zero_grad() before loss_d.backward() so that gradients do "
@@ -296,9 +317,14 @@ def check_train_step(train_step) -> None:
                 gan = _gan()
                 with torch.no_grad():
                     minimax = gan.generator_loss(D_ref(G_ref(z)), "minimax")
-                if np.isclose(got_g, float(minimax), rtol=0.2) or got_g < 0:
+                if not (np.isfinite(got_g) and np.isfinite(_flat_params(G)).all()):
+                    hint = (f"the generator's loss is {got_g} or its parameters NaN: "
+                            + _STABLE_HINT)
+                elif np.isclose(got_g, float(minimax), rtol=0.2) or got_g < 0:
                     hint = ("use the non-saturating loss -mean(log D(G(z))) = "
                             "mean(softplus(-logits)), not the saturating minimax one")
+                elif scale != 1.0:
+                    hint = _CAPPED_HINT
                 elif t == 1:
                     hint = "call opt_g.zero_grad() before loss_g.backward()"
                 else:
@@ -311,4 +337,5 @@ def check_train_step(train_step) -> None:
                         hint="return the discriminator's loss of this step, as a float")
             check_close(got_g, exp_g, f"loss_g returned at {step}", rtol=1e-6, atol=1e-9,
                         hint="return the generator's loss of this step, as a float")
-    passed(f"{what} updates both networks exactly like the reference, two steps in a row")
+    passed(f"{what} updates both networks exactly like the reference, two steps in a row, "
+           "very sure discriminators included")
