@@ -52,11 +52,15 @@ WRONG_KL = {
     "no factor ½": lambda m, lv: 2 * gaussian_kl(m, lv),
     "not summed": lambda m, lv: 0.5 * (m**2 + np.exp(lv) - 1.0 - lv),
     "minus sign on log σ² flipped": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(lv) - 1 + lv, -1),
+    "squeezed (a number for a batch of one)":
+        lambda m, lv: np.squeeze(gaussian_kl(m, lv)),
 }
 
 WRONG_ELBO = {
     "KL added": lambda lp, m, lv: lp + gaussian_kl(m, lv),
     "KL ignored": lambda lp, m, lv: lp,
+    "log p(x|z) taken as -|log p(x|z)|": lambda lp, m, lv: -np.abs(lp) - gaussian_kl(m, lv),
+    "reduced to one number": lambda lp, m, lv: np.sum(lp - gaussian_kl(m, lv)),
 }
 
 WRONG_IWAE = {
@@ -199,3 +203,13 @@ def test_unsafe_iwae_hints():
         checks.check_iwae(UNSAFE_IWAE["unshifted"])
     with pytest.raises(GradingError, match="is wrong.*Hint: use log-sum-exp.*EACH ROW"):
         checks.check_iwae(UNSAFE_IWAE["log-weights clamped to ±700"])
+
+
+def test_kl_and_elbo_inputs_include_a_batch_of_one_and_positive_log_densities():
+    assert any(lp.shape == (1,) for _, _, lp in checks._elbo_cases())
+    assert any((lp > 0).any() and (lp < 0).any() for _, _, lp in checks._elbo_cases())
+
+
+def test_elbo_hint_for_positive_log_densities():
+    with pytest.raises(GradingError, match="can be positive"):
+        checks.check_elbo(WRONG_ELBO["log p(x|z) taken as -|log p(x|z)|"])

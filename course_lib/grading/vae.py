@@ -75,7 +75,8 @@ def check_gaussian_kl(gaussian_kl) -> None:
     form, summed over the latent dimensions, eq. (6.4) [vae-kl]."""
     what = "gaussian_kl(mean, log_var)"
     cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
-             (np.zeros((2, 4)), np.zeros((2, 4)))]  # q = p: KL = 0
+             (np.zeros((2, 4)), np.zeros((2, 4))),  # q = p: KL = 0
+             _gaussian_params(613, 1, 3)[:2]]  # a batch of one: still shape (1,)
     for mean, log_var in cases:
         n, d = mean.shape
         expected = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
@@ -106,20 +107,36 @@ def check_gaussian_kl(gaussian_kl) -> None:
     passed("gaussian_kl: ½ Σ (μ² + σ² − 1 − log σ²), zero when q = p")
 
 
+def _elbo_cases():
+    """(mean, log_var, log_px_given_z) for :func:`check_elbo`: log-likelihoods of a discrete
+    decoder (all negative); log-densities of a continuous one, which are positive where the
+    density exceeds 1 (both signs); a batch of one."""
+    cases = []
+    for seed, n, d in ((621, 12, 4), (622, 8, 3), (623, 1, 3)):
+        mean, log_var, rng = _gaussian_params(seed, n, d)
+        log_px = -rng.uniform(20, 80, size=n) if seed == 621 else rng.normal(5, 15, size=n)
+        cases.append((mean, log_var, log_px))
+    return cases
+
+
 def check_elbo(elbo) -> None:
     """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)``: reconstruction minus the
-    closed-form KL, eq. (6.3) [vae-elbo]."""
+    closed-form KL, eq. (6.3) [vae-elbo], on the cases of :func:`_elbo_cases`."""
     what = "elbo(log_px_given_z, mean, log_var)"
-    mean, log_var, rng = _gaussian_params(621, 12, 4)
-    log_px = -rng.uniform(20, 80, size=12)
-    expected = _np(_vae().elbo_terms(_t(log_px), _t(mean), _t(log_var))[0])
-    got = call_learner(elbo, log_px.copy(), mean.copy(), log_var.copy(), what=what)
-    got = check_shape(got, (12,), what, finite=True)
-    kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
-    hint = ""
-    if np.allclose(got, log_px + kl):
-        hint = "the KL is subtracted: ELBO = E_q[log p(x|z)] − KL(q ‖ p)"
-    check_close(got, expected, what, rtol=1e-6, atol=1e-8, hint=hint)
+    for mean, log_var, log_px in _elbo_cases():
+        n = len(log_px)
+        expected = _np(_vae().elbo_terms(_t(log_px), _t(mean), _t(log_var))[0])
+        got = call_learner(elbo, log_px.copy(), mean.copy(), log_var.copy(), what=what)
+        got = check_shape(got, (n,), what, finite=True)
+        kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
+        hint = ""
+        if np.allclose(got, log_px + kl):
+            hint = "the KL is subtracted: ELBO = E_q[log p(x|z)] − KL(q ‖ p)"
+        elif (log_px > 0).any() and np.allclose(got, -np.abs(log_px) - kl):
+            hint = ("log p(x|z) is a log-density for continuous data and can be positive: "
+                    "use it as it is, ELBO = log_px_given_z − KL")
+        check_close(got, expected, f"{what} for log p(x|z) from {log_px.min():.3g} to "
+                    f"{log_px.max():.3g} (batch of {n})", rtol=1e-6, atol=1e-8, hint=hint)
     passed("elbo: reconstruction − KL")
 
 
