@@ -140,20 +140,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def read_results(path=RESULTS) -> list[dict]:
-    """The rows of a results file, as dicts (numbers converted): what the notebook plots."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#") or line.startswith("family") or not line.strip():
-            continue
-        values = line.split()
-        row = dict(zip(COLUMNS, values, strict=True))
-        for k in COLUMNS[3:]:
-            row[k] = float(row[k])
-        row["budget"] = int(row["budget"])
-        rows.append(row)
-    return rows
-
-
 if __name__ == "__main__":
     sys.exit(main())
