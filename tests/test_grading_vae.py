@@ -1,27 +1,31 @@
 """The VAE exercise checks pass right answers and reject blanks and plausible wrong answers.
 
-The "right" answers below are written here with NumPy and SciPy, independently of
-``course_lib.vae``, so a wrong reference in the library makes these tests fail too.
+The "right" answers below are written here with PyTorch (exercise 6.1), NumPy and SciPy
+(exercise 6.2), independently of ``course_lib.vae``, so a wrong reference in the library makes
+these tests fail too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.special import logsumexp
 
 from course_lib.grading import GradingError
 from course_lib.grading import vae as checks
 
 # ------------------------------------------------------------------ right answers
+# Exercise 6.1 is written in PyTorch (the checks pass tensors that require a gradient and
+# compare the gradients too); exercise 6.2 in NumPy.
 
 
 def reparameterize(mean, log_var, eps):
-    return mean + np.exp(0.5 * log_var) * eps
+    return mean + torch.exp(0.5 * log_var) * eps
 
 
 def gaussian_kl(mean, log_var):
-    return 0.5 * np.sum(mean**2 + np.exp(log_var) - 1.0 - log_var, axis=-1)
+    return 0.5 * torch.sum(mean**2 + torch.exp(log_var) - 1.0 - log_var, dim=-1)
 
 
 def elbo(log_px_given_z, mean, log_var):
@@ -38,29 +42,63 @@ def blank(*args):
 
 # ------------------------------------------------------------------ wrong answers
 
+
+def _np_exp(x):
+    return torch.as_tensor(np.exp(x.detach().numpy()))
+
+
 WRONG_REPARAMETERIZE = {
     "log σ² used as σ": lambda m, lv, e: m + lv * e,
-    "variance used as σ": lambda m, lv, e: m + np.exp(lv) * e,
-    "no noise": lambda m, lv, e: m + np.exp(0.5 * lv),
+    "variance used as σ": lambda m, lv, e: m + torch.exp(lv) * e,
+    "no noise": lambda m, lv, e: m + torch.exp(0.5 * lv),
     "returns None": lambda m, lv, e: None,
+    # no reparameterisation: z drawn directly, so no gradient (or a zero one) reaches μ, σ
+    "z drawn with torch.normal": lambda m, lv, e: torch.normal(m, torch.exp(0.5 * lv)),
+    "z drawn with Normal.sample()":
+        lambda m, lv, e: torch.distributions.Normal(m, torch.exp(0.5 * lv)).sample(),
+    # right values, but the graph is cut
+    "detached": lambda m, lv, e: (m + torch.exp(0.5 * lv) * e).detach(),
+    "computed under no_grad": lambda m, lv, e: _no_grad(lambda: m + torch.exp(0.5 * lv) * e),
+    "log σ² detached": lambda m, lv, e: m + torch.exp(0.5 * lv.detach()) * e,
+    "μ detached": lambda m, lv, e: m.detach() + torch.exp(0.5 * lv) * e,
+    "σ through NumPy": lambda m, lv, e: m + _np_exp(0.5 * lv) * e,
+    "NumPy on the tensors": lambda m, lv, e: m + np.exp(0.5 * lv) * e,
+    "returns a NumPy array": lambda m, lv, e: (m + torch.exp(0.5 * lv) * e).detach().numpy(),
+    # right gradient for μ, values of a fresh draw
+    "fresh noise with rsample()":
+        lambda m, lv, e: torch.distributions.Normal(m, torch.exp(0.5 * lv)).rsample(),
 }
+
+
+def _no_grad(fn):
+    with torch.no_grad():
+        return fn()
+
 
 WRONG_KL = {
     "wrong sign": lambda m, lv: -gaussian_kl(m, lv),
-    "log σ used as σ": lambda m, lv: 0.5 * np.sum(m**2 + lv**2 - 1 - np.log(lv**2), axis=-1),
-    "σ instead of σ²": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(0.5 * lv) - 1 - 0.5 * lv, -1),
+    "log σ used as σ": lambda m, lv: 0.5 * torch.sum(m**2 + lv**2 - 1 - torch.log(lv**2), -1),
+    "σ instead of σ²":
+        lambda m, lv: 0.5 * torch.sum(m**2 + torch.exp(0.5 * lv) - 1 - 0.5 * lv, -1),
     "no factor ½": lambda m, lv: 2 * gaussian_kl(m, lv),
-    "not summed": lambda m, lv: 0.5 * (m**2 + np.exp(lv) - 1.0 - lv),
-    "minus sign on log σ² flipped": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(lv) - 1 + lv, -1),
+    "not summed": lambda m, lv: 0.5 * (m**2 + torch.exp(lv) - 1.0 - lv),
+    "minus sign on log σ² flipped":
+        lambda m, lv: 0.5 * torch.sum(m**2 + torch.exp(lv) - 1 + lv, -1),
     "squeezed (a number for a batch of one)":
-        lambda m, lv: np.squeeze(gaussian_kl(m, lv)),
+        lambda m, lv: torch.squeeze(gaussian_kl(m, lv)),
+    "detached": lambda m, lv: gaussian_kl(m, lv).detach(),
+    "log σ² detached in σ²": lambda m, lv: 0.5 * torch.sum(
+        m**2 + torch.exp(lv.detach()) - 1.0 - lv, -1),
+    "NumPy": lambda m, lv: 0.5 * np.sum(m**2 + np.exp(lv) - 1.0 - lv, axis=-1),
 }
 
 WRONG_ELBO = {
     "KL added": lambda lp, m, lv: lp + gaussian_kl(m, lv),
     "KL ignored": lambda lp, m, lv: lp,
-    "log p(x|z) taken as -|log p(x|z)|": lambda lp, m, lv: -np.abs(lp) - gaussian_kl(m, lv),
-    "reduced to one number": lambda lp, m, lv: np.sum(lp - gaussian_kl(m, lv)),
+    "log p(x|z) taken as -|log p(x|z)|": lambda lp, m, lv: -torch.abs(lp) - gaussian_kl(m, lv),
+    "reduced to one number": lambda lp, m, lv: torch.sum(lp - gaussian_kl(m, lv)),
+    "KL detached": lambda lp, m, lv: lp - gaussian_kl(m, lv).detach(),
+    "reconstruction detached": lambda lp, m, lv: lp.detach() - gaussian_kl(m, lv),
 }
 
 WRONG_IWAE = {
@@ -129,6 +167,33 @@ def test_reparameterize_hints():
         checks.check_reparameterize(WRONG_REPARAMETERIZE["log σ² used as σ"])
     with pytest.raises(GradingError, match="variance"):
         checks.check_reparameterize(WRONG_REPARAMETERIZE["variance used as σ"])
+    for name in ("z drawn with torch.normal", "z drawn with Normal.sample()", "detached",
+                 "computed under no_grad"):
+        with pytest.raises(GradingError, match="no gradient flows from z to `mean` or `log_var`"):
+            checks.check_reparameterize(WRONG_REPARAMETERIZE[name])
+    with pytest.raises(GradingError, match="to `log_var`.*log_var was cut from the graph"):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE["log σ² detached"])
+    with pytest.raises(GradingError, match="to `mean`"):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE["μ detached"])
+    for name in ("NumPy on the tensors", "returns a NumPy array"):
+        with pytest.raises(GradingError, match="PyTorch's functions"):
+            checks.check_reparameterize(WRONG_REPARAMETERIZE[name])
+    with pytest.raises(GradingError, match="noise `eps` you are given"):
+        checks.check_reparameterize(WRONG_REPARAMETERIZE["fresh noise with rsample()"])
+
+
+def test_reparameterised_gradient_is_the_analytic_one():
+    """What the check compares: for f(z) = Σ w sin(z), ∂f/∂μ = w cos z and
+    ∂f/∂log σ² = w cos z · ε σ / 2, here from the right answer through autograd."""
+    rng = np.random.default_rng(0)
+    m, lv, e, w = (torch.tensor(rng.normal(size=(4, 3))) for _ in range(4))
+    m.requires_grad_(True)
+    lv.requires_grad_(True)
+    z = reparameterize(m, lv, e)
+    gm, glv = torch.autograd.grad((w * torch.sin(z)).sum(), (m, lv))
+    sigma = torch.exp(0.5 * lv.detach())
+    torch.testing.assert_close(gm, w * torch.cos(z.detach()))
+    torch.testing.assert_close(glv, w * torch.cos(z.detach()) * e * sigma / 2)
 
 
 @pytest.mark.parametrize("name", list(WRONG_KL))
@@ -146,6 +211,12 @@ def test_kl_hints():
         checks.check_gaussian_kl(WRONG_KL["no factor ½"])
     with pytest.raises(GradingError, match="sum over the last axis"):
         checks.check_gaussian_kl(WRONG_KL["not summed"])
+    with pytest.raises(GradingError, match="to `log_var`"):
+        checks.check_gaussian_kl(WRONG_KL["log σ² detached in σ²"])
+    with pytest.raises(GradingError, match="no gradient flows"):
+        checks.check_gaussian_kl(WRONG_KL["detached"])
+    with pytest.raises(GradingError, match="PyTorch's functions"):
+        checks.check_gaussian_kl(WRONG_KL["NumPy"])
 
 
 @pytest.mark.parametrize("name", list(WRONG_ELBO))
@@ -213,3 +284,10 @@ def test_kl_and_elbo_inputs_include_a_batch_of_one_and_positive_log_densities():
 def test_elbo_hint_for_positive_log_densities():
     with pytest.raises(GradingError, match="can be positive"):
         checks.check_elbo(WRONG_ELBO["log p(x|z) taken as -|log p(x|z)|"])
+
+
+def test_elbo_gradient_hints():
+    with pytest.raises(GradingError, match="to `mean`"):
+        checks.check_elbo(WRONG_ELBO["KL detached"])
+    with pytest.raises(GradingError, match="to `log_px_given_z`"):
+        checks.check_elbo(WRONG_ELBO["reconstruction detached"])

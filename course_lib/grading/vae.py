@@ -1,8 +1,9 @@
 """Checks for the exercises of the VAE chapter (``solutions/06_*.ipynb``).
 
-Every check builds its own inputs (NumPy ``float64`` arrays, fixed seeds), runs the learner's
-function on them and compares the result with the course's reference implementation in
-:mod:`course_lib.vae`. A wrong answer raises :class:`~course_lib.grading.GradingError` with a
+Every check builds its own inputs (fixed seeds), runs the learner's function on them and
+compares the result with the course's reference implementation in :mod:`course_lib.vae`.
+Exercise 6.1 is written in PyTorch: its checks pass ``float64`` tensors that require a
+gradient and compare the gradients (torch.autograd) too; exercise 6.2 takes NumPy arrays. A wrong answer raises :class:`~course_lib.grading.GradingError` with a
 message that says what is wrong and, for the usual mistakes, why.
 
 - :func:`check_reparameterize` — ``reparameterize(mean, log_var, eps)``, eq. (6.5) [vae-reparam]
@@ -46,18 +47,121 @@ def _gaussian_params(seed: int, n: int, d: int):
 
 
 # ------------------------------------------------------------------ exercise 6.1
+#
+# The learner writes the three functions in PyTorch: the checks pass float64 tensors, with
+# requires_grad on the inputs an encoder would produce (mean, log_var) and on log p(x|z), and
+# compare both the values and the gradients (torch.autograd) with the reference's.
+
+
+_NUMPY_HINT = ("use PyTorch's functions (torch.exp, tensor.sum(-1)) on the tensors you are "
+               "given: NumPy cannot follow a tensor that requires a gradient, and converting "
+               "to NumPy (.detach().numpy(), .item(), .tolist()) cuts the graph, so no "
+               "gradient would reach the encoder")
+
+
+def _leaf(a, grad: bool) -> torch.Tensor:
+    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, requires_grad=grad)
+
+
+def _run_torch(fn, arrays, grad_args, weights, what: str):
+    """Call the learner's ``fn`` on float64 tensors made from ``arrays`` (those at the
+    positions ``grad_args`` require a gradient), then take the gradient of
+    ``Σ weights ⊙ g(out)`` with ``g = sin`` for a (N, d) output and the identity for a (N,)
+    one, with respect to those inputs.
+
+    Returns ``(out, grads)``: ``out`` the learner's answer as a float64 array, ``grads`` a list
+    of arrays, ``None`` where no gradient reaches that input. A GradingError when the answer is
+    not a tensor, or has no gradient at all."""
+
+    def attempt(*arrs):
+        tensors = [_leaf(a, i in grad_args) for i, a in enumerate(arrs)]
+        try:
+            out = fn(*tensors)
+        except RuntimeError as exc:
+            if "numpy" in str(exc).lower():
+                raise GradingError(f"{what} failed with: {str(exc).rstrip('.')}. Hint: "
+                                  f"{_NUMPY_HINT}") from exc
+            raise
+        return out, [tensors[i] for i in grad_args]
+
+    out, inputs = call_learner(attempt, *arrays, what=what)
+    if out is None:
+        raise GradingError(f"{what} is None: did you forget a `return`?")
+    if not isinstance(out, torch.Tensor):
+        raise GradingError(f"{what} returned a {type(out).__name__}, expected a torch tensor. "
+                           f"Hint: {_NUMPY_HINT}")
+    values = _to_float_array(out, what)
+    if values.shape != weights.shape:
+        return values, None  # the caller reports the shape
+    if not out.requires_grad:
+        return values, [None] * len(inputs)
+    g = torch.sin(out) if out.ndim == 2 else out
+    scalar = (g * torch.as_tensor(weights, dtype=out.dtype)).sum()
+    grads = torch.autograd.grad(scalar, inputs, allow_unused=True)
+    return values, [None if gr is None else _np(gr) for gr in grads]
+
+
+def _to_float_array(out: torch.Tensor, what: str) -> np.ndarray:
+    if out.is_complex():
+        raise GradingError(f"{what} is complex (dtype {out.dtype}): expected real numbers")
+    return out.detach().cpu().numpy().astype(np.float64)
+
+
+def _reference_grads(fn, arrays, grad_args, weights):
+    tensors = [_leaf(a, i in grad_args) for i, a in enumerate(arrays)]
+    out = fn(*tensors)
+    g = torch.sin(out) if out.ndim == 2 else out
+    grads = torch.autograd.grad((g * torch.as_tensor(weights)).sum(),
+                                [tensors[i] for i in grad_args])
+    return _np(out), [_np(gr) for gr in grads]
+
+
+def _check_grads(got, expected, names, what, hints):
+    """Compare each gradient; ``hints[name]`` is called with (got, expected) for a message."""
+    for g, e, name in zip(got, expected, names):
+        if g is None or not np.any(g):
+            raise GradingError(
+                f"no gradient flows from {what} to `{name}` (its gradient is "
+                f"{'missing' if g is None else 'zero'}): the encoder that produced `{name}` "
+                f"would never learn. Hint: {hints.get(name + ':none', _DETACH_HINT)}")
+        check_close(g, e, f"the gradient of {what} with respect to `{name}`", rtol=1e-6,
+                    atol=1e-8, hint=hints.get(name, ""))
+
+
+_DETACH_HINT = ("Compute the answer from the tensors you are given with differentiable "
+                "PyTorch operations; .detach(), torch.no_grad(), .data, torch.tensor(x) on a "
+                "tensor, or a round trip through NumPy all cut the graph")
 
 
 def check_reparameterize(reparameterize) -> None:
-    """Check ``reparameterize(mean, log_var, eps) -> z`` (same shape as ``mean``): z = μ + σ ε
-    with σ = exp(log_var / 2), eq. (6.5) [vae-reparam]."""
+    """Check ``reparameterize(mean, log_var, eps) -> z`` in PyTorch: z = μ + σ ⊙ ε with
+    σ = exp(log_var / 2), eq. (6.5) [vae-reparam], in value and in gradient.
+
+    ``mean`` and ``log_var`` are float64 tensors that require a gradient; the check
+    back-propagates Σ w ⊙ sin(z) (random weights w) and compares the gradients with respect to
+    ``mean`` and ``log_var`` with the reference's. A z drawn afresh (``torch.normal``,
+    ``Normal(...).sample()``: no gradient, or zero), a detached one, σ² or log σ² in place of
+    σ, and NumPy arithmetic are rejected with a hint."""
     what = "reparameterize(mean, log_var, eps)"
-    for seed, (n, d) in ((601, (5, 3)), (602, (40, 8))):
+    if not callable(reparameterize):
+        raise GradingError(f"{what} should be a function, got {type(reparameterize).__name__}")
+    for seed, (n, d) in ((601, (5, 3)), (602, (40, 8)), (603, (1, 2))):
         mean, log_var, rng = _gaussian_params(seed, n, d)
         eps = rng.normal(size=(n, d))
-        expected = _np(_vae().reparameterize(_t(mean), _t(log_var), _t(eps)))
-        got = call_learner(reparameterize, mean.copy(), log_var.copy(), eps.copy(), what=what)
+        w = rng.normal(size=(n, d))
+        expected, ref_grads = _reference_grads(_vae().reparameterize, (mean, log_var, eps),
+                                               (0, 1), w)
+        got, grads = _run_torch(reparameterize, (mean, log_var, eps), (0, 1), w, what)
         got = check_shape(got, (n, d), what, finite=True)
+        if grads is not None and all(g is None or not np.any(g) for g in grads):
+            raise GradingError(
+                f"{what}: no gradient flows from z to `mean` or `log_var` (the gradients are "
+                f"{'missing' if grads[0] is None else 'zero'}), so the encoder could not learn "
+                "from the reconstruction. Hint: do not draw z itself (torch.normal(mean, std) "
+                "and Normal(...).sample() have no gradient with respect to the mean and the "
+                "standard deviation); build it from the given noise, z = mean + sigma * eps: "
+                "the randomness sits in eps, which depends on no parameter, so z is a "
+                f"differentiable function of them. Not .detach() or torch.no_grad() either")
         hint = ""
         if np.allclose(got, mean + log_var * eps):
             hint = ("you used log σ² itself as the standard deviation; σ = exp(log σ² / 2) "
@@ -66,22 +170,39 @@ def check_reparameterize(reparameterize) -> None:
             hint = "exp(log_var) is the variance σ²; the noise is scaled by σ = exp(log_var / 2)"
         elif np.allclose(got, mean + np.exp(0.5 * log_var)):
             hint = "the noise eps is missing: z = mean + sigma * eps"
+        else:
+            hint = ("build z from the noise `eps` you are given, z = mean + exp(log_var / 2) "
+                    "* eps; a fresh draw (Normal(mean, std).rsample(), torch.randn_like) "
+                    "gives other values")
         check_close(got, expected, what, rtol=1e-6, atol=1e-8, hint=hint)
-    passed("reparameterize: z = μ + σ ⊙ ε with σ = exp(log σ² / 2)")
+        _check_grads(grads, ref_grads, ("mean", "log_var"), "z", {
+            "log_var": "dz/d(log σ²) = ε σ / 2: the standard deviation is exp(log_var / 2), "
+                       "computed from log_var inside the graph",
+            "log_var:none": "log_var was cut from the graph (detached, or σ computed outside "
+                            "PyTorch): the encoder's variance would never be trained. "
+                            + _DETACH_HINT,
+        })
+    passed("reparameterize: z = μ + σ ⊙ ε with σ = exp(log σ² / 2), and the gradient reaches "
+           "μ and log σ²")
 
 
 def check_gaussian_kl(gaussian_kl) -> None:
-    """Check ``gaussian_kl(mean, log_var) -> (N,)``: KL(N(μ, diag σ²) ‖ N(0, I)) in closed
-    form, summed over the latent dimensions, eq. (6.4) [vae-kl]."""
+    """Check ``gaussian_kl(mean, log_var) -> (N,)`` in PyTorch: KL(N(μ, diag σ²) ‖ N(0, I)) in
+    closed form, summed over the latent dimensions, eq. (6.4) [vae-kl], in value and in its
+    gradient with respect to ``mean`` and ``log_var`` (∂KL/∂μ = μ, ∂KL/∂log σ² = (σ² − 1)/2)."""
     what = "gaussian_kl(mean, log_var)"
+    if not callable(gaussian_kl):
+        raise GradingError(f"{what} should be a function, got {type(gaussian_kl).__name__}")
     cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
              (np.zeros((2, 4)), np.zeros((2, 4))),  # q = p: KL = 0
              _gaussian_params(613, 1, 3)[:2]]  # a batch of one: still shape (1,)
+    w_rng = np.random.default_rng(614)
     for mean, log_var in cases:
         n, d = mean.shape
-        expected = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
-        got = call_learner(gaussian_kl, mean.copy(), log_var.copy(), what=what)
-        if got is not None and np.shape(got) == (n, d):
+        w = w_rng.uniform(0.5, 1.5, size=n)
+        expected, ref_grads = _reference_grads(_vae().gaussian_kl, (mean, log_var), (0, 1), w)
+        got, grads = _run_torch(gaussian_kl, (mean, log_var), (0, 1), w, what)
+        if np.shape(got) == (n, d):
             raise GradingError(f"{what} returned shape {(n, d)}, one value per latent "
                                f"dimension: sum over the last axis to get one KL per sample "
                                f"(shape ({n},))")
@@ -104,7 +225,10 @@ def check_gaussian_kl(gaussian_kl) -> None:
         elif np.allclose(got, 0.5 * (mean**2 + np.exp(0.5 * log_var) - 1 - 0.5 * log_var).sum(1)):
             hint = "σ² = exp(log_var), not exp(log_var / 2) (that is σ)"
         check_close(got, expected, what, rtol=1e-6, atol=1e-9, hint=hint)
-    passed("gaussian_kl: ½ Σ (μ² + σ² − 1 − log σ²), zero when q = p")
+        if np.any(mean) or np.any(log_var):  # at q = p both gradients are 0: nothing to check
+            _check_grads(grads, ref_grads, ("mean", "log_var"), "the KL", {
+                "mean": "∂KL/∂μ = μ", "log_var": "∂KL/∂(log σ²) = (σ² − 1) / 2"})
+    passed("gaussian_kl: ½ Σ (μ² + σ² − 1 − log σ²), zero when q = p, with its gradient")
 
 
 def _elbo_cases():
@@ -120,13 +244,21 @@ def _elbo_cases():
 
 
 def check_elbo(elbo) -> None:
-    """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)``: reconstruction minus the
-    closed-form KL, eq. (6.3) [vae-elbo], on the cases of :func:`_elbo_cases`."""
+    """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)`` in PyTorch: reconstruction minus
+    the closed-form KL, eq. (6.3) [vae-elbo], on the cases of :func:`_elbo_cases`, in value and
+    in its gradient with respect to all three inputs (the decoder's term and the encoder's
+    outputs)."""
     what = "elbo(log_px_given_z, mean, log_var)"
+    if not callable(elbo):
+        raise GradingError(f"{what} should be a function, got {type(elbo).__name__}")
+    w_rng = np.random.default_rng(624)
     for mean, log_var, log_px in _elbo_cases():
         n = len(log_px)
-        expected = _np(_vae().elbo_terms(_t(log_px), _t(mean), _t(log_var))[0])
-        got = call_learner(elbo, log_px.copy(), mean.copy(), log_var.copy(), what=what)
+        w = w_rng.uniform(0.5, 1.5, size=n)
+        expected, ref_grads = _reference_grads(
+            lambda lp, m, lv: _vae().elbo_terms(lp, m, lv)[0], (log_px, mean, log_var),
+            (0, 1, 2), w)
+        got, grads = _run_torch(elbo, (log_px, mean, log_var), (0, 1, 2), w, what)
         got = check_shape(got, (n,), what, finite=True)
         kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
         hint = ""
@@ -137,7 +269,9 @@ def check_elbo(elbo) -> None:
                     "use it as it is, ELBO = log_px_given_z − KL")
         check_close(got, expected, f"{what} for log p(x|z) from {log_px.min():.3g} to "
                     f"{log_px.max():.3g} (batch of {n})", rtol=1e-6, atol=1e-8, hint=hint)
-    passed("elbo: reconstruction − KL")
+        _check_grads(grads, ref_grads, ("log_px_given_z", "mean", "log_var"), "the ELBO", {})
+    passed("elbo: reconstruction − KL, with the gradient reaching the decoder's term and the "
+           "encoder's outputs")
 
 
 # ------------------------------------------------------------------ exercise 6.2
