@@ -7,6 +7,14 @@
 - ``load_image_folder``: a reader's own PNG/JPEG images, in the course's image format.
 - ``read_idx`` / ``load_mnist_idx``: MNIST (or Fashion-MNIST) from local IDX files; nothing is
   downloaded.
+
+Credits (the book's page *Licence and credits*, ``book/credits.md``, has the full list): the
+digits are the UCI *Optical Recognition of Handwritten Digits* data of E. Alpaydin and
+C. Kaynak (1998), as shipped by scikit-learn; the binary images are scikit-image's sample
+pictures (horse: Andreas Preuss, CC0; camera: Lav Varshney, CC0; coins: Brooklyn Museum, no
+known copyright restrictions; text: Wikipedia, public domain); Fashion-MNIST is by H. Xiao,
+K. Rasul and R. Vollgraf (2017, Zalando Research, MIT licence). These data keep their own
+licences; the course's code is MIT, its text and figures CC BY 4.0.
 """
 
 from __future__ import annotations
@@ -63,6 +71,11 @@ def _digit_split(y: np.ndarray) -> np.ndarray:
 
 def load_digits(split: str = "train", *, raw: bool = False, dequantize: bool = False, seed=0):
     """scikit-learn's 8×8 digits as images ``(N, 1, 8, 8)`` and labels ``(N,)``.
+
+    Data credit: scikit-learn's copy of the test set of the UCI Machine Learning Repository's
+    *Optical Recognition of Handwritten Digits* (E. Alpaydin and C. Kaynak, Boğaziçi
+    University, 1998; 13 writers, 32×32 bitmaps reduced to 8×8 counts of set pixels, 0..16).
+    Cite it when you publish results on these digits (``book/credits.md``).
 
     Parameters
     ----------
@@ -216,6 +229,12 @@ def load_binary_image(name: str = "horse", *, size: int | None = None) -> np.nda
 
     ``horse`` is a binary silhouette (328×400, horse = 1); the others are grey photographs
     thresholded at Otsu's level. ``size`` crops the centre to a ``size × size`` square.
+
+    Image credits, as scikit-image's documentation gives them: ``horse``, a silhouette by
+    Andreas Preuss (*marauder*) from openclipart, CC0; ``camera``, a photograph by Lav
+    Varshney, CC0; ``coins``, Greek coins from Pompeii in the Brooklyn Museum collection, no
+    known copyright restrictions; ``text``, from Wikipedia (``File:Corner.png``), public
+    domain.
     """
     check_choice(name, "name", tuple(BINARY_IMAGES))
     img = np.asarray(BINARY_IMAGES[name](), dtype=np.uint8)
@@ -461,6 +480,11 @@ def load_mnist_idx(path, split: str = "train"):
 
     Returns ``(X, y)``: ``X`` float32 ``(N, 1, 28, 28)`` = grey level / 255 in [0, 1],
     ``y`` int64 ``(N,)``; the same format as :func:`load_digits`.
+
+    Data credits (the files are yours to download; the course ships neither): Fashion-MNIST,
+    H. Xiao, K. Rasul and R. Vollgraf (2017), "Fashion-MNIST: a Novel Image Dataset for
+    Benchmarking Machine Learning Algorithms", arXiv:1708.07747, Zalando Research, MIT
+    licence; MNIST, Y. LeCun, C. Cortes and C. J. C. Burges.
     """
     from pathlib import Path
 
