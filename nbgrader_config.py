@@ -22,6 +22,11 @@ c.CourseDirectory.course_id = "image-generation-first-principles"
 c.CourseDirectory.root = os.environ.get(
     "NBGRADER_COURSE_ROOT",
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build", "nbgrader"))
+# nbgrader opens (and creates) <root>/gradebook.db but not the folder: a command run before any
+# other in a fresh clone, or in a shell where NBGRADER_COURSE_ROOT is not exported (`nbgrader
+# export` after a new login), failed with "sqlite3.OperationalError: unable to open database
+# file". Create the folder, so that every command works from the repository root.
+os.makedirs(c.CourseDirectory.root, exist_ok=True)
 
 # ClearSolutions keeps nbgrader's default stubs ("# YOUR CODE HERE" + raise
 # NotImplementedError()), as `make exercises` does: released notebooks equal exercises/
@@ -31,3 +36,16 @@ c.CourseDirectory.root = os.environ.get(
 c.Execute.timeout = 300  # per cell
 # Grade on the CPU, so that grades do not depend on which machine has a GPU.
 os.environ.setdefault("COURSE_DEVICE", "cpu")
+
+# Two warnings nbgrader 0.9 printed on every autograde run, both harmless here:
+# - SQLAlchemy 2's SAWarning "Object of type <SubmittedAssignment> not in session, add
+#   operation along 'Student.submissions' will not proceed": nbgrader builds a submission
+#   before adding it to the session; it adds it right after, and the grades are stored
+#   (tests/test_nbgrader.py reads them back from the gradebook).
+# - ipykernel's "Kernel is running over TCP without encryption": the grading kernel talks to
+#   nbgrader over the machine's loopback interface, with messages signed by a per-kernel key.
+#   The kernel's own log is cut to errors; a failing cell still shows in the notebook.
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
