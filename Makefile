@@ -6,6 +6,8 @@
 #                   at desktop and phone width (needs Debian's `chromium`; .ci/run installs it)
 #   make lab        JupyterLab on the notebooks, with the course's kernel
 #   make exercises  regenerate exercises/ from solutions/ (nbgrader ClearSolutions)
+#   make student-release DEST=dir  the repository without its answers, for a graded class, checked
+#   make check-student-release DEST=dir  fail if a student release holds solution content
 #   make bench      the side-by-side benchmarks (rewrites benchmarks/results/)
 #   make regen      regenerate every generated file (tools/generated.py lists them)
 #   make check-generated  fail if a generated file is out of date (the quick checks)
@@ -23,7 +25,7 @@ PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SCIPY_ARRAY_API=1
 
 .PHONY: all venv npm book browser-test test test-unit test-notebooks test-exercises test-gpu lab exercises \
-        bench regen check-generated lint clean freeze check-python
+        bench regen check-generated lint clean freeze check-python student-release check-student-release
 
 all: test
 
@@ -94,6 +96,16 @@ lab: $(STAMP)
 
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
+
+# Graded-class mode (book/instructors.md): solutions/, the worked answers and the instructor's
+# files left out, then checked. RELEASE_ARGS=--git makes DEST a git repository, ready to push.
+student-release: $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make student-release DEST=/a/new/folder [RELEASE_ARGS=--git]"; exit 2; }
+	$(BIN)/python tools/student_release.py build "$(DEST)" $(RELEASE_ARGS)
+
+check-student-release: $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make check-student-release DEST=/the/release"; exit 2; }
+	$(BIN)/python tools/student_release.py check "$(DEST)"
 
 # Each benchmark writes its table to benchmarks/results/ (gan_modes.py prints its lines, which
 # benchmarks/results/gan_modes_cpu.txt collects): tools/generated.py's "benchmarks" row.
