@@ -135,6 +135,22 @@ def test_planted_solution_content_makes_the_check_fail(release, tmp_path, plant)
     assert any(expected in f for f in findings), findings
 
 
+def test_the_releases_launch_buttons_never_point_at_the_course_repository(release, tmp_path):
+    course = "https://github.com/someone/course"
+    config = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    config = re.sub(r'^(repository:\s*\n(?:\s*#.*\n)*\s+url:\s*).*$', rf'\1"{course}"',
+                    config, count=1, flags=re.M)
+    assert sr.repository_url(config) == course
+    assert sr.repository_url(sr._config_without_excluded(config)) == ""
+    assert sr.repository_url(sr._config_without_excluded(config, "https://x.org/r")) == \
+        "https://x.org/r"
+    planted = _copy(release, tmp_path)
+    assert sr.check(planted, course_url=course) == []
+    (planted / "_config.yml").write_text(config, encoding="utf-8")
+    findings = sr.check(planted, course_url=course)
+    assert len(findings) == 1 and "launch buttons" in findings[0], findings
+
+
 def test_the_checker_exits_non_zero_on_a_planted_solution(release, tmp_path):
     planted = _copy(release, tmp_path)
     run = lambda: subprocess.run([sys.executable, str(TOOL), "check", str(planted)],  # noqa: E731

@@ -21,6 +21,8 @@ must not exist or be empty, and
   the pen-and-paper answers take) and every region between ``<!-- student-release: cut -->``
   and ``<!-- student-release: end -->`` (text for instructors or about the answers); a link to
   a page left out becomes plain text;
+- sets ``repository.url`` in ``_config.yml`` (the launch buttons) to ``--repository-url`` or
+  empty, never the course repository's;
 - drops the instructors' page from ``_toc.yml`` and the Makefile's targets that need the
   removed files (tests, exercises, benchmarks' regeneration, lint), writes a README for
   students, and in ``course_lib`` names the exercise notebooks instead of their solutions;
@@ -227,9 +229,20 @@ def _toc_without_excluded(text: str) -> str:
                              and re.match(r"^\s*- file:\s*(\S+)", line).group(1) in excluded))
 
 
-def _config_without_excluded(text: str) -> str:
-    return "\n".join(line for line in text.split("\n")
+def _config_without_excluded(text: str, repository_url: str = "") -> str:
+    """_config.yml without ``solutions`` and with the release's own ``repository.url``: empty
+    unless given, so that the launch buttons of a book built from a clone of the release follow
+    its ``origin`` (tools/book_fixes.py), never the course repository's URL."""
+    text = "\n".join(line for line in text.split("\n")
                      if line.strip() not in ('- "solutions"', "- solutions"))
+    return re.sub(r'^(repository:\s*\n(?:\s*#.*\n)*\s+url:\s*).*$',
+                  lambda m: m.group(1) + json.dumps(repository_url), text, count=1, flags=re.M)
+
+
+def repository_url(config_text: str) -> str:
+    match = re.search(r'^repository:\s*\n(?:\s*#.*\n)*\s+url:\s*"?([^"\n]*)"?', config_text,
+                      re.M)
+    return match.group(1).strip() if match else ""
 
 
 def _library_names_exercises(text: str) -> str:
@@ -259,7 +272,7 @@ def tracked_files() -> list[str]:
     return [p for p in result.stdout.decode().split("\0") if p and (ROOT / p).is_file()]
 
 
-def build(dest: Path, *, make_git: bool = False) -> list[str]:
+def build(dest: Path, *, make_git: bool = False, url: str = "") -> list[str]:
     """Write the release into ``dest``; return the paths written, relative to ``dest``."""
     if dest.exists() and any(dest.iterdir()):
         raise SystemExit(f"{dest} exists and is not empty: give a new folder")
@@ -280,7 +293,7 @@ def build(dest: Path, *, make_git: bool = False) -> list[str]:
             dst.write_text(_toc_without_excluded(src.read_text(encoding="utf-8")),
                            encoding="utf-8")
         elif rel == "_config.yml":
-            dst.write_text(_config_without_excluded(src.read_text(encoding="utf-8")),
+            dst.write_text(_config_without_excluded(src.read_text(encoding="utf-8"), url),
                            encoding="utf-8")
         elif rel.startswith("book/") and rel.endswith(".md"):
             text = strip_worked_answers(src.read_text(encoding="utf-8"))
@@ -340,11 +353,15 @@ def _code_lines(path: Path) -> list[str]:
 
 
 def check(release: Path, solutions: Path | None = ROOT / "solutions",
-          notes: list[str] | None = None) -> list[str]:
+          notes: list[str] | None = None, course_url: str | None = None) -> list[str]:
     """Findings of solution content in ``release``; an empty list means none.
 
     Answer lines listed in ``SHOWN_IN_CHAPTERS`` are appended to ``notes`` instead.
+    ``course_url`` is the course repository's URL (default: ``repository.url`` of its
+    _config.yml), which the release's launch buttons must not use.
     """
+    if course_url is None:
+        course_url = repository_url((ROOT / "_config.yml").read_text(encoding="utf-8"))
     findings = []
     notes = [] if notes is None else notes
     fingerprints = answer_fingerprints(solutions) if solutions and solutions.is_dir() else set()
@@ -367,6 +384,10 @@ def check(release: Path, solutions: Path | None = ROOT / "solutions",
         for match in pointers:
             line = text.count("\n", 0, match.start()) + 1
             findings.append(f"{rel}:{line}: names the answers' folder ('solutions/')")
+        if rel == "_config.yml":
+            if course_url and repository_url(text) == course_url:
+                findings.append(f"{rel}: repository.url is the course repository's ({course_url}):"
+                                " the launch buttons would hand out the answers")
         if path.suffix == ".md":
             findings += _worked_answer_findings(rel, text)
         if path.suffix == ".ipynb":
@@ -442,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="write the student release into DEST, then check it")
     b.add_argument("dest", type=Path)
     b.add_argument("--git", action="store_true", help="make DEST a git repository (one commit)")
+    b.add_argument("--repository-url", default="", help="the release repository's URL, for "
+                   "the book's launch buttons (default: empty, i.e. the clone's origin)")
     c = sub.add_parser("check", help="exit 1 if RELEASE contains solution content")
     c.add_argument("release", type=Path)
     c.add_argument("--solutions", type=Path, default=ROOT / "solutions",
@@ -455,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(found) if found else "no answer cell touches the kernel or the checks")
         return 1 if found else 0
     if args.command == "build":
-        written = build(args.dest, make_git=args.git)
+        written = build(args.dest, make_git=args.git, url=args.repository_url)
         print(f"wrote {len(written)} files to {args.dest}")
         notes: list[str] = []
         findings = check(args.dest, notes=notes)
