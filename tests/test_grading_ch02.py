@@ -8,6 +8,12 @@ import torch
 
 from course_lib.grading import GradingError, ch02
 
+
+def loose(pattern: str) -> str:
+    """A message pattern that also matches across the line breaks of a check's message (its
+    first line is short and the hint wrapped, for nbgrader's 90-column output)."""
+    return "(?s)" + pattern.replace(" ", r"\s+")
+
 # ---------------------------------------------------------------- exercise 1: the Gaussian fit
 
 
@@ -73,7 +79,7 @@ def test_fit_gaussian_passes_on_right_answers(answer, capsys):
 def test_fit_gaussian_fails_on_wrong_answers(answer, message):
     with pytest.raises(GradingError, match=None) as info:
         ch02.check_fit_gaussian(answer)
-    assert message in str(info.value)
+    assert message in " ".join(str(info.value).split())
 
 
 # ---------------------------------------------------------------- exercise 1: the log-density
@@ -160,7 +166,7 @@ def test_log_likelihood_passes_on_right_answers(answer, capsys):
 def test_log_likelihood_fails_on_wrong_answers(answer, message):
     with pytest.raises(GradingError) as info:
         ch02.check_gaussian_log_likelihood(answer)
-    assert message in str(info.value)
+    assert message in " ".join(str(info.value).split())
 
 
 # ---------------------------------------------------------------- exercise 2: Fréchet distance
@@ -238,7 +244,7 @@ def test_frechet_passes_on_right_answers(answer, capsys):
 def test_frechet_fails_on_wrong_answers(answer, message):
     with pytest.raises(GradingError) as info:
         ch02.check_frechet_distance(answer)
-    assert message in str(info.value)
+    assert message in " ".join(str(info.value).split())
 
 
 def test_checks_compare_with_the_library_reference():
@@ -262,13 +268,14 @@ def test_checks_compare_with_the_library_reference():
         (ch02.check_frechet_distance, [frechet_elementwise_sqrt, frechet_no_mean_term]),
     ],
 )
-def test_each_check_rejects_two_wrong_answers_every_time(check, wrongs):
+def test_each_check_rejects_two_wrong_answers_every_time(check, wrongs, monkeypatch):
     """Each check's inputs come from fixed seeds, so a plausible wrong answer is rejected on
     every run, with the same message (no lucky pass)."""
+    monkeypatch.setenv("COURSE_GRADING_SEED", "12345")  # the random inputs too
     for wrong in wrongs:
         messages = []
         for _ in range(3):
             with pytest.raises(GradingError) as info:
                 check(wrong)
-            messages.append(str(info.value))
+            messages.append(str(info.value).rsplit("\n(Seed ", 1)[0])  # the seed line changes
         assert len(set(messages)) == 1

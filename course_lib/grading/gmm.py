@@ -20,7 +20,23 @@ import math
 import numpy as np
 import torch
 
-from . import GradingError, call_learner, check_close, check_shape, passed
+from .. import gmm as _gmm_module
+from . import (
+    GradingError,
+    _to_numpy,
+    as_number,
+    check_close,
+    check_log_determinant_rule,
+    check_shape,
+    extreme_covariances,
+    grading_check,
+    passed,
+    protect,
+    run_learner,
+    run_seed,
+)
+
+protect(_gmm_module)
 
 __all__ = [
     "check_log_gaussian",
@@ -38,10 +54,22 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _gmm():
-    """The reference module (imported lazily so that this module imports on its own)."""
-    from .. import gmm
+    """The reference module, imported with this one (its functions as they were then are
+    restored before each check: see :func:`course_lib.grading.protect`)."""
+    return _gmm_module
 
-    return gmm
+
+#: The course's own answers, which the learner's functions may not call (they raise while
+#: the learner's code runs): bound at import.
+_REFERENCES = {
+    "log_gaussian": (_gmm_module.estimate_log_gaussian_prob,
+                     _gmm_module._estimate_log_gaussian_prob),
+    "e_step": (_gmm_module.e_step, _gmm_module._e_step, _gmm_module.estimate_log_gaussian_prob,
+               _gmm_module._estimate_log_gaussian_prob),
+    "m_step": (_gmm_module.m_step, _gmm_module._m_step),
+    "n_parameters": (_gmm_module.n_parameters,),
+    "bic": (_gmm_module.GaussianMixture.bic, _gmm_module.GaussianMixture.aic),
+}
 
 
 def _t(a) -> torch.Tensor:
@@ -118,6 +146,7 @@ _UNDERFLOW_HINT = (
 )
 
 
+@grading_check
 def check_log_gaussian(log_gaussian) -> None:
     """Check ``log_gaussian(X, mean, cov) -> (N,)``: log N(x_n | mean, cov), eq. (3.2) [gmm-log-gauss].
 
@@ -133,10 +162,16 @@ def check_log_gaussian(log_gaussian) -> None:
         cov = _random_spd(rng, d)
         X = mean + rng.normal(size=(n, d)) + shift
         cases.append((X, mean, cov, shift))
+    random_rng = np.random.default_rng(run_seed())  # inputs new on every run
+    d = int(random_rng.integers(2, 9))
+    mean = random_rng.normal(size=d) * 2
+    cov = _random_spd(random_rng, d, scale=random_rng.uniform(0.3, 3.0))
+    cases.append((mean + random_rng.normal(size=(9, d)), mean, cov, 0.0))
     for X, mean, cov, shift in cases:
         n, d = X.shape
         expected = _reference_log_gaussian(X, mean[None], cov[None])[:, 0]
-        got = call_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what)
+        got = run_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what,
+                          references=_REFERENCES["log_gaussian"])
         if shift:
             got = _finite_or_hint(got, (n,), f"{what} for far-away points", _UNDERFLOW_HINT)
         else:
@@ -154,9 +189,38 @@ def check_log_gaussian(log_gaussian) -> None:
             hint = ("the quadratic form uses the INVERSE covariance: "
                     "(x-mu)^T Sigma^-1 (x-mu); solve with a Cholesky factor instead of inverting")
         check_close(got, expected, f"{what} (D={d})", rtol=1e-6, atol=1e-6, hint=hint)
-    passed(f"{what} matches course_lib.gmm.estimate_log_gaussian_prob, far-away points included")
+    for X, mean, cov, extreme in extreme_covariances(np.random.default_rng(302)):
+        expected = _reference_log_gaussian(X, mean[None], cov[None])[:, 0]
+        got = run_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what,
+                          references=_REFERENCES["log_gaussian"])
+        check_log_determinant_rule(got, expected, cov, f"{what} in 64 dimensions", extreme)
+    passed(f"{what} matches course_lib.gmm.estimate_log_gaussian_prob, far-away points and "
+           "64-D covariances whose determinant under/overflows included")
 
 
+def _log_gaussian_hint(e_step, X, means, covs, log_resp, exp_log_resp, ll, exp_ll) -> str:
+    """When the answer is wrong, whether the learner's log-density is the culprit: on a
+    mixture of ONE component, log p(x_n) is log N(x_n | μ, Σ) itself, so the learner's
+    ``e_step`` then returns their ``log_gaussian``. If that differs from the reference, the
+    hint names ``log_gaussian``."""
+    if np.allclose(log_resp, exp_log_resp, rtol=1e-6, atol=1e-6) and \
+            np.allclose(ll, exp_ll, rtol=1e-6, atol=1e-6):
+        return ""
+    one = (X.copy(), np.ones(1), means[:1].copy(), covs[:1].copy())
+    expected = _reference_log_gaussian(X, means[:1], covs[:1])[:, 0]
+    try:
+        _, ll_one = _as_pair(run_learner(e_step, *one, what="e_step"), "e_step")
+        ll_one = check_shape(ll_one, expected.shape, "log_likelihood")
+    except GradingError:
+        return ""
+    if np.allclose(ll_one, expected, rtol=1e-6, atol=1e-6):
+        return ""
+    return ("with ONE component (weight 1) your log_likelihood should be log N(x | μ, Σ) "
+            "itself, and it is not: the mistake is in your log_gaussian. Run "
+            "check_log_gaussian(log_gaussian) and fix it first")
+
+
+@grading_check
 def check_e_step(e_step) -> None:
     """Check ``e_step(X, weights, means, covariances) -> (log_resp (N, K), log_likelihood (N,))``.
 
@@ -172,12 +236,27 @@ def check_e_step(e_step) -> None:
     ]
     Xf, wf, mf, cf = _problem(313, n=25, d=16, k=4)
     cases.append(("points far from every component", (Xf + 60.0, wf, mf, cf)))
+    seed = run_seed()
+    random_rng = np.random.default_rng(seed)
+    cases.append(("a random mixture", _problem(
+        int(random_rng.integers(2**31)), n=int(random_rng.integers(10, 40)),
+        d=int(random_rng.integers(2, 8)), k=int(random_rng.integers(2, 5)))))
+    for X, mean, cov, extreme in extreme_covariances(np.random.default_rng(314)):
+        cases.append((f"64-D components with {extreme}",
+                      (X, np.array([0.6, 0.4]), np.stack([mean, mean[::-1]]),
+                       np.stack([cov, cov[::-1, ::-1]]))))
     for name, (X, weights, means, covs) in cases:
         n, k = X.shape[0], len(weights)
         exp_log_resp, exp_ll = _reference_e_step(X, weights, means, covs)
-        result = call_learner(e_step, X.copy(), weights.copy(), means.copy(), covs.copy(),
-                              what=what)
+        result = run_learner(e_step, X.copy(), weights.copy(), means.copy(), covs.copy(),
+                             what=what, references=_REFERENCES["e_step"])
         log_resp, ll = _as_pair(result, what)
+        if name.startswith("64-D"):
+            finite = (np.all(np.isfinite(_to_numpy(log_resp, f"log_resp for {name}")))
+                      and np.all(np.isfinite(_to_numpy(ll, f"log_likelihood for {name}"))))
+            if not finite:
+                check_log_determinant_rule(np.full(n, np.nan), exp_ll, covs[0],
+                                           "e_step in 64 dimensions", name[len("64-D components with "):])
         far = name.startswith("points far")
         hint = _UNDERFLOW_HINT if far else "compute in log space with log-sum-exp"
         log_resp = _finite_or_hint(log_resp, (n, k), f"log_resp for {name}", hint)
@@ -189,8 +268,9 @@ def check_e_step(e_step) -> None:
                 f"to 1 over the components, got sums like {row_sums[:3].round(4).tolist()}. "
                 "Hint: subtract log p(x_n) (the log-sum-exp over k) from every entry"
             )
-        weights_hint = ""
-        if not np.allclose(weights, weights[0]):
+        weights_hint = _log_gaussian_hint(e_step, X, means, covs, log_resp, exp_log_resp,
+                                          ll, exp_ll)
+        if not weights_hint and not np.allclose(weights, weights[0]):
             # What the answer would be if the weights were left out (all equal).
             no_w, _ = _reference_e_step(X, np.full(k, 1.0 / k), means, covs)
             if np.allclose(log_resp, no_w, atol=1e-6):
@@ -206,6 +286,7 @@ def check_e_step(e_step) -> None:
 # ------------------------------------------------------------------ exercise 2: the M-step
 
 
+@grading_check
 def check_m_step_diag(m_step_diag) -> None:
     """Check ``m_step_diag(X, resp, reg_covar) -> (weights (K,), means (K, D), variances (K, D))``.
 
@@ -215,7 +296,12 @@ def check_m_step_diag(m_step_diag) -> None:
     """
     what = "m_step_diag(X, resp, reg_covar)"
     gmm = _gmm()
-    for seed, n, d, k, reg in ((321, 50, 3, 2, 1e-6), (322, 80, 6, 4, 1e-2)):
+    random_rng = np.random.default_rng(run_seed())
+    cases = ((321, 50, 3, 2, 1e-6), (322, 80, 6, 4, 1e-2),
+             (int(random_rng.integers(2**31)), int(random_rng.integers(20, 60)),
+              int(random_rng.integers(2, 6)), int(random_rng.integers(2, 5)),
+              float(random_rng.choice([1e-6, 1e-3, 1e-1]))))
+    for seed, n, d, k, reg in cases:
         rng = np.random.default_rng(seed)
         X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + rng.normal(size=d)
         X[:, -1] = 0.25  # a constant feature: its variance is reg_covar alone
@@ -224,7 +310,8 @@ def check_m_step_diag(m_step_diag) -> None:
         resp /= resp.sum(axis=1, keepdims=True)
         ew, em, ev = (t.detach().cpu().numpy().astype(np.float64) for t in
                       gmm.m_step(_t(X), _t(resp), "diag", reg))
-        result = call_learner(m_step_diag, X.copy(), resp.copy(), reg, what=what)
+        result = run_learner(m_step_diag, X.copy(), resp.copy(), reg, what=what,
+                             references=_REFERENCES["m_step"])
         w, m, v = _as_triple(result, what)
         w = check_shape(w, (k,), "weights")
         m = check_shape(m, (k, d), "means")
@@ -257,6 +344,7 @@ def check_m_step_diag(m_step_diag) -> None:
 # ------------------------------------------------------------------ exercise 3: choosing K
 
 
+@grading_check
 def check_n_parameters(n_parameters) -> None:
     """Check ``n_parameters(K, D, covariance_type) -> int`` against :func:`course_lib.gmm.n_parameters`."""
     what = "n_parameters(K, D, covariance_type)"
@@ -267,14 +355,15 @@ def check_n_parameters(n_parameters) -> None:
         "diag": "each component has D variances",
         "spherical": "each component has a single variance",
     }
+    random_rng = np.random.default_rng(run_seed())
+    sizes = [(1, 1), (3, 2), (10, 64), (7, 5),
+             (int(random_rng.integers(1, 30)), int(random_rng.integers(1, 100)))]
     for cov_type in COVARIANCE_TYPES:
-        for K, D in ((1, 1), (3, 2), (10, 64), (7, 5)):
+        for K, D in sizes:
             expected = int(gmm.n_parameters(K, D, cov_type))
-            got = call_learner(n_parameters, K, D, cov_type, what=what)
-            try:
-                got_num = float(got)
-            except (TypeError, ValueError) as exc:
-                raise GradingError(f"{what} should return a number, got {got!r}") from exc
+            got = run_learner(n_parameters, K, D, cov_type, what=what,
+                              references=_REFERENCES["n_parameters"])
+            got_num = as_number(got, f"{what} for K={K}, D={D}, {cov_type!r}")
             if got_num == expected:
                 continue
             # Diagnose the usual mistakes from the difference.
@@ -286,12 +375,12 @@ def check_n_parameters(n_parameters) -> None:
             else:
                 hint = hints[cov_type]
             raise GradingError(
-                f"{what} for K={K}, D={D}, covariance_type={cov_type!r}: got {got!r}, "
-                f"expected {expected}. Hint: {hint}"
-            )
+                f"n_parameters({K}, {D}, {cov_type!r}) is {got_num:g}, expected {expected}. "
+                f"Hint: {hint}")
     passed(f"{what} is right for the four covariance types")
 
 
+@grading_check
 def check_bic(bic) -> None:
     """Check ``bic(total_log_likelihood, n_samples, n_params) -> float``, eq. (3.5) [gmm-bic].
 
@@ -302,32 +391,39 @@ def check_bic(bic) -> None:
     gmm = _gmm()
     rng = np.random.default_rng(331)
     X = np.concatenate([rng.normal(size=(60, 2)), rng.normal(size=(37, 2)) * 0.5 + 4.0])  # N = 97
+    cases = []
     for k, cov_type in ((1, "full"), (2, "diag"), (3, "spherical")):
         model = gmm.GaussianMixture(k, covariance_type=cov_type, random_state=0,
                                     device="cpu").fit(X)
         total_ll = float(model.score(X)) * len(X)
         p = int(gmm.n_parameters(k, X.shape[1], cov_type))
-        expected = float(model.bic(X))
-        got = call_learner(bic, total_ll, len(X), p, what=what)
-        try:
-            got = float(got)
-        except (TypeError, ValueError) as exc:
-            raise GradingError(f"{what} should return a number, got {got!r}") from exc
+        cases.append((f"K={k} ({cov_type})", total_ll, len(X), p, float(model.bic(X))))
+    random_rng = np.random.default_rng(run_seed())
+    n_rand = int(random_rng.integers(20, 5000))
+    ll_rand = float(-random_rng.uniform(1.0, 50.0) * n_rand)
+    p_rand = int(random_rng.integers(2, 300))
+    cases.append(("random numbers", ll_rand, n_rand, p_rand,
+                  -2 * ll_rand + p_rand * math.log(n_rand)))
+    for label, total_ll, n_samples, p, expected in cases:
+        got = run_learner(bic, total_ll, n_samples, p, what=what,
+                          references=_REFERENCES["bic"])
+        got = as_number(got, f"{what} for {label}")
         if math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-6):
             continue
         if math.isclose(got, -expected, rel_tol=1e-6):
             hint = "wrong sign: BIC = -2 log L + p log N (lower is better)"
-        elif math.isclose(got, -2 * total_ll + p * math.log10(len(X)), rel_tol=1e-6):
+        elif math.isclose(got, -2 * total_ll + p * math.log10(n_samples), rel_tol=1e-6):
             hint = "use the natural logarithm of N (math.log), not log10"
         elif math.isclose(got, -2 * total_ll + 2 * p, rel_tol=1e-6):
             hint = "that is the AIC (penalty 2p); the BIC's penalty is p log N"
         else:
             hint = "BIC = -2 * total_log_likelihood + n_params * log(n_samples)"
-        raise GradingError(f"{what} for K={k} ({cov_type}): got {got:.6g}, expected "
-                           f"{expected:.6g}. Hint: {hint}")
+        raise GradingError(f"bic for {label}: got {got:.6g}, expected {expected:.6g}. "
+                           f"Hint: {hint}")
     passed(f"{what} matches GaussianMixture.bic")
 
 
+@grading_check
 def check_choose_k(choose_k_by_bic) -> None:
     """Check ``choose_k_by_bic(X, candidates, covariance_type, random_state) -> (best_k, bics)``.
 
@@ -336,20 +432,22 @@ def check_choose_k(choose_k_by_bic) -> None:
     BIC and the list of BIC values. Data: six well-separated 2D clusters, asked once with
     ``"full"`` and once with ``"spherical"`` covariances (the BIC values differ, both in the
     fit and in the parameter count), so an answer that ignores ``covariance_type`` fails.
-    All data and seeds are fixed: a wrong answer fails on every run.
+    The data are fixed and K = 6 is always a candidate; the two others are drawn per run.
     """
     what = "choose_k_by_bic(X, candidates, covariance_type, random_state)"
     gmm = _gmm()
     rng = np.random.default_rng(341)
     centres = np.array([[0, 0], [6, 0], [0, 6], [6, 6], [12, 0], [12, 6]], dtype=np.float64)
     X = np.concatenate([c + rng.normal(size=(70, 2)) * 0.6 for c in centres])
-    candidates = [3, 6, 9]
+    # the six clusters call for K = 6; two other candidates are drawn per run
+    others = np.random.default_rng(run_seed()).choice([2, 3, 4, 5, 7, 8, 9], 2, replace=False)
+    candidates = sorted([6, *(int(k) for k in others)])
     computed = {}
     for cov_type in ("full", "spherical"):
         expected = [float(gmm.GaussianMixture(k, covariance_type=cov_type, random_state=0,
                                               device="cpu").fit(X).bic(X)) for k in candidates]
-        result = call_learner(choose_k_by_bic, X.copy(), list(candidates), cov_type, 0,
-                              what=what)
+        result = run_learner(choose_k_by_bic, X.copy(), list(candidates), cov_type, 0,
+                             what=what, references=_REFERENCES["bic"])
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise GradingError(f"{what} should return a pair (best_k, bics), got {result!r}")
         best_k, bics = result
@@ -374,11 +472,12 @@ def check_choose_k(choose_k_by_bic) -> None:
                     atol=1e-6, hint=hint)
         computed[cov_type] = np.asarray(bics, dtype=np.float64)
         want = candidates[int(np.argmin(expected))]
+        best_k = as_number(best_k, f"best_k for covariance_type={cov_type!r}")
         if best_k != want:
             hint = ("you picked the LARGEST BIC; the best model has the smallest"
                     if best_k == candidates[int(np.argmax(expected))] else
                     "return the candidate K (not its index) whose BIC is smallest")
-            raise GradingError(f"{what} with covariance_type={cov_type!r}: best_k is {best_k!r}, "
-                               f"expected {want}. Hint: {hint}")
+            raise GradingError(f"choose_k_by_bic, covariance_type={cov_type!r}: best_k is "
+                               f"{best_k:g}, expected {want}. Hint: {hint}")
     passed(f"{what} picks the K that BIC prefers on six separated clusters, for full and "
            "spherical covariances")
