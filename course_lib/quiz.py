@@ -285,14 +285,16 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "q = p.",
            "The optimal discriminator and the Jensen–Shannon divergence"),
         _q("With the optimal discriminator the value function equals −log 4 + 2·JS(p ‖ q). "
-           "Ideally, then, the generator minimises ...",
+           "If the discriminator were optimal at every step, the generator of the minimax "
+           "game would minimise ...",
            ["KL(p ‖ q)",
             "the Jensen–Shannon divergence between data and model",
             "the ELBO",
             "the number of modes"],
            "b", "Only if the discriminator were optimal at every step; in practice it is a "
-           "network one gradient step behind, and JS gives no direction when p and q barely "
-           "overlap.",
+           "network one gradient step behind, JS gives no direction when p and q barely "
+           "overlap, and the non-saturating loss used in practice follows a different "
+           "objective.",
            "The optimal discriminator and the Jensen–Shannon divergence"),
         _q("Why is the generator trained with the non-saturating loss −log D(G(z)) rather "
            "than log(1 − D(G(z)))?",
@@ -370,6 +372,18 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "d", "The average inside the logarithm is unbiased for p(x), so by Jensen's "
            "inequality its logarithm is biased low; more draws tighten it.",
            "Estimating the likelihood: importance weighting"),
+        _q("Maximum likelihood, which the ELBO bounds, minimises KL(p_data ‖ p_model). "
+           "What does this divergence punish most?",
+           ["model mass where the data have none",
+            "a data mode that the model leaves without mass: the model must cover every "
+            "mode, and spreads between them when it cannot fit them all",
+            "nothing: it is symmetric",
+            "samples that a discriminator can reject"],
+           "b", "KL(p_data ‖ p_model) is infinite where the data have mass and the model has "
+           "none, so a missed digit costs infinitely much; the model spreads its mass instead, "
+           "one reason for the VAE's blur. A GAN is only asked for samples that pass the "
+           "discriminator and may drop modes.",
+           "Why VAE samples are blurrier than a GAN's"),
         _q("Does a VAE have a discriminator?",
            ["yes, it is trained adversarially like a GAN",
             "no: an encoder and a decoder are trained together on one objective, the ELBO",
