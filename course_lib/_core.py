@@ -1,12 +1,19 @@
-"""Private helpers shared by every model: device, seeding, input validation, progress.
+"""Private helpers shared by every model: device, seeding, input validation, progress, and
+the cache (its folder, and the one way files are written and verified).
 
 Models import from here; nothing here imports a model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import io
 import os
 import random
+import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
@@ -25,6 +32,13 @@ __all__ = [
     "check_seed",
     "cache_dir",
     "cache_lookup",
+    "write_files",
+    "torch_bytes",
+    "save_verified",
+    "checksum_path",
+    "file_problem",
+    "load_verified",
+    "as_real_array",
     "as_tensor",
     "as_numpy",
     "check_bool",
@@ -169,7 +183,17 @@ def make_generator(seed, device="cpu", *, name: str = "seed") -> torch.Generator
 
 _CACHE_ENV = "COURSE_CACHE_DIR"
 _REPO_CACHE = Path(__file__).resolve().parent.parent / ".cache"
-_TEMP_CACHE: list[Path] = []  # the temporary fallback, made once per process
+_TEMP_CACHE: list[Path] = []  # the temporary fallback, chosen once per process
+
+
+def _owned_by_someone_else(path: Path) -> bool:
+    """True if ``path`` exists and belongs to another user (never on systems without uids)."""
+    if not hasattr(os, "geteuid"):
+        return False
+    try:
+        return path.stat().st_uid != os.geteuid()
+    except OSError:
+        return False
 
 
 def _usable_dir(path: Path) -> bool:
@@ -197,33 +221,73 @@ def _cache_folders() -> list[tuple[str, Path | None]]:
             ("home", home)]
 
 
+def _temp_cache_name() -> str:
+    """The fallback folder's name in the shared temporary folder: one per user."""
+    user = os.geteuid() if hasattr(os, "geteuid") else os.environ.get("USERNAME", "user")
+    return f"course_lib-cache-{user}"
+
+
+def _private_temp_cache() -> Path:
+    """``<tempdir>/course_lib-cache-<uid>``, a real folder of this user's with mode 0700 (made
+    so if new); if that name is taken by anything else (another user's folder, a symlink, a
+    file), a fresh private folder with a random name, with a warning."""
+    path = Path(tempfile.gettempdir()) / _temp_cache_name()
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="course_lib-cache-"))
+    info = path.lstat()
+    why = None
+    if not stat.S_ISDIR(info.st_mode):  # a symlink or a file: never follow it
+        why = "is not a folder (a symlink?)"
+    elif hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        why = "is owned by another user"
+    if why is None:
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+        return path
+    fresh = Path(tempfile.mkdtemp(prefix="course_lib-cache-"))
+    warnings.warn(f"{path} {why}: not using it; caching in {fresh} instead", stacklevel=3)
+    return fresh
+
+
 def cache_dir() -> Path:
     """The folder where the course caches what it computes once (e.g. the digit classifier).
 
     In order: ``$COURSE_CACHE_DIR``; ``<repository>/.cache``; ``~/.cache/course_lib``; the
-    first of them that can be written is used. When none can (read-only checkout and
-    read-only home), a temporary folder is used for the rest of the process and a
-    ``UserWarning`` says so, once (the cache is then rebuilt by the next process). An
-    unusable ``$COURSE_CACHE_DIR`` also gets a warning, since it was asked for explicitly.
-    See :func:`cache_lookup` to find a file cached in a folder that is now read-only.
+    first of them that can be written is used. A folder owned by another user is never used
+    (another user could replace its files): it is skipped with a ``UserWarning``. When none
+    can be used (read-only checkout and read-only home), the process caches in
+    ``<tempdir>/course_lib-cache-<uid>``, a folder private to the user (mode 0700; if that name
+    is taken by another user or by a symlink, a fresh private folder), and a ``UserWarning``
+    says so, once. An unusable ``$COURSE_CACHE_DIR`` also gets a warning, since it was asked
+    for explicitly. Files are written into the cache by :func:`write_files`, which never
+    follows a symlink. See :func:`cache_lookup` to find a file cached in a folder that is now
+    read-only.
     """
     folders = _cache_folders()
-    env = folders[0][1]
-    if env is not None:
-        if _usable_dir(env):
-            return env
-        warnings.warn(f"{_CACHE_ENV}={str(env)!r} cannot be written; trying the default cache "
-                      "folders", stacklevel=2)
-    for _, path in folders[1:]:
-        if path is not None and _usable_dir(path):
+    for i, (label, path) in enumerate(folders):
+        if path is None:
+            continue
+        if _owned_by_someone_else(path):
+            warnings.warn(f"cache folder {path} ({label}) is owned by another user: not using "
+                          "it (its files could be replaced under you)", stacklevel=2)
+            continue
+        if _usable_dir(path):
             return path
+        if i == 0:
+            warnings.warn(f"{_CACHE_ENV}={str(path)!r} cannot be written; trying the default "
+                          "cache folders", stacklevel=2)
     if _TEMP_CACHE and _usable_dir(_TEMP_CACHE[0]):
         return _TEMP_CACHE[0]
-    _TEMP_CACHE[:] = [Path(tempfile.mkdtemp(prefix="course_lib-cache-"))]
+    _TEMP_CACHE[:] = [_private_temp_cache()]
     warnings.warn(
         f"no writable cache folder ({_CACHE_ENV} unset or unusable, {_REPO_CACHE} and "
-        f"{folders[2][1]} read-only): caching in the temporary folder {_TEMP_CACHE[0]}, which "
-        f"is not kept. Set {_CACHE_ENV} to a writable folder to keep the cache.",
+        f"{folders[2][1]} read-only): caching in the temporary folder {_TEMP_CACHE[0]} (private "
+        f"to you; the system may clear it). Set {_CACHE_ENV} to a writable folder to keep the "
+        "cache.",
         stacklevel=2,
     )
     return _TEMP_CACHE[0]
@@ -239,6 +303,160 @@ def cache_lookup(filename: str) -> list[Path]:
         if folder is not None and (folder / filename).is_file():
             found.append(folder / filename)
     return list(dict.fromkeys(found))
+
+
+# ---------------------------------------------------------------- verified files
+#
+# The one way the course writes and reads back what it caches or ships (the digit classifier,
+# cached fits, checkpoints): write every file to a new temporary file in its folder (created
+# exclusively, so nothing planted there is opened), then rename it over the target (a symlink
+# at the target is replaced, never followed); a SHA-256 beside the file says it is intact.
+
+#: Messages of ``torch.save`` (its C++ writer) when the disk is full or the file cannot be
+#: written; such a RuntimeError is reported as an OSError.
+_WRITE_FAILURES = ("iostream error", "inline_container", "file write failed",
+                   "PytorchStreamWriter", "No space left")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to the open file ``fd`` (tests replace this to simulate a full disk)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or (
+        isinstance(exc, RuntimeError) and any(s in str(exc) for s in _WRITE_FAILURES))
+
+
+def _write_error(folder: Path, needed: int, exc: BaseException) -> OSError:
+    """An ``OSError`` naming the folder, the space needed and the space free."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or (free is not None and free < needed):
+        code, what = errno.ENOSPC, "no space left"
+    elif code:
+        what = os.strerror(code).lower()
+    else:
+        code, what = errno.EIO, "the write failed"
+    space = "free space unknown" if free is None else f"{free:,} bytes free"
+    return OSError(code, f"could not write {needed:,} bytes in the folder {folder} ({what}; "
+                         f"{space}): {type(exc).__name__}: {exc}")
+
+
+def write_files(files: dict, *, mode: int | None = None) -> None:
+    """Write ``{path: bytes}`` so that each file appears whole or not at all, and never
+    through a symlink.
+
+    Each file is written to a new temporary file created exclusively in the target's folder
+    (``tempfile.mkstemp``), and only when every one is written are they renamed over their
+    targets (``os.replace``: a symlink planted at a target is replaced, its own target left
+    untouched). A failure (e.g. a full disk) leaves no temporary and no partial file and
+    raises an ``OSError`` naming the folder and the number of bytes needed. ``mode``: the
+    files' permissions (default: ``0o666`` less the umask, like any new file).
+    """
+    files = {Path(p): bytes(d) for p, d in files.items()}
+    needed = sum(len(d) for d in files.values())
+    if mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    written: dict[Path, str] = {}
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            written[path] = tmp
+            try:
+                _write_all(fd, data)
+                if hasattr(os, "fchmod"):  # mkstemp makes it private; give it normal permissions
+                    os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        for path, tmp in written.items():
+            os.replace(tmp, path)
+    except BaseException as exc:
+        for tmp in written.values():
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if _is_write_failure(exc):
+            folder = next(iter(files)).parent
+            raise _write_error(folder, needed, exc) from exc
+        raise
+
+
+def torch_bytes(obj) -> bytes:
+    """``torch.save(obj)`` into memory: the bytes a ``.pt`` file holds. A failure of
+    torch's writer is reported as an ``OSError``."""
+    buffer = io.BytesIO()
+    try:
+        torch.save(obj, buffer)
+    except RuntimeError as exc:
+        if _is_write_failure(exc):
+            raise OSError(errno.EIO, f"torch.save failed: {exc}") from exc
+        raise
+    return buffer.getvalue()
+
+
+def checksum_path(path) -> Path:
+    """Where the SHA-256 of ``path`` is kept: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def save_verified(obj, path) -> None:
+    """``torch.save(obj)`` to ``path`` with its SHA-256 in ``<path>.sha256``, both through
+    :func:`write_files` (whole or not at all, never through a symlink; a full disk is an
+    ``OSError`` naming the folder)."""
+    data = torch_bytes(obj)
+    digest = hashlib.sha256(data).hexdigest() + "\n"
+    write_files({Path(path): data, checksum_path(path): digest.encode()})
+
+
+def file_problem(path, expected: str | None = None, against: str = "") -> str | None:
+    """Why the file at ``path`` cannot be trusted, or ``None`` if it is intact.
+
+    ``expected``: its SHA-256 (default: read from ``<path>.sha256``); ``against`` names where
+    an ``expected`` value came from, for the message ("models.json").
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "the file is missing"
+    if expected is None:
+        try:
+            expected = checksum_path(path).read_text().strip()
+        except OSError:
+            return "its checksum file is missing"
+    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        return "its checksum does not match" + (f" {against}" if against else "")
+    return None
+
+
+def load_verified(path, load, *, label: str, then: str, expected: str | None = None,
+                  against: str = "", missing_ok: bool = True, category=UserWarning,
+                  stacklevel: int = 2):
+    """``load(path)`` if the file is intact (:func:`file_problem`), else ``None`` with a
+    warning "``label`` is not usable (why): ``then``".
+
+    ``load`` returns the object or raises ``ValueError`` saying why it is not usable (a file
+    that cannot be read, a failed sanity check). A missing file returns ``None`` silently when
+    ``missing_ok``, else with the warning.
+    """
+    path = Path(path)
+    if missing_ok and not path.exists():
+        return None
+    why = file_problem(path, expected, against)
+    if why is None:
+        try:
+            return load(path)
+        except ValueError as exc:
+            why = str(exc)
+    warnings.warn(f"{label} is not usable ({why}): {then}", category, stacklevel=stacklevel + 1)
+    return None
 
 
 # ---------------------------------------------------------------- validation
@@ -338,8 +556,12 @@ def as_tensor(
     ``[min_value, max_value]``.
     """
     finite = check_bool(finite, "finite")
+    if x is None:
+        raise TypeError(f"{name} must be an array or tensor of numbers, got None")
     if isinstance(x, torch.Tensor):
         t = x.detach()
+        if t.device.type == "meta":
+            raise ValueError(_META_MESSAGE.format(name=name))
         if t.is_complex():
             raise TypeError(f"{name} must be real, got a complex tensor (dtype {t.dtype})")
     else:
@@ -374,6 +596,90 @@ def as_tensor(
     if max_value is not None and bool((t > max_value).any()):
         raise ValueError(f"{name} must be <= {max_value}, found {t.max().item():.4g}")
     return t
+
+
+_META_MESSAGE = ("{name} is a tensor on the 'meta' device, which has a shape but no values: "
+                 "nothing can be computed from it (create it on 'cpu' or 'cuda')")
+
+
+def as_real_array(x, name: str, *, finite: bool = True, nonnegative: bool = False,
+                  positive: bool = False, min_size: int = 1, ndim=None,
+                  keep_tensor: bool = False):
+    """The equation and metric functions' one input check: ``x`` (a NumPy array, a tensor on
+    any device, a nested list or a number) as a new float64 NumPy array, or a clear error
+    naming ``name``.
+
+    ``TypeError`` for what does not hold real numbers: ``None``, strings, objects, dates and
+    times, complex values (even with a zero imaginary part); ``ValueError`` for a tensor on
+    the ``meta`` device (no values), fewer than ``min_size`` entries, a rank not in ``ndim``,
+    NaN or ±inf (when ``finite``) and, when ``nonnegative`` (densities, probabilities) or
+    ``positive`` (what a logarithm is taken of), an entry out of range or a NaN. Booleans and
+    integers are read as numbers.
+
+    ``keep_tensor``: a floating-point tensor is checked where it is (on its device, its graph
+    kept: gradients flow through) and returned as it is; other tensors become float64 tensors
+    on their device. Other inputs still become NumPy arrays.
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array or tensor of real numbers, got None")
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array or tensor of real numbers, got a string {x!r}")
+    if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ValueError(_META_MESSAGE.format(name=name))
+        if x.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor (dtype {x.dtype})")
+        if keep_tensor:
+            t = x if x.is_floating_point() else x.to(torch.float64)
+            _check_values(t.detach(), name, finite, nonnegative, positive, min_size, ndim,
+                          shape=tuple(t.shape))
+            return t
+        arr = x.detach().to("cpu", torch.float64).numpy()
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged nested lists, objects numpy cannot read
+            raise TypeError(f"{name} must be an array of real numbers; NumPy cannot read this "
+                            f"{type(x).__name__} as one array (rows of different lengths?)"
+                            ) from exc
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")
+        if arr.dtype.kind in "mM":
+            raise TypeError(f"{name} must hold real numbers, got dates or times (dtype "
+                            f"{arr.dtype}): convert them to numbers first")
+        if arr.dtype.kind not in "biuf":  # objects (None inside), strings, records
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = np.array(arr, dtype=np.float64)  # a copy: the caller's data are never modified
+    _check_values(arr, name, finite, nonnegative, positive, min_size, ndim, shape=arr.shape)
+    return arr
+
+
+def _check_values(a, name, finite, nonnegative, positive, min_size, ndim, *, shape) -> None:
+    """:func:`as_real_array`'s checks of rank, size and values, for an array or a tensor."""
+    lib = torch if isinstance(a, torch.Tensor) else np
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if len(shape) not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"{name} must have {want} dimensions, got shape {shape}")
+    size = int(np.prod(shape, dtype=np.int64))
+    if size < min_size:
+        raise ValueError(f"{name} is empty (shape {shape})" if size == 0 else
+                         f"{name} needs at least {min_size} values, got shape {shape}")
+    if size == 0:
+        return
+    if finite and not bool(lib.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if nonnegative or positive:
+        if bool(lib.isnan(a).any()):
+            raise ValueError(f"{name} contains NaN values (it must be "
+                             f"{'> 0' if positive else '>= 0'})")
+        if positive and bool((a <= 0).any()):
+            raise ValueError(f"{name} must be > 0 (its logarithm is taken), found "
+                             f"{float(a.min()):.4g}")
+        if bool((a < 0).any()):
+            raise ValueError(f"{name} must be >= 0 (a density or a probability), found "
+                             f"{float(a.min()):.4g}")
 
 
 def as_numpy(x, name: str, *, ndim=None, dtype=np.float64, finite: bool = True) -> np.ndarray:

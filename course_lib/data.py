@@ -287,15 +287,34 @@ def _check_size(size) -> tuple[int, int]:
     return s, s
 
 
+def _integer_bits(img) -> int:
+    """Bits per sample of a grey integer image opened by PIL in mode ``I;16*`` or ``I``, from
+    the file, never from its content: the same format always comes out at the same scale.
+
+    ``I;16*``: 16. ``I``: PNG stores at most 16 bits; a TIFF says so in its BitsPerSample
+    tag. A 32-bit integer image (or one whose depth the file does not say) is refused with a
+    ``ValueError``: its format fixes no brightness scale (2**32 - 1 would make it black)."""
+    if img.mode.startswith("I;16"):
+        return 16
+    bits = None
+    if img.format == "PNG":
+        bits = 16
+    elif hasattr(img, "tag_v2"):  # TIFF
+        found = img.tag_v2.get(258)  # BitsPerSample
+        bits = int(found[0] if isinstance(found, tuple) else found) if found else None
+    if bits in (8, 16):
+        return bits
+    raise ValueError(f"a {bits or 'unknown'}-bit integer image ({img.format} mode {img.mode}) "
+                     "has no fixed brightness scale; save it as an 8- or 16-bit image")
+
+
 def _image_to_array(img, grayscale: bool) -> np.ndarray:
     """A PIL image as float32 ``(H, W)`` or ``(H, W, 3)`` in [0, 1] (alpha over white)."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit grey: scale by the type
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if img.mode == "F":
-            top = max(1.0, float(arr.max()))
+        top = 2.0 ** _integer_bits(img) - 1.0 if img.mode != "F" else max(1.0, float(arr.max()))
         arr = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
         return arr if grayscale else np.repeat(arr[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -336,7 +355,8 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
     Every file of ``path`` whose name ends in one of :data:`IMAGE_EXTENSIONS` is read (not
     subfolders; files in name order). Each image is centre-cropped to the aspect ratio of
     ``size`` and resized to it by averaging pixels (area resampling); a transparent background
-    becomes white; 16-bit images are scaled by 65535.
+    becomes white; integer images are scaled by their file's bit depth, never by their
+    content (8-bit by 255, 16-bit by 65535; 32-bit integer images are refused).
 
     Parameters
     ----------

@@ -106,15 +106,6 @@ def _precheck_X(X):
     return X
 
 
-def _finite_before_cast(X) -> bool:
-    try:
-        if isinstance(X, torch.Tensor):
-            return bool(torch.isfinite(X).all())
-        return bool(np.isfinite(np.asarray(X, dtype=np.float64)).all())
-    except (TypeError, ValueError):
-        return False
-
-
 def _check_scale(X: torch.Tensor) -> None:
     """Refuse data so large that EM's squared distances, summed over samples and features,
     would overflow the working precision (and turn into inf - inf = NaN)."""
@@ -128,6 +119,56 @@ def _check_scale(X: torch.Tensor) -> None:
             f"below about {limit:.2g}). Rescale the data, e.g. divide X by its standard "
             "deviation, and fit again."
         )
+
+
+#: Data whose midrange, in some feature, lies further from the origin than this many times
+#: their half-range in that feature are centred before EM (see :func:`_choose_offset`).
+OFFSET_RATIO = 8.0
+#: A feature whose values span fewer steps of their own precision than this (e.g. unit
+#: spread at 1e15 in float64, at 1e6 in float32) has lost its spread to rounding: refused.
+MIN_LEVELS = 100.0
+
+
+def _input_eps(X) -> float:
+    """Relative precision of the user's data: their floating dtype's epsilon (float64's for
+    integers and lists, which are read as float64)."""
+    if isinstance(X, torch.Tensor):
+        return float(torch.finfo(X.dtype).eps) if X.is_floating_point() else float(np.finfo(np.float64).eps)
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def _choose_offset(X: torch.Tensor, eps_in: float) -> torch.Tensor | None:
+    """The point taken off the data before EM, so that the fit does not depend on where the
+    data sit: ``None`` for data around the origin (EM then runs on X as given, as in
+    scikit-learn), else the midrange of each feature (float64 (D,)).
+
+    EM's formulas subtract means from points and expand squares (``x @ P - mu @ P``); far from
+    the origin the digits that carry the spread cancel, and the log-likelihood comes out wrong
+    by up to nats per sample (1e8 in float64, 1e4 in float32). Centred data have none of that;
+    the fitted means are reported in the original coordinates. A feature whose spread is
+    below ``MIN_LEVELS`` steps of the data's own precision at their offset cannot be repaired
+    (the input has already rounded it away): ``ValueError``.
+    """
+    hi, lo = X.max(0).values, X.min(0).values
+    centre = hi / 2 + lo / 2  # no overflow, even at the dtype's limits
+    half = hi / 2 - lo / 2
+    if not bool((centre.abs() > OFFSET_RATIO * half).any()):
+        return None
+    step = centre.abs() * eps_in  # the spacing of the data's values around their offset
+    lost = (half > 0) & (half < MIN_LEVELS * step)
+    if bool(lost.any()):
+        d = int(torch.nonzero(lost)[0, 0])
+        raise ValueError(
+            f"X: feature {d} lies at {float(centre[d]):.4g} but varies by only "
+            f"{float(half[d]):.3g} around it, {float(half[d] / step[d]):.0f} times the spacing "
+            "of floating-point numbers there: the spread has been rounded away before "
+            "the data reached the model. Subtract the offset (e.g. X - X.mean(0)) in higher "
+            "precision, before the data are rounded, and fit again."
+        )
+    return centre
 
 
 class NumericalTroubleWarning(RuntimeWarning):
@@ -692,6 +733,20 @@ class GaussianMixture(BaseEstimator):
     float64, 1e17 in float32, depending on N and D) raise ``ValueError`` asking to rescale
     the data, instead of returning NaN. A :meth:`fit` that raises (bad input, or numerical
     failure) leaves the estimator exactly as it was before the call.
+
+    Data far from the origin
+    ------------------------
+    The result does not depend on where the data sit. When, in some feature, the data lie
+    further from the origin than ``OFFSET_RATIO`` (8) times their half-range, EM runs on the
+    data minus their midrange (subtracted in float64, before the cast to ``dtype``), and
+    :meth:`score` and the other methods take the same offset off their input: without it,
+    an offset of 1e8 in float64 or 1e4 in float32 costs up to nats per sample in the fit and
+    in ``score`` (scikit-learn refuses such data at 1e8). ``means_`` are reported in the
+    original coordinates. Data that cannot be repaired are refused with a ``ValueError``: a
+    feature whose spread is below ``MIN_LEVELS`` (100) steps of the data's own precision at
+    their offset (unit spread at 1e15 in float64, at 1e6 in float32: the spread was rounded
+    away before the data reached the model), and, as above, a spread so large that squared
+    distances overflow. Data near the origin are used as given, exactly as scikit-learn does.
     """
 
     def __init__(
@@ -757,31 +812,26 @@ class GaussianMixture(BaseEstimator):
             )
 
     def _validate_X(self, X, *, reset, dtype=None, device=None):
-        """Return X as a (N, D) tensor on the working device; images are flattened.
+        """Return X as a (N, D) tensor on the working device; images are flattened; data far
+        from the origin are centred (:func:`_choose_offset`).
 
-        With ``reset`` returns ``(X, image_shape)`` and changes nothing on ``self`` (the fit
-        stores ``n_features_in_`` and ``image_shape_`` only once it has succeeded)."""
+        With ``reset`` returns ``(X, image_shape, offset)`` and changes nothing on ``self``
+        (the fit stores ``n_features_in_``, ``image_shape_`` and the offset only once it has
+        succeeded); otherwise X is centred with the fitted offset."""
         dtype = dtype if dtype is not None else self._dtype
         device = device if device is not None else self._device
         X = _precheck_X(X)
-        try:
-            X = as_tensor(X, "X", ndim=(2, 4), dtype=dtype, device=device)
-        except ValueError as exc:
-            if "NaN or infinite" in str(exc) and _finite_before_cast(X):
-                raise ValueError(
-                    f"X has values too large for {dtype} (they overflow to infinity when "
-                    "converted); rescale the data, e.g. divide X by its standard deviation, "
-                    "or use dtype='float64'"
-                ) from exc
-            raise
+        eps_in = _input_eps(X)
+        # read in float64 (exactly, for float32 input): the offset is taken off before the
+        # cast to the working precision, so that float32 keeps the data's spread
+        X = as_tensor(X, "X", ndim=(2, 4), dtype=torch.float64, device=device)
         image_shape = tuple(X.shape[1:]) if X.dim() == 4 else None
         X = X.reshape(X.shape[0], -1)
         if X.shape[1] == 0:
             raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
                              "minimum of 1 is required.")
         if reset:
-            _check_scale(X)
-            return X, image_shape
+            offset = _choose_offset(X, eps_in)
         else:
             if image_shape is not None and self.image_shape_ is not None:
                 if image_shape != tuple(self.image_shape_):
@@ -794,15 +844,35 @@ class GaussianMixture(BaseEstimator):
                     f"X has {X.shape[1]} features, but GaussianMixture is expecting "
                     f"{self.n_features_in_} features as input (the number it was fitted with)"
                 )
+            offset = self._offset_tensor(device)
+        if offset is not None:
+            X = X - offset
+        X = X.to(dtype)
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError(
+                f"X has values too large for {dtype} (they overflow to infinity when "
+                "converted); rescale the data, e.g. divide X by its standard deviation, "
+                "or use dtype='float64'"
+            )
+        if reset:
+            _check_scale(X)
+            return X, image_shape, offset
         return X
+
+    def _offset_tensor(self, device):
+        """The offset taken off the data before EM (float64 tensor (D,)), or None."""
+        offset = getattr(self, "_offset", None)
+        return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
+                                                           device=device)
 
     def _precisions_shape(self, K, D):
         return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[
             self.covariance_type
         ]
 
-    def _check_initial_parameters(self, K, D):
-        """Validate weights_init, means_init, precisions_init; return tensors (or None)."""
+    def _check_initial_parameters(self, K, D, offset=None):
+        """Validate weights_init, means_init, precisions_init; return tensors (or None), the
+        means relative to ``offset`` (the data's, see :func:`_choose_offset`)."""
         kw = dict(dtype=self._dtype, device=self._device)
         weights = means = precisions = None
         if self.weights_init is not None:
@@ -815,10 +885,14 @@ class GaussianMixture(BaseEstimator):
             if abs(float(weights.sum()) - 1.0) > atol:
                 raise ValueError(f"weights_init must sum to 1, got {float(weights.sum()):.6g}")
         if self.means_init is not None:
-            means = as_tensor(self.means_init, "means_init", ndim=(2, 4), **kw)
+            means = as_tensor(self.means_init, "means_init", ndim=(2, 4), dtype=torch.float64,
+                              device=self._device)
             means = means.reshape(means.shape[0], -1)
             if tuple(means.shape) != (K, D):
                 raise ValueError(f"means_init must have shape ({K}, {D}), got {tuple(means.shape)}")
+            means = (means if offset is None else means - offset).to(self._dtype)
+            if not bool(torch.isfinite(means).all()):
+                raise ValueError(f"means_init has values too large for {self._dtype}")
         if self.precisions_init is not None:
             shape = self._precisions_shape(K, D)
             precisions = as_tensor(self.precisions_init, "precisions_init", ndim=len(shape), **kw)
@@ -1003,7 +1077,7 @@ class GaussianMixture(BaseEstimator):
 
     def _fit_predict(self, X):
         self._dtype, self._device = self._check_hyperparameters()
-        X, image_shape = self._validate_X(X, reset=True)
+        X, image_shape, offset = self._validate_X(X, reset=True)
         N, D = X.shape
         K = self.n_components
         if N < 2:
@@ -1012,7 +1086,7 @@ class GaussianMixture(BaseEstimator):
             raise ValueError(
                 f"n_components={K} must be <= n_samples={N} (each component needs data)"
             )
-        inits = self._check_initial_parameters(K, D)
+        inits = self._check_initial_parameters(K, D, offset)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
@@ -1029,7 +1103,7 @@ class GaussianMixture(BaseEstimator):
                 params = self._initial_parameters(X, random_state, inits)
                 lower_bound = -math.inf
             else:
-                params = self._fitted_tensors()
+                params = self._fitted_tensors(offset)
                 lower_bound = self.lower_bound_
             weights, means, covariances, P = params
             history = []
@@ -1083,7 +1157,7 @@ class GaussianMixture(BaseEstimator):
         log_resp, _ = _e_step(X, weights, means, P, self.covariance_type)
         labels = log_resp.argmax(1).cpu().numpy()
         # Only now, with everything computed, is the estimator changed.
-        self._store_parameters(weights, means, covariances, P)
+        self._store_parameters(weights, means, covariances, P, offset)
         self.n_features_in_ = D
         self.image_shape_ = image_shape
         self._fitted_covariance_type = self.covariance_type
@@ -1094,12 +1168,16 @@ class GaussianMixture(BaseEstimator):
         self.lower_bounds_ = self.history_
         return labels
 
-    def _store_parameters(self, weights, means, covariances, P):
+    def _store_parameters(self, weights, means, covariances, P, offset=None):
         def to_np(t):
             return t.detach().cpu().numpy()
 
         self.weights_ = to_np(weights)
-        self.means_ = to_np(means)
+        if offset is None:
+            self.means_ = to_np(means)
+        else:  # back in the data's coordinates, added in float64
+            self.means_ = to_np((means.double() + offset).to(means.dtype))
+        self._offset = None if offset is None else to_np(offset)
         self.covariances_ = to_np(covariances)
         self.precisions_cholesky_ = to_np(P)
         if self.covariance_type in ("full", "tied"):
@@ -1107,8 +1185,9 @@ class GaussianMixture(BaseEstimator):
         else:
             self.precisions_ = to_np(P.square())
 
-    def _fitted_tensors(self):
-        """The fitted parameters (NumPy attributes) as tensors on the working device."""
+    def _fitted_tensors(self, offset=None):
+        """The fitted parameters (NumPy attributes) as tensors on the working device, the
+        means relative to ``offset`` (float64 tensor (D,) or None; subtracted in float64)."""
         self._check_is_fitted()
         dtype = getattr(self, "_dtype", None) or _as_torch_dtype(self.dtype)
         device = getattr(self, "_device", None) or resolve_device(self.device)
@@ -1116,14 +1195,19 @@ class GaussianMixture(BaseEstimator):
         def t(a):
             return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
-        return t(self.weights_), t(self.means_), t(self.covariances_), t(self.precisions_cholesky_)
+        means = t(self.means_)
+        if offset is not None:
+            means = (torch.as_tensor(np.asarray(self.means_), dtype=torch.float64,
+                                     device=device) - offset.to(device)).to(dtype)
+        return t(self.weights_), means, t(self.covariances_), t(self.precisions_cholesky_)
 
     # ------------------------------------------------------------------ using the fit
 
     def _e_step_on(self, X):
         self._check_is_fitted()
-        weights, means, _, P = self._fitted_tensors()
-        X = self._validate_X(X, reset=False, dtype=means.dtype, device=means.device)
+        weights, _, _, P = self._fitted_tensors()
+        X = self._validate_X(X, reset=False, dtype=P.dtype, device=P.device)
+        means = self._fitted_tensors(self._offset_tensor(P.device))[1]
         log_resp, log_prob = _e_step(X, weights, means, P, self.covariance_type)
         if not bool(torch.isfinite(log_prob).all()):
             raise ValueError(

@@ -37,13 +37,16 @@ from torch.nn import functional as F
 
 from ._core import (
     as_numpy,
+    as_real_array,
     cache_dir,
     check_choice,
     check_images,
     check_int,
     check_real,
     check_seed,
+    load_verified,
     resolve_device,
+    save_verified,
 )
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "kid",
     "precision_recall",
     "mode_coverage",
+    "mode_balance_kl",
     "nearest_neighbour_distance",
     "memorisation_ratio",
     "predict_digits",
@@ -94,8 +98,27 @@ def _rank(x) -> int:
 
 def _as_rows(x, name: str) -> np.ndarray:
     """Points ``(N, D)`` or images ``(N, C, H, W)`` (flattened) as a float64 array ``(N, D)``."""
-    arr = as_numpy(x, name, ndim=(2, 4), dtype=np.float64)
+    arr = as_real_array(x, name, ndim=(2, 4))
     return arr.reshape(arr.shape[0], -1)
+
+
+def _common_scale(*arrays: np.ndarray) -> float:
+    """A power of two that brings the largest absolute value of ``arrays`` near 1 when it lies
+    beyond 2**±100 (else 1). Distances computed on the arrays divided by it, then multiplied
+    by it, are exact to rounding and do not overflow in their squares (points near 1e300)."""
+    largest = max(float(np.abs(a).max()) for a in arrays)
+    if largest > 2.0**100 or 0 < largest < 2.0**-100:
+        return float(np.ldexp(1.0, np.frexp(largest)[1]))
+    return 1.0
+
+
+def _finite_distances(d, scale: float, names: str):
+    """``d * scale``, refusing a distance beyond float64's range."""
+    out = d * scale
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{names}: distances between these points exceed float64's range "
+                         f"(about 1.8e308); scale the data down")
+    return out
 
 
 def _check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
@@ -441,6 +464,19 @@ def _classifier_problem(model: DigitCNN) -> str | None:
     return None
 
 
+def _load_classifier(path: Path) -> DigitCNN:
+    """The network stored at ``path``; a ``ValueError`` says why it must not be used."""
+    model = DigitCNN()
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # unreadable, or made for another architecture
+        raise ValueError(f"it cannot be loaded ({type(exc).__name__})") from exc
+    why = _classifier_problem(model)
+    if why is not None:
+        raise ValueError(why)
+    return model
+
+
 def _load_verified_classifier(path: Path, what: str = "cached") -> DigitCNN | None:
     """The classifier stored at ``path`` if the file is intact and the network passes the
     sanity check; ``None`` if there is no file.
@@ -448,31 +484,12 @@ def _load_verified_classifier(path: Path, what: str = "cached") -> DigitCNN | No
     The file's SHA-256 is stored next to it (``.sha256``) when it is written: a truncated or
     altered file, a file for another architecture or a network with broken weights is reported
     with a warning (``what``: "cached" or "shipped") and ``None`` is returned, so that the
-    caller falls back (shipped → cache → training).
+    caller falls back (shipped → cache → training). The checks are
+    :func:`course_lib._core.load_verified`'s, shared with the cached fits.
     """
-    if not path.exists():
-        return None
-    digest_file = path.with_name(path.name + ".sha256")
-    try:
-        expected = digest_file.read_text().strip()
-    except OSError:
-        expected = None
-    why = None
-    if expected != _file_digest(path):
-        why = "its checksum does not match" if expected else "its checksum file is missing"
-    else:
-        model = DigitCNN()
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception as exc:  # unreadable, or made for another architecture
-            why = f"it cannot be loaded ({type(exc).__name__})"
-        else:
-            why = _classifier_problem(model)
-    if why is None:
-        return model
     then = "retraining it" if what == "cached" else "using the cache or retraining"
-    warnings.warn(f"the {what} digit classifier {path} is not usable ({why}): {then}", stacklevel=3)
-    return None
+    return load_verified(path, _load_classifier, label=f"the {what} digit classifier {path}",
+                         then=then, stacklevel=3)
 
 
 def digit_classifier(device=None) -> DigitCNN:
@@ -503,11 +520,8 @@ def digit_classifier(device=None) -> DigitCNN:
         if why is not None:  # pragma: no cover - the configuration above reaches 0.989
             raise RuntimeError(f"the digit classifier failed its sanity check after training: {why}")
         try:
-            from .training import save_atomically
-
-            save_atomically(model.state_dict(), path)
-            path.with_name(path.name + ".sha256").write_text(_file_digest(path) + "\n")
-        except OSError as exc:  # a read-only cache folder costs a retraining next time, no more
+            save_verified(model.state_dict(), path)
+        except OSError as exc:  # a read-only or full cache folder costs a retraining next time
             warnings.warn(f"could not cache the digit classifier at {path}: {exc}", stacklevel=2)
     model = model.to(device).eval()
     for p in model.parameters():
@@ -558,11 +572,14 @@ def classifier_accuracy(split: str = "test", device=None) -> float:
 
 def _features(x, name: str, device) -> np.ndarray:
     """Digit images ``(N,1,8,8)`` -> CNN features; 2D arrays ``(N, F)`` are taken as features."""
+    if x is None or isinstance(x, (str, bytes)) or (
+            isinstance(x, torch.Tensor) and x.device.type == "meta"):
+        as_real_array(x, name)  # raises, naming the argument
     rank = _rank(x)
     if rank == 4:
         return digit_features(x, device=device)
     if rank == 2:
-        return as_numpy(x, name, ndim=2, dtype=np.float64)
+        return as_real_array(x, name, ndim=2)
     raise ValueError(
         f"{name} must be digit images (N, 1, 8, 8) or features (N, F), got {rank} dimensions"
     )
@@ -623,6 +640,28 @@ def _mmd2_unbiased(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
     return float(sum_xx / (m * (m - 1)) + sum_yy / (n * (n - 1)) - 2.0 * kxy.sum() / (m * n))
 
 
+def _kid_estimates(fr, ff, n_subsets: int, subset_size: int, seed: int) -> np.ndarray:
+    """The ``n_subsets`` estimates of MMD² that :func:`kid` averages."""
+    # For moderate sizes, compute every kernel value once; the subsets then only index them.
+    precomputed = len(fr) + len(ff) <= _KID_PRECOMPUTE_MAX
+    if precomputed:
+        k_rr, k_ff = _polynomial_kernel(fr, fr), _polynomial_kernel(ff, ff)
+        k_rf = _polynomial_kernel(fr, ff)
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_subsets)
+    for s in range(n_subsets):
+        i = rng.choice(len(fr), subset_size, replace=False)
+        j = rng.choice(len(ff), subset_size, replace=False)
+        if precomputed:
+            kxx, kyy, kxy = k_rr[np.ix_(i, i)], k_ff[np.ix_(j, j)], k_rf[np.ix_(i, j)]
+        else:
+            x, y = fr[i], ff[j]
+            kxx, kyy = _polynomial_kernel(x, x), _polynomial_kernel(y, y)
+            kxy = _polynomial_kernel(x, y)
+        values[s] = _mmd2_unbiased(kxx, kyy, kxy)
+    return values
+
+
 def kid(real, fake, n_subsets=100, subset_size=None, seed=0, device=None):
     """Kernel Inception Distance (Bińkowski et al. 2018) with the digit CNN's features.
 
@@ -649,23 +688,14 @@ def kid(real, fake, n_subsets=100, subset_size=None, seed=0, device=None):
     if subset_size is None:
         subset_size = min(1000, largest)
     subset_size = check_int(subset_size, "subset_size", minimum=2, maximum=largest)
-    # For moderate sizes, compute every kernel value once; the subsets then only index them.
-    precomputed = len(fr) + len(ff) <= _KID_PRECOMPUTE_MAX
-    if precomputed:
-        k_rr, k_ff = _polynomial_kernel(fr, fr), _polynomial_kernel(ff, ff)
-        k_rf = _polynomial_kernel(fr, ff)
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_subsets)
-    for s in range(n_subsets):
-        i = rng.choice(len(fr), subset_size, replace=False)
-        j = rng.choice(len(ff), subset_size, replace=False)
-        if precomputed:
-            kxx, kyy, kxy = k_rr[np.ix_(i, i)], k_ff[np.ix_(j, j)], k_rf[np.ix_(i, j)]
-        else:
-            x, y = fr[i], ff[j]
-            kxx, kyy = _polynomial_kernel(x, x), _polynomial_kernel(y, y)
-            kxy = _polynomial_kernel(x, y)
-        values[s] = _mmd2_unbiased(kxx, kyy, kxy)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+        values = _kid_estimates(fr, ff, n_subsets, subset_size, seed)
+    if not np.all(np.isfinite(values)):
+        largest = max(float(np.abs(fr).max()), float(np.abs(ff).max()))
+        raise ValueError(
+            f"real, fake: KID overflows float64 with features this large (up to {largest:.3g}): "
+            "its cubic kernel (x.y/d + 1)**3 exceeds 1.8e308; KID is not scale-free, so "
+            "compare features of ordinary size (e.g. from digit_features)")
     return float(values.mean()), float(values.std())
 
 
@@ -712,11 +742,25 @@ def _precision_recall(tr: torch.Tensor, tf: torch.Tensor, k: int, radius_real=No
 # ===================================================================== 2D mixtures
 
 
-def mode_coverage(samples, centres, std, n_std=3.0) -> dict:
-    """Modes captured and high-quality fraction of samples from a mixture (VEEGAN's definition).
+def mode_coverage(samples, centres, std, n_std=3.0, min_share=0.1) -> dict:
+    """Modes captured, high-quality fraction and mode balance of samples from a mixture.
 
-    A sample is *high quality* when it lies within ``n_std * std`` of its nearest mode centre;
-    a mode is *captured* when it is the nearest mode of at least one high-quality sample.
+    A sample is *high quality* when it lies within ``n_std * std`` of its nearest mode centre
+    (VEEGAN's definition). A mode is *captured* when its high-quality samples number at least
+    ``min_share`` times its fair share ``N / M`` of the ``N`` samples (``M`` modes): with the
+    default 0.1 and 2,500 samples, 32 samples on the ring (8 modes), 10 on the grid (25 modes).
+    ``modes_any`` counts instead every mode with at least one high-quality sample (the looser
+    count that the published tables use), so a mode hit by a single stray sample counts there
+    but not in ``modes``.
+
+    The balance is PacGAN's "reverse KL" (Lin et al. 2018): the Kullback–Leibler divergence
+    ``KL(h ‖ u) = Σ_k h_k log(M h_k)`` in nats from the histogram ``h`` of the high-quality
+    samples over the modes to the uniform ``u = 1/M`` of the data, eq. (5.11) [gan-mode-kl]:
+    0 when every mode holds the same share, ``log M`` when all sit on one mode. Empty modes add
+    nothing to the sum, so it is finite under collapse, and it is computed on the high-quality
+    samples only: it measures how the generator shares its mass between the modes it hits, the
+    modes and the high-quality fraction the rest. With no high-quality sample at all it is
+    reported as ``log M``, its worst value.
 
     Parameters
     ----------
@@ -724,26 +768,50 @@ def mode_coverage(samples, centres, std, n_std=3.0) -> dict:
     centres : (M, D) mode centres (as returned by ``ring_of_gaussians`` / ``grid_of_gaussians``).
     std : float > 0, standard deviation of each mode.
     n_std : float > 0, the radius in units of ``std`` (3 in the papers).
+    min_share : float in [0, 1], the fraction of its fair share ``N / M`` that a mode needs to
+        count as captured (0: one high-quality sample suffices, as in ``modes_any``).
 
     Returns
     -------
-    dict with ``modes`` (int, number of captured modes), ``high_quality`` (float, fraction of
-    high-quality samples) and ``counts`` (int array (M,), high-quality samples per mode).
+    dict with ``modes`` (int, captured modes by the ``min_share`` rule), ``modes_any`` (int,
+    modes with at least one high-quality sample), ``high_quality`` (float, fraction of
+    high-quality samples), ``balance_kl`` (float, nats, the reverse KL above) and ``counts``
+    (int array (M,), high-quality samples per mode).
     """
     x = as_numpy(samples, "samples", ndim=2, dtype=np.float64)
     c = as_numpy(centres, "centres", ndim=2, dtype=np.float64)
     _check_same_dim(x, c, "samples", "centres")
     std = check_real(std, "std", minimum=0.0, strict_min=True)
     n_std = check_real(n_std, "n_std", minimum=0.0, strict_min=True)
+    min_share = check_real(min_share, "min_share", minimum=0.0, maximum=1.0)
     d = _pairwise_distances(torch.from_numpy(x), torch.from_numpy(c)).numpy()
     nearest = d.argmin(axis=1)
     high_quality = d[np.arange(len(x)), nearest] <= n_std * std
     counts = np.bincount(nearest[high_quality], minlength=len(c))
+    threshold = max(min_share * len(x) / len(c), 1.0)
     return {
-        "modes": int((counts > 0).sum()),
+        "modes": int((counts >= threshold).sum()),
+        "modes_any": int((counts > 0).sum()),
         "high_quality": float(high_quality.mean()),
+        "balance_kl": mode_balance_kl(counts),
         "counts": counts,
     }
+
+
+def mode_balance_kl(counts) -> float:
+    """PacGAN's mode balance, eq. (5.11) [gan-mode-kl]: ``KL(h ‖ uniform) = Σ_k h_k log(M h_k)``.
+
+    ``counts``: (M,) non-negative numbers of samples per mode; ``h = counts / counts.sum()``.
+    Nats; 0 for equal counts, ``log M`` for one occupied mode (and, by convention, for all-zero
+    counts). See :func:`mode_coverage`.
+    """
+    n = as_numpy(counts, "counts", ndim=1, dtype=np.float64)
+    if len(n) == 0 or np.any(n < 0):
+        raise ValueError(f"counts must be a non-empty array of non-negative numbers, got {n!r}")
+    if n.sum() == 0:
+        return float(np.log(len(n)))
+    h = n[n > 0] / n.sum()
+    return float(max(np.sum(h * np.log(len(n) * h)), 0.0))
 
 
 # ===================================================================== memorisation
@@ -755,13 +823,14 @@ def nearest_neighbour_distance(samples, reference) -> np.ndarray:
     ``samples`` ``(N, D)`` or images ``(N, C, H, W)``; ``reference`` likewise (images are
     compared in pixel space, flattened). Returns float64 ``(N,)``.
     """
-    x = torch.from_numpy(_as_rows(samples, "samples"))
-    r = torch.from_numpy(_as_rows(reference, "reference"))
-    _check_same_dim(x.numpy(), r.numpy(), "samples", "reference")
+    x, r = _as_rows(samples, "samples"), _as_rows(reference, "reference")
+    _check_same_dim(x, r, "samples", "reference")
+    scale = _common_scale(x, r)
+    x, r = torch.from_numpy(x / scale), torch.from_numpy(r / scale)
     out = []
     for start in range(0, len(x), _CHUNK):
         out.append(_pairwise_distances(x[start : start + _CHUNK], r).min(dim=1).values)
-    return torch.cat(out).numpy()
+    return _finite_distances(torch.cat(out).numpy(), scale, "samples, reference")
 
 
 def memorisation_ratio(samples, train, test) -> float:
@@ -785,6 +854,8 @@ def memorisation_ratio(samples, train, test) -> float:
     test = _as_rows(test, "test")
     _check_same_dim(train, test, "train", "test")
     _check_same_dim(samples, train, "samples", "train")
+    scale = _common_scale(samples, train, test)  # the ratio does not depend on the scale
+    samples, train, test = samples / scale, train / scale, test / scale
     reference = float(np.median(nearest_neighbour_distance(test, train)))
     if reference == 0.0:
         raise ValueError("test has a median distance of 0 to train: test contains training rows")
@@ -873,11 +944,13 @@ def class_accuracy(images, labels, device=None) -> float:
 
 def mean_pairwise_distance(X) -> float:
     """Mean Euclidean distance between two different rows (images flattened): diversity."""
-    x = torch.from_numpy(_as_rows(X, "X"))
+    x = _as_rows(X, "X")
     if len(x) < 2:
         raise ValueError(f"X needs at least 2 rows, got {len(x)}")
+    scale = _common_scale(x)
+    x = torch.from_numpy(x / scale)
     d = _pairwise_distances(x, x)
-    return float(d.sum() / (len(x) * (len(x) - 1)))
+    return float(_finite_distances(float(d.sum() / (len(x) * (len(x) - 1))), scale, "X"))
 
 
 def _score_draw(fake: np.ndarray, ref: dict, device) -> dict:
@@ -1031,7 +1104,7 @@ def separated(a: Evaluation, b: Evaluation, metric: str, n_sigma: float = 2.0) -
 
 def _draw(sampler, d: int, size: int, seed: int):
     if callable(sampler):
-        out = sampler(size, seed + d)
+        out = sampler(size, (seed + d) % 2**64)  # a valid seed, even from seed = 2**64 - 1
         if isinstance(out, tuple):  # e.g. GaussianMixture.sample returns (X, y)
             out = out[0]
         return out
@@ -1064,7 +1137,8 @@ def evaluate(
         disjoint sets.
     name : label of the model in tables.
     n_draws : >= 2. size : >= 10 (FID needs a covariance; precision/recall need neighbours).
-    seed : draw ``d`` calls ``sampler(size, seed + d)``.
+    seed : draw ``d`` calls ``sampler(size, seed + d)`` (modulo 2**64, so that every seed
+        the course accepts, up to 2**64 - 1, gives valid seeds).
 
     Raises ``ValueError`` when a draw has the wrong shape or values outside [0, 1] (clip the
     samples first: the scores compare images, not raw model outputs), or when two draws are

@@ -28,8 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
-import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Real
 from pathlib import Path
@@ -40,11 +39,17 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from ._core import (
+    MAX_SEED,
+    cache_dir,
     check_bool,
     check_int,
     check_seed,
     dense_input_tags,
+    load_verified,
     resolve_device,
+    save_verified,
+    torch_bytes,
+    write_files,
 )
 from ._core import progress as _progress  # `progress` is also an argument name below
 
@@ -195,7 +200,7 @@ def seeded(seed: int):
     networks inside ``with seeded(seed):`` makes them depend on ``seed`` only.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(int(seed) % (MAX_SEED + 1))
         yield
 
 
@@ -217,24 +222,18 @@ def mlp(sizes, activation=torch.nn.ReLU) -> torch.nn.Sequential:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def save_atomically(obj, path) -> None:
-    """``torch.save(obj)`` to a temporary file in the same folder, then rename it to ``path``.
+def save_atomically(obj, path, *, checksum: bool = False) -> None:
+    """``torch.save(obj)`` to ``path`` through :func:`course_lib._core.write_files`.
 
-    A reader never sees half a file, even if the process dies while writing.
+    A reader never sees half a file, even if the process dies while writing; a symlink at
+    ``path`` is replaced, never followed; a full disk is an ``OSError`` naming the folder and
+    the space needed, and leaves nothing behind. ``checksum``: also write the file's SHA-256
+    to ``<path>.sha256`` (:func:`course_lib._core.save_verified`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it normal permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    if checksum:
+        save_verified(obj, path)
+    else:
+        write_files({Path(path): torch_bytes(obj)})
 
 
 def _plain(value) -> bool:
@@ -249,8 +248,10 @@ def _plain(value) -> bool:
     return False
 
 
-def save_checkpoint(path, *, kind: str, params: dict, meta: dict, state: dict) -> None:
-    """Write ``{"format", "kind", "params", "meta", "state"}`` with :func:`save_atomically`.
+def save_checkpoint(path, *, kind: str, params: dict, meta: dict, state: dict,
+                    checksum: bool = False) -> None:
+    """Write ``{"format", "kind", "params", "meta", "state"}`` with :func:`save_atomically`
+    (``checksum``: with its SHA-256 beside it).
 
     ``params`` and ``meta`` must hold plain values (numbers, strings, lists, dicts);
     ``state`` maps names to state dicts of tensors (one per network or optimiser).
@@ -260,7 +261,7 @@ def save_checkpoint(path, *, kind: str, params: dict, meta: dict, state: dict) -
             raise TypeError(f"{name} must hold only numbers, strings, lists and dicts")
     save_atomically(
         {"format": CHECKPOINT_FORMAT, "kind": kind, "params": params, "meta": meta, "state": state},
-        path,
+        path, checksum=checksum,
     )
 
 
@@ -338,8 +339,11 @@ class NeuralEstimator(BaseEstimator):
 
     @staticmethod
     def _generator_(seed: int, device) -> torch.Generator:
+        """A generator on ``device`` seeded from ``seed``. Models derive several streams from
+        one ``random_state`` (``seed``, ``seed + 1``, ...): the seed is taken modulo 2**64, so
+        that every valid ``random_state`` up to ``MAX_SEED = 2**64 - 1`` works."""
         gen = torch.Generator(device=device)
-        gen.manual_seed(seed)
+        gen.manual_seed(int(seed) % (MAX_SEED + 1))
         return gen
 
     def _check_fitted_(self) -> None:
@@ -364,12 +368,13 @@ class NeuralEstimator(BaseEstimator):
         params = self.get_params(deep=False)
         return {k: v for k, v in params.items() if _plain(v)}
 
-    def save(self, path) -> None:
+    def save(self, path, *, checksum: bool = False) -> None:
         """Save the fitted model: weights (state dicts), hyperparameters and shapes.
 
         Written atomically with ``torch.save``; read back with :meth:`load`. A model built
         with user-supplied networks saves their weights, and :meth:`load` then needs the same
-        networks passed again as keyword arguments.
+        networks passed again as keyword arguments. ``checksum``: also write the file's
+        SHA-256 to ``<path>.sha256`` (what :func:`fit_cached` verifies).
         """
         self._check_fitted_()
         state = {
@@ -379,7 +384,7 @@ class NeuralEstimator(BaseEstimator):
         meta = dict(self._meta_())
         meta["history"] = {k: [float(x) for x in v] for k, v in getattr(self, "history_", {}).items()}
         save_checkpoint(path, kind=type(self).__name__, params=self._plain_params(), meta=meta,
-                        state=state)
+                        state=state, checksum=checksum)
 
     @classmethod
     def load(cls, path, **params):
@@ -452,9 +457,6 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     cache (with the same hyperparameters and its training ``history_``).
     """
     import json
-    import warnings
-
-    from ._core import cache_dir
 
     if not isinstance(model, NeuralEstimator):
         raise TypeError(f"model must be a course_lib neural model, got {type(model).__name__}")
@@ -476,28 +478,24 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = Path(folder) if folder is not None else cache_dir() / "models"
     path = folder / f"{type(model).__name__}_{digest}.pt"
-    checksum = path.with_name(path.name + ".sha256")
-    if path.exists():
-        why = None
-        try:
-            expected = checksum.read_text().strip()
-        except OSError:
-            expected = None
-        if expected != hashlib.sha256(path.read_bytes()).hexdigest():
-            why = "its checksum does not match"
-        else:
-            try:
-                return type(model).load(path, **params)
-            except (ValueError, FileNotFoundError) as exc:
-                why = str(exc)
-        warnings.warn(f"cached model {path} is not usable ({why}): training again", stacklevel=2)
+    cached = load_verified(path, lambda p: _load_or_why(type(model), p, params),
+                           label=f"cached model {path}", then="training again", stacklevel=2)
+    if cached is not None:
+        return cached
     model.fit(X, y)
     try:
-        model.save(path)
-        checksum.write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "\n")
-    except OSError as exc:
+        model.save(path, checksum=True)
+    except OSError as exc:  # a read-only folder or a full disk: the fitted model is still good
         warnings.warn(f"could not cache the fitted model at {path}: {exc}", stacklevel=2)
     return model
+
+
+def _load_or_why(cls, path, params):
+    """``cls.load(path, **params)``; a missing or unreadable file is a ``ValueError``."""
+    try:
+        return cls.load(path, **params)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- shipped models
@@ -559,8 +557,6 @@ def shipped_model(name: str, *, device=None, progress: bool = False) -> NeuralEs
     the model runs (``None``: :func:`course_lib.get_device`). ``shipped_records()[name]`` says how
     the model was made and the scores it reached.
     """
-    import warnings
-
     records = shipped_records()
     if name not in records:
         raise ValueError(f"name: no shipped model {name!r}; the shipped models are "
@@ -572,21 +568,19 @@ def shipped_model(name: str, *, device=None, progress: bool = False) -> NeuralEs
                          f"(import course_lib.{record['class'].lower()} first)")
     device = resolve_device(device)
     path = SHIPPED_MODELS / record["file"]
-    why = None
-    if not path.is_file():
-        why = "the file is missing"
-    elif hashlib.sha256(path.read_bytes()).hexdigest() != record["sha256"]:
-        why = "its checksum does not match models.json"
-    else:
-        try:
-            model = cls.load(path, device=device, progress=progress)
-            why = _sanity_problem(model, record)
-        except (ValueError, FileNotFoundError) as exc:
-            why = str(exc)
-        if why is None:
-            return model
-    warnings.warn(f"shipped model {name!r} ({path.name}) is not usable ({why}): training it "
-                  "again from its record", RuntimeWarning, stacklevel=2)
+
+    def load(p):
+        model = cls.load(p, device=device, progress=progress)
+        why = _sanity_problem(model, record)
+        if why is not None:
+            raise ValueError(why)
+        return model
+
+    model = load_verified(path, load, label=f"shipped model {name!r} ({path.name})",
+                          then="training it again from its record", expected=record["sha256"],
+                          against="models.json", missing_ok=False, category=RuntimeWarning)
+    if model is not None:
+        return model
     X, y = shipped_training_data(record)
     model = cls(**record["params"], device=device, progress=progress)
     return fit_cached(model, X, y)

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._core import as_real_array
+
 __all__ = ["ais_standard_error"]
 
 
@@ -58,7 +60,7 @@ def ais_standard_error(log_w) -> float:
     when the weights are even; when a few chains carry all the weight the estimate is
     unreliable and so is this error (more steps help: the weights become more even).
     """
-    lw = np.asarray(log_w, dtype=np.float64).ravel()
+    lw = as_real_array(log_w, "log_w", finite=False, min_size=0).ravel()
     if lw.size < 2:
         raise ValueError(f"log_w: the standard error needs at least 2 chains, got {lw.size}")
     if not np.all(np.isfinite(lw)):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+
+from .._core import as_real_array
 
 __all__ = [
     "autocorrelation",
@@ -36,24 +37,24 @@ RHAT_WARNING = 1.2
 
 
 def _trace(x, name: str = "x", min_steps: int = 2) -> np.ndarray:
-    """A float64 (n_steps, n_chains) copy of ``x``; refuses NaN, complex and wrong ranks."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real, got a complex array")
-    try:
-        arr = np.array(arr, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of numbers") from None
+    """A float64 (n_steps, n_chains) copy of ``x``; refuses what
+    :func:`course_lib._core.as_real_array` refuses (None, complex, dates, NaN, meta tensors)
+    and wrong ranks.
+
+    Every statistic of this module is unchanged when the trace is multiplied by a constant, so
+    a trace of huge or tiny values (beyond 2**±100) is brought near 1 by a power of two (an
+    exact operation): squares then neither overflow nor underflow.
+    """
+    arr = as_real_array(x, name, min_size=0)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (n_steps,) or (n_steps, n_chains), got {arr.shape}")
     if arr.shape[0] < min_steps or arr.shape[1] < 1:
         raise ValueError(f"{name} needs at least {min_steps} steps and 1 chain, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    largest = float(np.abs(arr).max())
+    if largest > 2.0**100 or 0 < largest < 2.0**-100:
+        arr = np.ldexp(arr, -np.frexp(largest)[1])
     return arr
 
 
