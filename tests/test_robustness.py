@@ -138,6 +138,26 @@ CASES: list[Case] = [
          lambda: _core.check_real(1j, "beta"), TypeError, "beta"),
     Case("core", "check_real", "a complex 0-d tensor",
          lambda: _core.check_real(torch.tensor(1 + 0j), "beta"), TypeError, "beta"),
+    Case("core", "as_tensor", "a tensor on the `meta` device (a shape, no values)",
+         lambda: _core.as_tensor(torch.zeros(3, device="meta"), "X"), ValueError, "X"),
+    Case("core", "as_real_array", "`None`",
+         lambda: _core.as_real_array(None, "x"), TypeError, "x"),
+    Case("core", "as_real_array", "dates and times",
+         lambda: _core.as_real_array(_dates(), "x"), TypeError, "x must hold real numbers"),
+    Case("core", "as_real_array", "a negative density",
+         lambda: _core.as_real_array([0.5, -0.1], "p", nonnegative=True), ValueError,
+         "p must be >= 0"),
+    Case("core", "as_real_array", "a NaN density",
+         lambda: _core.as_real_array([0.5, np.nan], "p", finite=False, nonnegative=True),
+         ValueError, "p contains NaN"),
+    Case("core", "write_files", "a full disk (the writer fails half-way)",
+         lambda: _in_temp_dir(lambda: _on_a_full_disk(
+             lambda: _core.write_files({Path("w.pt"): b"x" * 1000}))), OSError,
+         "could not write 1,000 bytes in the folder ."),
+    Case("core", "write_files", "a full disk inside `torch.save`",
+         lambda: _in_temp_dir(lambda: _on_a_full_disk(
+             lambda: _core.write_files({Path("w.pt"): b"x" * 1000}), "iostream")), OSError,
+         "(no space left; 0 bytes free): RuntimeError"),
     # ------------------------------------------------------------------ course_lib.data
     Case("data", "load_digits", '`split="validation"`',
          lambda: data.load_digits("validation"), ValueError, "split"),
@@ -177,6 +197,40 @@ CASES: list[Case] = [
          lambda: data.flip_noise(np.zeros((0, 4)), 0.1), ValueError, "image"),
     Case("data", "flip_noise", "a complex image",
          lambda: data.flip_noise(np.zeros((4, 4), complex), 0.1), TypeError, "image"),
+    Case("data", "load_image_folder", "a 32-bit integer TIFF (no fixed brightness scale)",
+         lambda: _in_temp_dir(lambda: _image_folder_call(np.full((8, 8), 200, np.int32))),
+         ValueError, "32-bit integer image"),
+    # ------------------------------------------------------------------ course_lib.gmm
+    Case("gmm", "GaussianMixture.fit", "unit spread at 1e16 (float64 rounds it to steps of 2)",
+         lambda: _gmm_fit(_points(50) + 1e16), ValueError, "rounded away"),
+    Case("gmm", "GaussianMixture.fit", "float32 data with unit spread at 1e6",
+         lambda: _gmm_fit((_points(50) + 1e6).astype(np.float32)), ValueError, "rounded away"),
+    Case("gmm", "GaussianMixture.fit", "a spread of 1e294 at 1e300 (squares overflow)",
+         lambda: _gmm_fit(1e300 + 1e294 * _points(50)), ValueError, "Rescale the data"),
+    Case("gmm", "GaussianMixture.fit", "complex data",
+         lambda: _gmm_fit(_points(50) + 0j), ValueError, "Complex data not supported"),
+    # ------------------------------------------------------------------ course_lib.mrf
+    Case("mrf", "integrated_autocorrelation_time", "`x=None`",
+         lambda: _mrf().integrated_autocorrelation_time(None), TypeError, "x"),
+    Case("mrf", "integrated_autocorrelation_time", "a trace of dates",
+         lambda: _mrf().integrated_autocorrelation_time(_dates()), TypeError, "x"),
+    Case("mrf", "integrated_autocorrelation_time", "a trace on the `meta` device",
+         lambda: _mrf().integrated_autocorrelation_time(torch.zeros(20, device="meta")),
+         ValueError, "x is a tensor on the 'meta' device"),
+    Case("mrf", "effective_sample_size", "an empty trace",
+         lambda: _mrf().effective_sample_size(np.zeros(0)), ValueError, "x needs at least 2"),
+    Case("mrf", "effective_sample_size", "a trace of strings",
+         lambda: _mrf().effective_sample_size(np.array(["1", "2", "3"])), TypeError, "x"),
+    Case("mrf", "gelman_rubin", "one chain",
+         lambda: _mrf().gelman_rubin(_points(20, 1)), ValueError, "at least 2"),
+    Case("mrf", "gelman_rubin", "NaN in a chain",
+         lambda: _mrf().gelman_rubin(np.full((20, 2), np.nan)), ValueError, "x contains NaN"),
+    Case("mrf", "ais_standard_error", "complex log weights",
+         lambda: _mrf().ais_standard_error(np.zeros(4) + 0j), TypeError, "log_w must be real"),
+    Case("mrf", "ais_standard_error", "`log_w=None`",
+         lambda: _mrf().ais_standard_error(None), TypeError, "log_w"),
+    Case("mrf", "ais_standard_error", "one chain",
+         lambda: _mrf().ais_standard_error([0.0]), ValueError, "at least 2 chains"),
     # ------------------------------------------------------------------ course_lib.metrics
     Case("metrics", "gaussian_log_likelihood", "complex `X`",
          lambda: metrics.gaussian_log_likelihood(_points() + 0j, np.zeros(2), np.eye(2)),
@@ -231,6 +285,26 @@ CASES: list[Case] = [
          ValueError, "samples"),
     Case("metrics", "classifier_accuracy", '`split="val"`',
          lambda: metrics.classifier_accuracy("val"), ValueError, "split"),
+    Case("metrics", "kid", "features near 1e300 (the cubic kernel overflows)",
+         lambda: metrics.kid(1e300 * _points(), _points(), n_subsets=2), ValueError,
+         "real, fake: KID overflows float64"),
+    Case("metrics", "kid", "`real=None`",
+         lambda: metrics.kid(None, _points()), TypeError, "real"),
+    Case("metrics", "kid", "features on the `meta` device",
+         lambda: metrics.kid(torch.zeros(20, 2, device="meta"), _points()), ValueError, "real"),
+    Case("metrics", "nearest_neighbour_distance", "dates and times",
+         lambda: metrics.nearest_neighbour_distance(_dates(), _points()), TypeError, "samples"),
+    Case("metrics", "nearest_neighbour_distance", "a tensor on the `meta` device",
+         lambda: metrics.nearest_neighbour_distance(torch.zeros(5, 2, device="meta"), _points()),
+         ValueError, "samples"),
+    Case("metrics", "memorisation_ratio", "`train=None`",
+         lambda: metrics.memorisation_ratio(_points(), None, _points()), TypeError, "train"),
+    Case("metrics", "mean_pairwise_distance", "no rows",
+         lambda: metrics.mean_pairwise_distance(np.zeros((0, 2))), ValueError, "X is empty"),
+    Case("metrics", "mean_pairwise_distance", "one row",
+         lambda: metrics.mean_pairwise_distance(np.zeros((1, 2))), ValueError, "X needs at least 2"),
+    Case("metrics", "mean_pairwise_distance", "complex rows",
+         lambda: metrics.mean_pairwise_distance(_points() + 0j), TypeError, "X must be real"),
     # ------------------------------------------------------------------ course_lib.viz
     Case("viz", "image_grid", "a 2D array", lambda: viz.image_grid(np.zeros((4, 4))),
          ValueError, "X must have 3 or 4 dimensions"),
@@ -398,6 +472,66 @@ def _nan_digits():
     x = _digits(16)
     x[0, 0, 0, 0] = np.nan
     return x
+
+
+def _dates():
+    return np.arange(40).astype("datetime64[s]").reshape(20, 2)
+
+
+def _mrf():
+    from course_lib import mrf
+
+    return mrf
+
+
+def _gmm_fit(X):
+    from course_lib.gmm import GaussianMixture
+
+    return GaussianMixture(2, random_state=0, device="cpu").fit(X)
+
+
+def _in_temp_dir(fn):
+    """Run ``fn`` in a fresh temporary working folder (so that messages show relative paths,
+    the same on every machine)."""
+    import os
+    import tempfile
+
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            return fn()
+        finally:
+            os.chdir(old)
+
+
+def _image_folder_call(array):
+    from PIL import Image
+
+    Path("images").mkdir()
+    Image.fromarray(array).save("images/deep.tif")
+    return data.load_image_folder("images", 8)
+
+
+def _on_a_full_disk(fn, kind="enospc"):
+    """``fn()`` with the cache writer failing as on a full disk, and a disk with 0 bytes free."""
+    import errno
+    import os
+    import shutil
+
+    def write(fd, payload):
+        if kind == "iostream":
+            raise RuntimeError("basic_ios::clear: iostream error")
+        os.write(fd, payload[: len(payload) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_write, real_usage = _core._write_all, shutil.disk_usage
+    _core._write_all = write
+    shutil.disk_usage = lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0)
+    try:
+        return fn()
+    finally:
+        _core._write_all, shutil.disk_usage = real_write, real_usage
 
 
 def _with_env(name, value, fn):

@@ -24,6 +24,8 @@ SECTIONS = {  # module key -> (heading, import path shown to the reader)
     "core": ("Device, seeds, flags and arrays", "course_lib._core"),
     "data": ("Data sets", "course_lib.data"),
     "metrics": ("Metrics", "course_lib.metrics"),
+    "gmm": ("Gaussian mixtures", "course_lib.gmm"),
+    "mrf": ("Markov random fields: diagnostics", "course_lib.mrf"),
     "viz": ("Plots", "course_lib.viz"),
     "grading": ("Exercise checks", "course_lib.grading"),
     "gan": ("GAN", "course_lib.gan"),
@@ -48,6 +50,12 @@ The rules behind them:
 - seeds are `None` (where allowed) or integers from 0 to 2**64 - 1, checked in one place;
 - `device` is `None`, `"cpu"`, `"cuda"`, `"cuda:N"` or a `torch.device`; `"cuda"` without a GPU
   is an error, never a silent fall-back to the CPU;
+- the equation and metric functions refuse what they cannot compute (`None`, dates, a tensor on
+  the `meta` device, an empty array) and give a finite number or an error for finite input,
+  however large; `GaussianMixture` gives the same fit wherever the data sit, or refuses data
+  whose spread their own precision has rounded away;
+- cache files are written whole or not at all and never through a symlink; a full disk is an
+  `OSError` that names the folder and the space needed;
 - an exercise check runs your function on copies of its inputs, stops it after
   {time_limit:g} seconds by default (`COURSE_GRADING_TIME_LIMIT` changes this) and never passes a NaN.
 """
