@@ -131,3 +131,13 @@ def test_widget_grades_the_chosen_answers():
     box.radios[0].value = next(c for c in "abcd" if c != key[0])
     box.button.click()
     assert f"{len(key) - 1}/{len(key)}" in box.result.value and "✘" in box.result.value
+
+
+def test_the_summaries_page_shows_every_chapters_quiz():
+    """book/summaries.md has a section per chapter and renders that chapter's quiz."""
+    page = (ROOT / "book" / "summaries.md").read_text(encoding="utf-8")
+    for chapter in quiz.chapters():
+        assert re.search(rf"^## Chapter {chapter}: ", page, flags=re.M), chapter
+        assert f"Markdown(quiz.to_markdown({chapter}))" in page, chapter
+    shown = {int(n) for n in re.findall(r"quiz\.to_markdown\((\d+)\)", page)}
+    assert shown == set(quiz.chapters())
