@@ -4,8 +4,8 @@ solutions/ -> tools/nbgrader_source.py -> nbgrader generate_assignment (the stud
 -> submissions -> nbgrader autograde -> the gradebook holds full marks for the solved one and
 zero for the blank one and for blanks that try to disarm the test cells (issue 24): an answer
 cell that rebinds the check's name, one that monkeypatches the check in
-``course_lib.grading``, and a correct answer that also replaces a function of ``course_lib``
-(caught by the hidden tests, which the release leaves out and autograde restores). Uses the
+``course_lib.grading``, and correct answers that also replace a function of ``course_lib`` or
+NumPy (caught by the hidden tests, which the release leaves out and autograde restores). Uses the
 repository's nbgrader_config.py, with the course directory in tmp_path (NBGRADER_COURSE_ROOT).
 """
 
@@ -30,6 +30,10 @@ REBIND = "\n".join(f'{name} = lambda *args, **kwargs: print("\u2714 passed")' fo
 MONKEYPATCH = "import course_lib.grading.ch02 as _g\n" + "\n".join(
     f'_g.{name} = lambda *args, **kwargs: print("\u2714 passed")' for name in CHECKS)
 REPLACE_LIBRARY = "import course_lib.metrics as _m\n_m.fid = lambda *args, **kwargs: 0.0"
+# A wrapper that returns what NumPy's function returns: the answer stays right, and the checks
+# (imported afresh after this cell) take the wrapper for NumPy's own function.
+REPLACE_NUMPY = ("_slogdet = np.linalg.slogdet\n"
+                 "np.linalg.slogdet = lambda a: _slogdet(a)")
 
 
 def _with_lines(notebook: dict, grade_id: str, lines: str) -> dict:
@@ -81,8 +85,8 @@ def test_solutions_to_graded_submission(tmp_path, device):
 
     # alice solved it (her notebook has the answers), bob handed in the blank exercise; carol
     # and dave handed in the blank with a line that disarms the checks of the old test cells
-    # (`check_x(answer)` by a name the answer cell can rebind or patch); erin solved it and
-    # replaced a function of course_lib on the way.
+    # (`check_x(answer)` by a name the answer cell can rebind or patch); erin and frank solved
+    # it and replaced a function of course_lib, or of NumPy, on the way.
     solved = json.loads((source / NOTEBOOK).read_text(encoding="utf-8"))
     submissions = {
         "alice": solved,
@@ -90,6 +94,7 @@ def test_solutions_to_graded_submission(tmp_path, device):
         "carol": _with_lines(release, "fit_gaussian", REBIND),
         "dave": _with_lines(release, "fit_gaussian", MONKEYPATCH),
         "erin": _with_lines(solved, "fit_gaussian", REPLACE_LIBRARY),
+        "frank": _with_lines(solved, "fit_gaussian", REPLACE_NUMPY),
     }
     for student, nb in submissions.items():
         dest = course / "submitted" / student / "ch02" / NOTEBOOK
@@ -105,8 +110,8 @@ def test_solutions_to_graded_submission(tmp_path, device):
         assert alice.max_score >= 2
         assert alice.score == alice.max_score
         scores = {student: gb.find_submission("ch02", student).score
-                  for student in ("bob", "carol", "dave", "erin")}
-        assert scores == {"bob": 0, "carol": 0, "dave": 0, "erin": 0}
+                  for student in ("bob", "carol", "dave", "erin", "frank")}
+        assert scores == {"bob": 0, "carol": 0, "dave": 0, "erin": 0, "frank": 0}
     assert (course / "autograded" / "alice" / "ch02" / NOTEBOOK).is_file()
 
 
