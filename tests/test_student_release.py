@@ -107,6 +107,10 @@ def _plant_worked_answer(root: Path):
     shutil.copy(ROOT / "book" / "05_gan.md", root / "book" / "05_gan.md")
 
 
+def _plant_worked_answer_in_a_notebook(root: Path):
+    shutil.copy(ROOT / "notebooks" / "02_images_and_evaluation.ipynb", root / "notebooks")
+
+
 def _plant_pointer(root: Path):
     path = root / "exercises" / "02_gaussian_mle.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -121,6 +125,7 @@ PLANTS = {
     "answer cell not blank": (_plant_answer_code, "is not blank"),
     "answer code in a page": (_plant_answer_in_markdown, "answer code of a solution notebook"),
     "worked answer": (_plant_worked_answer, "a worked answer"),
+    "worked answer in a notebook": (_plant_worked_answer_in_a_notebook, "a worked answer"),
     "path to the answers": (_plant_pointer, "names the answers' folder"),
 }
 
@@ -227,6 +232,18 @@ def test_the_releases_book_pages_stay_valid(release):
         # the questions stay, the worked answers go
         assert text.count("Pen-and-paper exercise") == original.count("Pen-and-paper exercise")
         assert ":class: dropdown" not in text and "Worked answer" not in text
+    questions = 0
+    for path in sorted((release / "notebooks").glob("*.ipynb")):   # pages of the book too
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        original = "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / path.name,
+                                                              as_version=4).cells
+                             if c.cell_type == "markdown")
+        assert text.count("Pen-and-paper exercise") == original.count("Pen-and-paper exercise")
+        assert ":class: dropdown" not in text and "Worked answer" not in text, path.name
+        questions += text.count("Pen-and-paper exercise")
+    assert questions >= 1, "Chapter 2's pen-and-paper exercise is in its notebook"
 
 
 def test_strip_worked_answers_removes_dropdowns_and_cut_regions_only():

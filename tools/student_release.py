@@ -17,8 +17,9 @@ must not exist or be empty, and
 - leaves out the answers and the instructor's material: ``solutions/``, ``tests/`` (their
   fixtures are correct answers), ``.ci/``, ``nbgrader_config.py``, ``book/instructors.md`` and
   the tools that read ``solutions/`` (see ``EXCLUDED``);
-- strips from every book page the worked answers (a ``:class: dropdown`` admonition, the form
-  the pen-and-paper answers take) and every region between ``<!-- student-release: cut -->``
+- strips from every book page, and from the markdown cells of every notebook (a chapter
+  notebook is a page of the book), the worked answers (a ``:class: dropdown`` admonition, the
+  form the pen-and-paper answers take) and every region between ``<!-- student-release: cut -->``
   and ``<!-- student-release: end -->`` (text for instructors or about the answers); a link to
   a page left out becomes plain text;
 - sets ``repository.url`` in ``_config.yml`` (the launch buttons) to ``--repository-url`` or
@@ -34,7 +35,7 @@ must not exist or be empty, and
 
 ``check`` fails (exit 1, one line per finding) on: a ``solutions`` folder or notebook; nbgrader's
 solution or hidden-test markers; the text ``solutions/`` (a path to the answers); a worked
-answer in a markdown page; an exercise's answer cell without
+answer in a markdown page or a notebook's markdown cell; an exercise's answer cell without
 ``raise NotImplementedError()``; and any answer code of ``solutions/*.ipynb`` (two consecutive
 non-trivial lines between the solution markers) found in a notebook or markdown file of the
 release. Run from the course repository (or with ``--solutions DIR``) so that it knows the
@@ -138,7 +139,10 @@ def strip_worked_answers(text: str) -> str:
                 continue
         out.append(line)
         i += 1
-    return "\n".join(out)
+    result = "\n".join(out)
+    if result == text:
+        return text
+    return result.rstrip("\n") + "\n" * (len(text) - len(text.rstrip("\n")))
 
 
 def _fence_end(lines: list[str], start: int, n_colons: int) -> int:
@@ -180,6 +184,26 @@ def unlink_excluded_pages(text: str, pages: dict[str, tuple[str, set[str]]]) -> 
                 return label.strip() if label and label.strip() else f"*{title}*"
         return match.group(0)
     return re.sub(r"\{(doc|ref|numref)\}`(?:([^`<]*)<)?([^`>]+)>?`", replace, text)
+
+
+def strip_notebook(text: str, pages: dict[str, tuple[str, set[str]]]) -> str:
+    """A notebook's JSON with its markdown cells treated as the book's pages are (a chapter
+    notebook is a page of the book, and some hold a pen-and-paper exercise); ``text`` itself
+    when nothing changes, so that the file is copied byte for byte."""
+    nb = json.loads(text)
+    changed = False
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        new = unlink_excluded_pages(strip_worked_answers(source), pages)
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+            changed = True
+    if not changed:
+        return text
+    return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
 
 def filter_makefile(text: str) -> str:
@@ -298,6 +322,9 @@ def build(dest: Path, *, make_git: bool = False, url: str = "") -> list[str]:
         elif rel.startswith("book/") and rel.endswith(".md"):
             text = strip_worked_answers(src.read_text(encoding="utf-8"))
             dst.write_text(unlink_excluded_pages(text, left_out_pages), encoding="utf-8")
+        elif rel.endswith(".ipynb"):
+            dst.write_text(strip_notebook(src.read_text(encoding="utf-8"), left_out_pages),
+                           encoding="utf-8")
         elif rel.startswith("course_lib/") and rel.endswith(".py"):
             dst.write_text(_library_names_exercises(src.read_text(encoding="utf-8")),
                            encoding="utf-8")
@@ -425,7 +452,12 @@ def _answer_cell_findings(rel: str, text: str) -> list[str]:
     except json.JSONDecodeError:
         return [f"{rel}: not a valid notebook"]
     found = []
-    for cell in nb.get("cells", []):
+    for k, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            found += [f.replace(f"{rel}:", f"{rel} (cell {k}), line ", 1)
+                      for f in _worked_answer_findings(rel, source)]
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if not meta.get("solution") or cell.get("cell_type") != "code":
             continue
