@@ -3,15 +3,20 @@
 The course directory (nbgrader's ``source/``, ``release/``, ``submitted/``, ``autograded/``,
 ``feedback/`` and ``gradebook.db``) is ``_build/nbgrader`` unless ``NBGRADER_COURSE_ROOT``
 names another folder (keep a real class's grades outside ``_build``, which ``make clean``
-deletes). ``python tools/nbgrader_source.py`` fills ``source/`` from ``solutions/``: one
-assignment per chapter (``ch02``, ``ch03``, ...). Then, for example::
+deletes, but inside the clone, where the formgrader can reach them:
+``NBGRADER_COURSE_ROOT=$PWD/grades``, which git ignores). ``python tools/nbgrader_source.py``
+fills ``source/`` from ``solutions/``: one assignment per chapter (``ch02``, ``ch03``, ...;
+book/instructors.md splits them into weekly assignments ``ch02a``, ``ch02b``, ...). Then, for
+example::
 
     nbgrader generate_assignment ch02      # student version in release/ch02 (as make exercises)
     nbgrader autograde ch02                # grades every submitted/<student>/ch02
     nbgrader generate_feedback ch02        # HTML feedback per student
-    nbgrader export                        # grades.csv
+    nbgrader export                        # grades.csv (ignored by git)
 
-book/instructors.md describes the whole path, including a shared JupyterHub.
+book/instructors.md describes the whole path: roster, due dates, the exchange on a shared
+JupyterHub (whose users share a second, small configuration: course id and exchange folder),
+release_feedback and the formgrader.
 """
 
 import os
