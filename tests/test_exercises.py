@@ -5,6 +5,7 @@ every check passes on the reference answer. Each chapter's tests/test_grading_*.
 every check also fails on plausible wrong answers.
 """
 
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,14 @@ def test_solution_notebook_is_well_formed(solution):
         assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
     for cell in check_cells:
         assert "check_" in cell.source, "a check cell calls a course_lib.grading check"
+        # Graded-class mode (book/instructors.md): the check is imported afresh in the cell
+        # and called through the module, so an answer cell cannot rebind or patch it; the
+        # hidden tests catch a library function replaced by the notebook.
+        assert re.search(r"del _sys\.modules\[_name\]\nfrom course_lib\.grading import \w+ "
+                         r"as _grading\n", cell.source), "the check is not imported afresh"
+        assert re.search(r"^(\w+ = )?_grading\.check_\w+\(", cell.source, re.M), \
+            "the check is not called through the freshly imported module"
+        assert "### BEGIN HIDDEN TESTS" in cell.source and "### END HIDDEN TESTS" in cell.source
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "strip outputs"
@@ -59,6 +68,7 @@ def test_exercise_has_no_solution_and_its_checks_fail_on_the_blank(solution):
     nb = nbformat.read(exercise, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert "HIDDEN TESTS" not in text and "solutions/" not in text, "hidden tests or a path to the answers"
     assert "NotImplementedError" in text
 
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,

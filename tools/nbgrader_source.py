@@ -3,6 +3,11 @@
 ``solutions/02_gaussian_mle.ipynb`` becomes ``<course>/source/ch02/02_gaussian_mle.ipynb``;
 ``<course>`` is the course directory of ``nbgrader_config.py`` (``_build/nbgrader``, or
 ``$NBGRADER_COURSE_ROOT``). Existing copies are replaced, so rerun it after editing a solution.
+The graded cells keep their hidden tests (``### BEGIN HIDDEN TESTS``) in ``source/``:
+``nbgrader generate_assignment`` removes them from ``release/`` (as ``make exercises`` does
+from ``exercises/``) and ``nbgrader autograde`` restores them from the gradebook. Students get
+the notebooks of the student release, never this folder (book/instructors.md, graded-class
+mode).
 
 Usage: ``python tools/nbgrader_source.py [--course DIR] [--chapter 02 ...]``; prints the
 assignments it wrote.
