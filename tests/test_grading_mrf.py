@@ -368,9 +368,16 @@ def test_sampler_distribution_rejects_mistakes_on_every_seed(wrong, seed):
 
 
 def tau_int(x):
-    from course_lib.mrf.diagnostics import integrated_autocorrelation_time
-
-    return integrated_autocorrelation_time(np.asarray(x))
+    """Written here (as the solution does): the check rejects a call of the course's own."""
+    x = np.asarray(x, dtype=float)
+    d = x - x.mean()
+    n = len(x)
+    c = np.correlate(d, d, mode="full")[n - 1:] / n
+    taus = 1.0 + 2.0 * np.cumsum(c[1:] / c[0])
+    for M in range(1, n):
+        if M >= 5.0 * taus[M - 1]:
+            return float(taus[M - 1])
+    return float(taus[-1])
 
 
 def _rho(x):

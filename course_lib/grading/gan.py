@@ -22,16 +22,32 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import GradingError, call_learner, check_close, passed
+from .. import gan as _gan_module
+from . import (
+    GradingError,
+    as_number,
+    check_close,
+    grading_check,
+    passed,
+    protect,
+    run_learner,
+    run_seed,
+)
+
+protect(_gan_module)
+
+#: The course's own answers, which the learner's functions may not call (bound at import).
+_REFERENCES = {
+    "losses": (_gan_module.discriminator_loss, _gan_module.generator_loss),
+    "step": (_gan_module.train_step,),
+}
 
 __all__ = ["check_discriminator_loss", "check_generator_losses", "check_train_step"]
 
 
 def _gan():
-    """The reference module (imported lazily so that this module imports on its own)."""
-    from .. import gan
-
-    return gan
+    """The reference module, imported with this one."""
+    return _gan_module
 
 
 def _logit_cases():
@@ -63,6 +79,14 @@ def _logit_cases():
                torch.tensor([-1.3], dtype=f64)),
               ("float32 batches of one sample, logits -200 (real) and 150 (generated)",
                torch.tensor([-200.0]), torch.tensor([150.0]))]
+    try:
+        seed = run_seed()
+    except RuntimeError:  # called outside a check (a test listing the cases)
+        return cases
+    drawn = torch.Generator().manual_seed(seed)  # batches drawn per run
+    n_real, n_fake = (int(v) for v in torch.randint(2, 40, (2,), generator=drawn))
+    cases.append(("logits drawn at random", torch.randn(n_real, generator=drawn, dtype=f64) * 3,
+                  torch.randn(n_fake, generator=drawn, dtype=f64) * 3 - 1))
     return cases
 
 
@@ -105,6 +129,22 @@ _GRAD_HINT = ("a NaN or infinite gradient with a finite loss usually comes from 
               "branches. Use F.softplus / F.logsigmoid, which are stable")
 
 
+def _capped_d_loss(r: torch.Tensor, f: torch.Tensor, got: float) -> bool:
+    """Whether ``got`` is the discriminator loss with an eps inside the log or a clamp of the
+    probabilities (eps from 1e-12 to 0.1): what a learner writes to avoid log(0)."""
+    with torch.no_grad():
+        pr, pf = torch.sigmoid(r), torch.sigmoid(f)
+        for eps in (1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1):
+            forms = (-(torch.log(pr + eps).mean() + torch.log(1 - pf + eps).mean()),
+                     -(torch.log(pr.clamp(eps, 1 - eps)).mean()
+                       + torch.log((1 - pf).clamp(eps, 1 - eps)).mean()),
+                     -(torch.log(pr.clamp(min=eps)).mean()
+                       + torch.log((1 - pf).clamp(min=eps)).mean()))
+            if any(np.isclose(got, v.item(), rtol=1e-7, atol=1e-12) for v in forms):
+                return True
+    return False
+
+
 def _value_and_grads(fn, what, name, *logits):
     """Run ``fn`` on copies of ``logits`` that require grad; return (value, grads).
 
@@ -125,9 +165,11 @@ def _value_and_grads(fn, what, name, *logits):
         grads = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads)]
         return out.detach(), grads
 
-    return call_learner(run, *logits, what=what)
+    return run_learner(run, *logits, what=what, references=_REFERENCES["losses"],
+                       arg_names=[f"logits {i + 1}" for i in range(len(logits))])
 
 
+@grading_check
 def check_discriminator_loss(discriminator_loss) -> None:
     """Check ``discriminator_loss(real_logits, fake_logits) -> 0-d tensor``, eq. (5.2) [gan-d-loss].
 
@@ -147,6 +189,7 @@ def check_discriminator_loss(discriminator_loss) -> None:
         exp_grads = torch.autograd.grad(expected, [r, f])
         r, f = r.detach(), f.detach()
         got, grads = _value_and_grads(discriminator_loss, what, name, real, fake)
+        capped = _capped_d_loss(r, f, got.item())
         e = expected.item()
         g = got.item()
         rtol = _tolerance(real, fake)
@@ -158,8 +201,11 @@ def check_discriminator_loss(discriminator_loss) -> None:
                     "(loss softplus(-l)), generated ones label 0 (loss softplus(l))")
         elif np.isclose(g, (F.softplus(-r).sum() + F.softplus(f).sum()).item(), rtol=rtol):
             hint = "average over each batch (mean), do not sum"
-        elif _large(real, fake) and abs(g) < abs(e):
+        elif capped or (_large(real, fake) and abs(g) < abs(e)):
             hint = _CAPPED_HINT
+        elif np.isclose(g, torch.cat([F.softplus(-r), F.softplus(f)]).mean().item(), rtol=rtol):
+            hint = ("you averaged over the two batches together; average each batch "
+                    "separately: mean(softplus(-real_logits)) + mean(softplus(fake_logits))")
         else:
             hint = ("L_D = mean(softplus(-real_logits)) + mean(softplus(fake_logits)); the two "
                     "batches may have different sizes, so average each one separately")
@@ -173,6 +219,7 @@ def check_discriminator_loss(discriminator_loss) -> None:
            "and float32 and batches of one included")
 
 
+@grading_check
 def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
     """Check both generator losses of eq. (5.6) [gan-g-loss] on fake logits.
 
@@ -261,6 +308,7 @@ def _flat_params(net) -> np.ndarray:
     return torch.cat([p.detach().flatten() for p in net.parameters()]).numpy()
 
 
+@grading_check
 def check_train_step(train_step) -> None:
     """Check ``train_step(G, D, opt_g, opt_d, x_real, z) -> (loss_d, loss_g)``.
 
@@ -272,7 +320,8 @@ def check_train_step(train_step) -> None:
     """
     what = "train_step(G, D, opt_g, opt_d, x_real, z)"
     gen = torch.Generator().manual_seed(502)
-    for seed, scale, shift, networks in _STEP_NETWORKS:
+    drawn = (run_seed() % 2**31, 1.0, 0.0, "networks drawn at random")  # new on every run
+    for seed, scale, shift, networks in (*_STEP_NETWORKS, drawn):
         G, D = _tiny_networks(seed, scale, shift)
         G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
         opts = [torch.optim.Adam(n.parameters(), lr=1e-2, betas=(0.5, 0.999))
@@ -283,16 +332,14 @@ def check_train_step(train_step) -> None:
             exp_d, exp_g = _reference_step(G_ref, D_ref, opts[2], opts[3], x_real, z)
             # the networks and optimisers are passed by closure: call_learner copies its
             # arguments, and the learner's step must update THESE networks
-            result = call_learner(
-                lambda x, z_, G=G, D=D, o=opts: train_step(G, D, o[0], o[1], x, z_),
-                x_real, z, what=what)
+            result = run_learner(
+                lambda x_real, z, G=G, D=D, o=opts: train_step(G, D, o[0], o[1], x_real, z),
+                x_real, z, what=what, references=_REFERENCES["step"])
             if not isinstance(result, (tuple, list)) or len(result) != 2:
                 raise GradingError(f"{what} should return the pair (loss_d, loss_g), "
                                    f"got {type(result).__name__}")
-            try:
-                got_d, got_g = (float(v) for v in result)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise GradingError(f"{what} should return two numbers (loss_d, loss_g)") from exc
+            got_d, got_g = (as_number(v, f"{name} returned by train_step")
+                            for v, name in zip(result, ("loss_d", "loss_g")))
             step = f"step {t + 1} ({networks}, seeded {seed})"
             d_ok = np.allclose(_flat_params(D), _flat_params(D_ref), rtol=1e-6, atol=1e-9)
             if not d_ok:
