@@ -30,8 +30,13 @@ c.CourseDirectory.root = os.environ.get(
 # nbgrader opens (and creates) <root>/gradebook.db but not the folder: a command run before any
 # other in a fresh clone, or in a shell where NBGRADER_COURSE_ROOT is not exported (`nbgrader
 # export` after a new login), failed with "sqlite3.OperationalError: unable to open database
-# file". Create the folder, so that every command works from the repository root.
-os.makedirs(c.CourseDirectory.root, exist_ok=True)
+# file". Create the folder, so that every command works from the repository root. (If it cannot
+# be created, e.g. in a read-only checkout where JupyterLab's nbgrader extension also reads this
+# file, nothing is done here: nbgrader itself then reports the folder it cannot open.)
+try:
+    os.makedirs(c.CourseDirectory.root, exist_ok=True)
+except OSError:
+    pass
 
 # ClearSolutions keeps nbgrader's default stubs ("# YOUR CODE HERE" + raise
 # NotImplementedError()), as `make exercises` does: released notebooks equal exercises/
