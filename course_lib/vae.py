@@ -18,6 +18,12 @@ function                                   book equation
 :func:`categorical_log_prob`               (6.6) ``vae-categorical`` P(level) of a 17-way softmax
 :func:`iwae_log_likelihood`                (6.9) ``vae-iwae``     log (1/k) Σ_i p(x, z_i) / q(z_i | x)
 :func:`pixel_histogram_log_prob`           (6.8) ``vae-histogram`` independent pixels, one histogram each
+:func:`reparam_gradient`                   (6.13) ``vae-gradrep``  d/dμ E f(z) by f'(μ + σε)
+:func:`score_function_gradient`            (6.14) ``vae-gradscore`` d/dμ E f(z) by f(z) ∂_μ log q(z) (REINFORCE)
+:func:`elbo_gap_split`                     (6.15) ``vae-gaps``    approximation + amortisation gap
+:meth:`VAE.rate_distortion`                (6.16) ``vae-ratedist`` −ELBO = distortion + rate
+:func:`active_units`                       (6.17) ``vae-active``  Cov_x(E_q[z_u]) > 0.01
+:func:`free_bits_kl`                       (6.18) ``vae-freebits`` Σ_g max(λ, mean KL_g)
 =========================================  ===================================================
 
 The likelihood scale
@@ -99,6 +105,12 @@ __all__ = [
     "iwae_curve",
     "iwae_standard_error",
     "pixel_histogram_log_prob",
+    "reparam_gradient",
+    "score_function_gradient",
+    "elbo_gap_split",
+    "active_units",
+    "free_bits_kl",
+    "InferenceGaps",
     "mlp",
 ]
 
@@ -195,16 +207,19 @@ def reparameterize(mean, log_var, eps) -> torch.Tensor:
     return mean + torch.exp(0.5 * log_var) * eps
 
 
-def gaussian_kl(mean, log_var) -> torch.Tensor:
+def gaussian_kl(mean, log_var, reduce: bool = True) -> torch.Tensor:
     r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\Vert\, \mathcal N(0, I))`,
     eq. (6.4) [vae-kl]:
 
     .. math::
         \mathrm{KL} = \tfrac12 \sum_j \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big) \;\ge 0,
 
-    summed over the last dimension.
+    summed over the last dimension; ``reduce=False`` returns the d terms of the sum, the KL of
+    each latent dimension (what free bits, eq. (6.18) [vae-freebits], thresholds, and what is
+    about 0 for an inactive unit, eq. (6.17) [vae-active]).
     """
-    return 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)
+    terms = 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var)
+    return terms.sum(-1) if reduce else terms
 
 
 def log_normal_diag(x, mean, log_var) -> torch.Tensor:
@@ -268,6 +283,140 @@ class ELBO(NamedTuple):
     elbo: np.ndarray
     reconstruction: np.ndarray
     kl: np.ndarray
+
+
+class InferenceGaps(NamedTuple):
+    """The terms of eq. (6.15) [vae-gaps] per sample (NumPy arrays of shape (N,), nats), from
+    :meth:`VAE.inference_gaps`."""
+
+    log_px: np.ndarray  #: log p(x), IWAE with k draws (a lower bound, tight for large k)
+    elbo_optimal: np.ndarray  #: ELBO of the per-sample optimised Gaussian q*
+    elbo_encoder: np.ndarray  #: ELBO of the encoder's Gaussian q_φ(z | x)
+    approximation: np.ndarray  #: log p(x) − ELBO(q*)
+    amortisation: np.ndarray  #: ELBO(q*) − ELBO(q_φ)
+
+
+# ====================================================================== gradients, gaps, collapse
+
+
+def reparam_gradient(f, mean, sigma, eps) -> torch.Tensor:
+    r"""Per-draw reparameterised estimates of :math:`\frac{d}{d\mu}\mathbb E_{z\sim\mathcal N(\mu,\sigma^2)}[f(z)]`,
+    eq. (6.13) [vae-gradrep]:
+
+    .. math::
+        \hat g_s = \frac{d}{d\mu} f(\mu + \sigma\varepsilon_s) = f'(\mu + \sigma\varepsilon_s),
+        \qquad \varepsilon_s \sim \mathcal N(0, 1),
+
+    computed by autograd through :func:`reparameterize` (``f`` must be a differentiable torch
+    function applied elementwise). ``mean`` and ``sigma`` are numbers, ``eps`` a 1-D tensor of
+    standard normal draws; returns the S estimates (their mean is the gradient estimate, their
+    variance the estimator's variance for one draw).
+    """
+    eps = _as_draws(eps, "eps")
+    sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
+    mu = torch.full_like(eps, float(check_real(mean, "mean"))).requires_grad_(True)
+    z = reparameterize(mu, torch.full_like(eps, 2.0 * math.log(sigma)), eps)
+    (grad,) = torch.autograd.grad(f(z).sum(), mu)
+    return grad
+
+
+def score_function_gradient(f, mean, sigma, z, baseline: float = 0.0) -> torch.Tensor:
+    r"""Per-draw score-function (REINFORCE, likelihood-ratio) estimates of
+    :math:`\frac{d}{d\mu}\mathbb E_{z\sim\mathcal N(\mu,\sigma^2)}[f(z)]`, eq. (6.14)
+    [vae-gradscore] (Williams 1992):
+
+    .. math::
+        \hat g_s = \big(f(z_s) - b\big)\,\frac{\partial}{\partial\mu}\log\mathcal N(z_s\mid\mu,\sigma^2)
+        = \big(f(z_s) - b\big)\,\frac{z_s - \mu}{\sigma^2}, \qquad z_s \sim \mathcal N(\mu,\sigma^2),
+
+    the score :math:`\partial_\mu \log q` computed by autograd. It needs only values of ``f``
+    (no gradient of f, no reparameterisation), and is unbiased for any constant baseline
+    ``b`` (the score has mean 0), which changes only its variance. ``z`` is a 1-D tensor of
+    draws of N(mean, sigma²); returns the S estimates.
+    """
+    z = _as_draws(z, "z")
+    sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
+    baseline = check_real(baseline, "baseline")
+    mu = torch.full_like(z, float(check_real(mean, "mean"))).requires_grad_(True)
+    log_q = log_normal_diag(z.unsqueeze(-1), mu.unsqueeze(-1),
+                            torch.full_like(z, 2.0 * math.log(sigma)).unsqueeze(-1))
+    (score,) = torch.autograd.grad(log_q.sum(), mu)
+    with torch.no_grad():
+        return (f(z) - baseline) * score
+
+
+def _as_draws(t, name: str) -> torch.Tensor:
+    if isinstance(t, np.ndarray):
+        t = torch.from_numpy(t)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D tensor of draws, got {type(t).__name__}")
+    if t.ndim != 1 or len(t) < 1:
+        raise ValueError(f"{name} must be a 1-D tensor of draws, got shape {tuple(t.shape)}")
+    if t.is_complex() or not torch.isfinite(t).all():
+        raise ValueError(f"{name} must hold finite real numbers")
+    return t.detach().to(torch.float64)
+
+
+def elbo_gap_split(log_px, elbo_optimal, elbo_encoder) -> dict:
+    r"""The inference gap of a VAE split in two, eq. (6.15) [vae-gaps] (Cremer, Li & Duvenaud 2018):
+
+    .. math::
+        \log p(x) - \mathcal L[q_\phi] =
+        \underbrace{\log p(x) - \mathcal L[q^*]}_{\text{approximation gap}}
+        + \underbrace{\mathcal L[q^*] - \mathcal L[q_\phi]}_{\text{amortisation gap}},
+
+    with :math:`q_\phi(z\mid x)` the encoder's Gaussian and :math:`q^*` the best Gaussian of
+    the same family for this one x (found by optimising its mean and log-variance). Inputs
+    are per-sample arrays (nats); returns a dict of per-sample arrays ``"approximation"``,
+    ``"amortisation"`` and ``"total"``.
+    """
+    lp, lo, le = (np.asarray(a, dtype=np.float64) for a in (log_px, elbo_optimal, elbo_encoder))
+    if not lp.shape == lo.shape == le.shape:
+        raise ValueError(f"log_px, elbo_optimal and elbo_encoder must have one shape, got "
+                         f"{lp.shape}, {lo.shape}, {le.shape}")
+    for name, a in (("log_px", lp), ("elbo_optimal", lo), ("elbo_encoder", le)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return {"approximation": lp - lo, "amortisation": lo - le, "total": lp - le}
+
+
+def active_units(means, threshold: float = 0.01):
+    r"""Active latent units, eq. (6.17) [vae-active] (Burda et al. 2016): unit u is active when
+
+    .. math::
+        A_u = \mathrm{Cov}_{x}\big(\mathbb E_{q(z\mid x)}[z_u]\big) > 0.01,
+
+    the variance over the data of the encoder's mean for that unit. An inactive unit's code is
+    the same for every image: it carries no information about x, its KL to the prior is about
+    0 (with the N(0, I) prior), and the decoder ignores it: **posterior collapse** of that
+    unit. ``means`` (N, d) are the encoder's means on N images. Returns ``(n_active,
+    activity)``, the count and the d variances.
+    """
+    m = np.asarray(means.detach().cpu() if isinstance(means, torch.Tensor) else means,
+                   dtype=np.float64)
+    if m.ndim != 2 or len(m) < 2:
+        raise ValueError(f"means must be a 2-D array (N >= 2 images, d units), got shape "
+                         f"{m.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("means contains NaN or infinite values")
+    threshold = check_real(threshold, "threshold", minimum=0.0)
+    activity = m.var(0)
+    return int((activity > threshold).sum()), activity
+
+
+def free_bits_kl(kl_groups, free_bits: float) -> torch.Tensor:
+    r"""The KL term of the free-bits objective, eq. (6.18) [vae-freebits] (Kingma et al. 2016):
+
+    .. math::
+        \sum_{g} \max\big(\lambda,\ \tfrac1B\textstyle\sum_{n=1}^B \mathrm{KL}_g(x_n)\big),
+
+    for the KL split into groups g (each latent dimension with the N(0, I) prior; the whole
+    KL with a learned prior, whose KL does not split by dimension) averaged over the
+    mini-batch of B images. A group whose KL is below λ nats costs λ whatever it does, so the
+    objective stops pushing it to 0: the remedy for posterior collapse. With λ = 0 it is the
+    mini-batch mean of the KL. ``kl_groups`` is (B, G); returns a scalar.
+    """
+    return torch.clamp(kl_groups.mean(0), min=float(free_bits)).sum()
 
 
 # ====================================================================== decoder likelihoods
@@ -540,7 +689,8 @@ def vae_train_step(t, *, model, nets, optimizer, batches, x, y1h, generator, bet
                    averaged=None, ema=0.0, step_offset=0):
     """One Adam step of :meth:`VAE.fit` on the next minibatch: maximise
     reconstruction − β · KL (the ELBO, eq. (6.3) [vae-elbo], when β = 1; β < 1 during the KL
-    warm-up), or with ``model.train_samples = k > 1`` the importance-weighted bound
+    warm-up; with ``model.free_bits`` = λ > 0 the KL term is eq. (6.18) [vae-freebits]), or
+    with ``model.train_samples = k > 1`` the importance-weighted bound
     eq. (6.9) [vae-iwae] of k draws (their log-weights with β on log p(z) − log q(z|x)).
     ``nets`` is ``(encoder, decoder, prior)``; ``batches`` yields index tensors.
 
@@ -555,7 +705,12 @@ def vae_train_step(t, *, model, nets, optimizer, batches, x, y1h, generator, bet
     idx = next(batches).to(x.device)
     xb, yb = x[idx], None if y1h is None else y1h[idx]
     k = model.train_samples
-    if k == 1:
+    if k == 1 and model.free_bits > 0:
+        (elbo, rec, kl), groups = model._elbo_t(enc, dec, xb, yb, generator, prior,
+                                                kl_groups=True)
+        lam = model.free_bits * (1 if groups.shape[-1] == model.latent_dim else model.latent_dim)
+        loss = -(rec.mean() - beta * free_bits_kl(groups, lam))
+    elif k == 1:
         elbo, rec, kl = model._elbo_t(enc, dec, xb, yb, generator, prior)
         loss = -(rec - beta * kl).mean()
     else:
@@ -670,7 +825,20 @@ class VAE(NeuralEstimator):
     weight_decay : float >= 0, default 0.0 (decoupled, AdamW)
     kl_warmup : int >= 0, default 0
         Epochs over which the KL's weight β rises linearly to 1 (0: β = 1 throughout); no
-        early-stopping patience is lost during the warm-up.
+        early-stopping patience is lost during the warm-up. A remedy for posterior collapse
+        (inactive latent units, eq. (6.17) [vae-active]): on the digits, 20 epochs made all 16
+        units active, but did not improve the held-out likelihood or the FID on three seeds
+        (worse with the N(0, I) prior; ``benchmarks/results/vae_collapse_cpu.txt``), so it is
+        off by default.
+    free_bits : float >= 0, default 0.0
+        λ, nats per latent dimension: training charges max(λ, mini-batch mean KL) for each
+        latent dimension with the N(0, I) prior, and max(λ·d, mean KL) for the whole KL with a
+        learned prior, eq. (6.18) [vae-freebits] (Kingma et al. 2016), so that the objective
+        stops pushing a unit's KL below λ. The validation ELBO, the history and every score
+        are the true ELBO. 0: off. Not with ``train_samples`` > 1. On the digits
+        (``benchmarks/results/vae_collapse_cpu.txt``, three seeds) λ = 1 with the VampPrior and
+        λ = 0.5 with N(0, I) made all 16 units active without improving the held-out likelihood
+        or the FID, so it is off by default.
     train_samples : int >= 1, default 1
         1: maximise the ELBO; k > 1: the importance-weighted bound of k draws, eq. (6.9)
         [vae-iwae] (Burda et al. 2016).
@@ -729,6 +897,7 @@ class VAE(NeuralEstimator):
         dropout: float = 0.0,
         weight_decay: float = 0.0,
         kl_warmup: int = 0,
+        free_bits: float = 0.0,
         train_samples: int = 1,
         ema: float = 0.999,
         validation_fraction: float = 0.1,
@@ -751,6 +920,7 @@ class VAE(NeuralEstimator):
         self.dropout = dropout
         self.weight_decay = weight_decay
         self.kl_warmup = kl_warmup
+        self.free_bits = free_bits
         self.train_samples = train_samples
         self.ema = ema
         self.validation_fraction = validation_fraction
@@ -779,6 +949,10 @@ class VAE(NeuralEstimator):
         check_real(self.dropout, "dropout", minimum=0.0, maximum=1.0, strict_max=True)
         check_real(self.weight_decay, "weight_decay", minimum=0.0)
         check_int(self.kl_warmup, "kl_warmup", minimum=0)
+        check_real(self.free_bits, "free_bits", minimum=0.0)
+        if self.free_bits > 0 and self.train_samples > 1:
+            raise ValueError("free_bits applies to the ELBO (train_samples=1), got "
+                             f"train_samples={self.train_samples}")
         check_int(self.train_samples, "train_samples", minimum=1)
         check_real(self.ema, "ema", minimum=0.0, maximum=1.0, strict_max=True)
         check_real(self.validation_fraction, "validation_fraction", minimum=0.0, maximum=1.0,
@@ -927,9 +1101,11 @@ class VAE(NeuralEstimator):
                              f"(P = {P} for {self.likelihood}), got {out.shape[-1]}")
         return out.reshape(*out.shape[:-1], D, P)
 
-    def _elbo_t(self, enc, dec, x, y1h, generator, prior=None):
+    def _elbo_t(self, enc, dec, x, y1h, generator, prior=None, *, kl_groups=False):
         """One-sample ELBO terms (N,) for flattened x (N, D): the KL in closed form for the
-        standard normal prior, by Monte Carlo at the same z for a mixture prior."""
+        standard normal prior, by Monte Carlo at the same z for a mixture prior. With
+        ``kl_groups``, also the KL's groups for free bits, (N, G): per dimension for the
+        standard normal prior (G = d), the whole KL for a mixture (G = 1)."""
         mean, log_var = self._encode_t(enc, x, y1h)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = reparameterize(mean, log_var, eps)
@@ -938,7 +1114,11 @@ class VAE(NeuralEstimator):
         comps = self._prior_components(enc, prior)
         kl = None if comps is None else monte_carlo_kl(z, mean, log_var,
                                                        self._log_prior(z, comps))
-        return elbo_terms(rec, mean, log_var, kl)
+        terms = elbo_terms(rec, mean, log_var, kl)
+        if not kl_groups:
+            return terms
+        groups = gaussian_kl(mean, log_var, reduce=False) if comps is None else kl[:, None]
+        return terms, groups
 
     def _draws_t(self, enc, dec, x, y1h, generator, prior, k):
         """log p(x | z_i) and the one-draw KL log q(z_i | x) − log p(z_i), (k, N) each, at k
@@ -1185,7 +1365,9 @@ class VAE(NeuralEstimator):
     @torch.no_grad()
     def elbo(self, X, labels=None, *, seed=None) -> ELBO:
         """Per-sample ELBO, eq. (6.3) [vae-elbo], with its reconstruction and KL terms (one draw of z
-        per sample for the reconstruction; the KL in closed form). Nats, on the course's scale."""
+        per sample for the reconstruction; the KL in closed form for the N(0, I) prior, by Monte
+        Carlo at the same draw, eq. (6.12) [vae-mckl], for a learned prior). Nats, on the
+        course's scale: a one-draw estimate per sample (:meth:`rate_distortion` averages many)."""
         self._check_fitted()
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
@@ -1194,6 +1376,137 @@ class VAE(NeuralEstimator):
         if not bool(torch.isfinite(e).all()):
             raise DivergenceError("the ELBO is not finite: the model's parameters diverged")
         return ELBO(*(t.double().cpu().numpy() for t in (e, r, k)))
+
+    # ------------------------------------------------------------------ inside the ELBO
+
+    def _terms_of_q(self, x, y1h, mean, log_var, n_draws, gen, comps):
+        """log p(x | z) and the KL of the Gaussians (mean, log_var) (N, d), each averaged over
+        ``n_draws`` reparameterised draws, (N,) each; differentiable in mean and log_var. The
+        KL is the closed form for N(0, I), its Monte Carlo estimate at the same draws for a
+        mixture prior."""
+        eps = torch.randn((n_draws, *mean.shape), generator=gen, device=mean.device,
+                          dtype=mean.dtype)
+        z = reparameterize(mean, log_var, eps)
+        params = self._decode_t(self.decoder_, z, y1h, x.shape[-1])
+        rec = decoder_log_prob(self.likelihood, x.expand(n_draws, *x.shape), params,
+                               self.n_levels).mean(0)
+        if comps is None:
+            kl = gaussian_kl(mean, log_var)
+        else:
+            kl = monte_carlo_kl(z, mean, log_var, self._log_prior(z, comps)).mean(0)
+        return rec, kl
+
+    @torch.no_grad()
+    def _terms_of_q_batched(self, x, y1h, mean, log_var, n_draws, gen, comps):
+        """:meth:`_terms_of_q` with many draws, in chunks of draws that fit in memory."""
+        budget = _IWAE_ROWS.get(x.device.type, _IWAE_ROWS["cuda"])
+        if comps is not None:
+            budget = max(1024, budget // max(1, len(comps[0]) // 8))
+        chunk = max(1, budget // len(x))
+        rec = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+        kl = torch.zeros_like(rec)
+        for j in range(0, n_draws, chunk):
+            kk = min(chunk, n_draws - j)
+            r, k = self._terms_of_q(x, y1h, mean, log_var, kk, gen, comps)
+            rec += r.double() * kk
+            kl += k.double() * kk
+        return rec / n_draws, kl / n_draws
+
+    def rate_distortion(self, X, labels=None, *, n_draws: int = 100, seed=0):
+        r"""Distortion and rate of the encoder on X, eq. (6.16) [vae-ratedist] (Alemi et al. 2018):
+
+        .. math::
+            -\mathcal L(x) = \underbrace{-\mathbb E_{q(z\mid x)}[\log p(x\mid z)]}_{D(x),\ \text{distortion}}
+            + \underbrace{\mathrm{KL}(q(z\mid x)\,\Vert\,p(z))}_{R(x),\ \text{rate}},
+
+        each averaged over ``n_draws`` draws of z per sample (the KL in closed form for the
+        N(0, I) prior). Returns ``(distortion, rate)``, NumPy arrays (N,) in nats: the rate is
+        what the code costs, in nats, beyond the prior; the distortion what the decoder still
+        has to pay to describe x given the code. (On the course's dequantised scale the
+        distortion, a negative log-density, can be negative.)"""
+        self._check_fitted()
+        n_draws = check_int(n_draws, "n_draws", minimum=1)
+        x = self._flat(X)
+        y1h = self._labels_1h(labels, len(x))
+        gen = self._rng(seed, x.device)
+        with torch.no_grad():
+            mean, log_var = self._encode_t(self.encoder_, x, y1h)
+            comps = self._prior_components(self.encoder_, self.prior_)
+            rec, kl = self._terms_of_q_batched(x, y1h, mean, log_var, n_draws, gen, comps)
+        return -rec.cpu().numpy(), kl.cpu().numpy()
+
+    def optimize_posterior(self, X, labels=None, *, steps: int = 300, lr: float = 0.01,
+                           n_draws: int = 16, seed=0):
+        r"""For every sample its own best Gaussian :math:`q^*(z) = \mathcal N(m, \mathrm{diag}\, e^{v})`:
+        maximise the ELBO, eq. (6.3) [vae-elbo], over (m, v) alone, with the decoder and the
+        prior fixed, starting from the encoder's output, by ``steps`` Adam steps (learning
+        rate ``lr``) on the ELBO estimated from ``n_draws`` reparameterised draws per sample.
+
+        This is the non-amortised inference of Cremer, Li & Duvenaud (2018): what the encoder
+        would output if it could fit each x perfectly; the ELBO it reaches gives the
+        amortisation gap of eq. (6.15) [vae-gaps]. Returns ``(mean, log_var)``, NumPy arrays
+        (N, d)."""
+        self._check_fitted()
+        steps = check_int(steps, "steps", minimum=0)
+        n_draws = check_int(n_draws, "n_draws", minimum=1)
+        lr = check_real(lr, "lr", minimum=0.0, strict_min=True)
+        x = self._flat(X)
+        y1h = self._labels_1h(labels, len(x))
+        gen = self._rng(seed, x.device)
+        with torch.no_grad():
+            mean0, log_var0 = self._encode_t(self.encoder_, x, y1h)
+            comps = self._prior_components(self.encoder_, self.prior_)
+        mean = mean0.detach().clone().requires_grad_(True)
+        log_var = log_var0.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([mean, log_var], lr=lr)
+        for _ in range(steps):
+            rec, kl = self._terms_of_q(x, y1h, mean, log_var, n_draws, gen, comps)
+            loss = -(rec - kl).sum()  # the samples are independent: a sum of their ELBOs
+            mean.grad, log_var.grad = torch.autograd.grad(loss, (mean, log_var))
+            opt.step()
+        if not bool(torch.isfinite(mean).all() and torch.isfinite(log_var).all()):
+            raise DivergenceError("the optimised posterior diverged: lower lr")
+        return (mean.detach().cpu().numpy().astype(np.float64),
+                log_var.detach().cpu().numpy().astype(np.float64))
+
+    def inference_gaps(self, X, labels=None, *, steps: int = 300, lr: float = 0.01,
+                       n_draws: int = 16, n_eval: int = 1000, k: int = 1000,
+                       seed=0) -> InferenceGaps:
+        r"""The ELBO's gap to log p(x), split into its approximation and amortisation parts,
+        eq. (6.15) [vae-gaps] (Cremer, Li & Duvenaud 2018), per sample of X:
+
+        - log p(x): :meth:`log_likelihood` with ``k`` importance samples (IWAE, eq. (6.9)
+          [vae-iwae]; a lower bound that is tight for large k, so the approximation gap is
+          slightly under-estimated);
+        - ELBO(q*): the ELBO of :meth:`optimize_posterior`'s Gaussian (``steps``, ``lr``,
+          ``n_draws``);
+        - ELBO(q_φ): the ELBO of the encoder's Gaussian.
+
+        Both ELBOs are averaged over the same ``n_eval`` draws of ε per sample (common random
+        numbers, so that their difference has little Monte Carlo noise). Returns
+        :class:`InferenceGaps` (nats)."""
+        self._check_fitted()
+        n_eval = check_int(n_eval, "n_eval", minimum=1)
+        m_opt, lv_opt = self.optimize_posterior(X, labels, steps=steps, lr=lr,
+                                                n_draws=n_draws, seed=seed)
+        x = self._flat(X)
+        y1h = self._labels_1h(labels, len(x))
+        elbos = []
+        with torch.no_grad():
+            m_enc, lv_enc = self._encode_t(self.encoder_, x, y1h)
+            comps = self._prior_components(self.encoder_, self.prior_)
+            for m, lv in ((m_opt, lv_opt), (m_enc, lv_enc)):
+                m = torch.as_tensor(m, dtype=m_enc.dtype, device=x.device)
+                lv = torch.as_tensor(lv, dtype=m_enc.dtype, device=x.device)
+                gen = make_generator(int(np.random.SeedSequence(
+                    [0 if seed is None else int(seed), 1]).generate_state(1)[0]),
+                    device=x.device)
+                rec, kl = self._terms_of_q_batched(x, y1h, m, lv, n_eval, gen, comps)
+                elbos.append((rec - kl).cpu().numpy())
+        log_px = self.log_likelihood(X, k, labels, seed=seed)
+        split = elbo_gap_split(log_px, elbos[0], elbos[1])
+        return InferenceGaps(log_px, elbos[0], elbos[1], split["approximation"],
+                             split["amortisation"])
 
     @torch.no_grad()
     def log_weights(self, X, k: int = 1000, labels=None, *, seed=None) -> np.ndarray:
