@@ -18,8 +18,7 @@ from test_grading_mrf import local_field
 
 import course_lib.gmm
 from course_lib import grading
-from course_lib.grading import GradingError, GradingWarning
-from course_lib.grading import ch02, gan, gmm, mrf
+from course_lib.grading import GradingError, GradingWarning, ch02, gan, gmm, mrf
 
 # ------------------------------------------------------------------ 1. BaseExceptions
 
@@ -280,7 +279,7 @@ def _failures():
     import test_grading_gmm as t3
 
     out = []
-    for name, (check, right, wrongs) in t3.CASES.items():
+    for name, (check, _right, wrongs) in t3.CASES.items():
         for wrong in [t3.blank, *wrongs]:
             out.append((f"gmm {name} {wrong.__name__}", check, (wrong,)))
     for name, (check, right, wrongs) in t5.CASES.items():

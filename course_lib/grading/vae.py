@@ -19,16 +19,34 @@ import math
 import numpy as np
 import torch
 
-from . import GradingError, call_learner, check_close, check_shape, passed
+from .. import vae as _vae_module
+from . import (
+    GradingError,
+    check_close,
+    check_shape,
+    grading_check,
+    passed,
+    protect,
+    run_learner,
+    run_seed,
+)
+
+protect(_vae_module)
+
+#: The course's own answers, which the learner's functions may not call (bound at import).
+_REFERENCES = {
+    "reparameterize": (_vae_module.reparameterize,),
+    "gaussian_kl": (_vae_module.gaussian_kl,),
+    "elbo": (_vae_module.elbo_terms, _vae_module.gaussian_kl),
+    "iwae": (_vae_module.iwae_log_likelihood,),
+}
 
 __all__ = ["check_reparameterize", "check_gaussian_kl", "check_elbo", "check_iwae"]
 
 
 def _vae():
-    """The reference module (imported lazily so that this module imports on its own)."""
-    from .. import vae
-
-    return vae
+    """The reference module, imported with this one."""
+    return _vae_module
 
 
 def _t(a) -> torch.Tensor:
@@ -63,7 +81,7 @@ def _leaf(a, grad: bool) -> torch.Tensor:
     return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, requires_grad=grad)
 
 
-def _run_torch(fn, arrays, grad_args, weights, what: str):
+def _run_torch(fn, arrays, grad_args, weights, what: str, references=()):
     """Call the learner's ``fn`` on float64 tensors made from ``arrays`` (those at the
     positions ``grad_args`` require a gradient), then take the gradient of
     ``Σ weights ⊙ g(out)`` with ``g = sin`` for a (N, d) output and the identity for a (N,)
@@ -84,10 +102,10 @@ def _run_torch(fn, arrays, grad_args, weights, what: str):
             raise
         return out, [tensors[i] for i in grad_args]
 
-    out, inputs = call_learner(attempt, *arrays, what=what)
+    out, inputs = run_learner(attempt, *arrays, what=what, references=references)
     if out is None:
         raise GradingError(f"{what} is None: did you forget a `return`?")
-    if not isinstance(out, torch.Tensor):
+    if type(out) is not torch.Tensor:  # a subclass would run the learner's code here
         raise GradingError(f"{what} returned a {type(out).__name__}, expected a torch tensor. "
                            f"Hint: {_NUMPY_HINT}")
     values = _to_float_array(out, what)
@@ -133,6 +151,7 @@ _DETACH_HINT = ("Compute the answer from the tensors you are given with differen
                 "tensor, or a round trip through NumPy all cut the graph")
 
 
+@grading_check
 def check_reparameterize(reparameterize) -> None:
     """Check ``reparameterize(mean, log_var, eps) -> z`` in PyTorch: z = μ + σ ⊙ ε with
     σ = exp(log_var / 2), eq. (6.5) [vae-reparam], in value and in gradient.
@@ -145,13 +164,17 @@ def check_reparameterize(reparameterize) -> None:
     what = "reparameterize(mean, log_var, eps)"
     if not callable(reparameterize):
         raise GradingError(f"{what} should be a function, got {type(reparameterize).__name__}")
-    for seed, (n, d) in ((601, (5, 3)), (602, (40, 8)), (603, (1, 2))):
+    drawn = np.random.default_rng(run_seed())  # one case drawn per run
+    cases = ((601, (5, 3)), (602, (40, 8)), (603, (1, 2)),
+             (int(drawn.integers(2**31)), (int(drawn.integers(1, 20)), int(drawn.integers(1, 9)))))
+    for seed, (n, d) in cases:
         mean, log_var, rng = _gaussian_params(seed, n, d)
         eps = rng.normal(size=(n, d))
         w = rng.normal(size=(n, d))
         expected, ref_grads = _reference_grads(_vae().reparameterize, (mean, log_var, eps),
                                                (0, 1), w)
-        got, grads = _run_torch(reparameterize, (mean, log_var, eps), (0, 1), w, what)
+        got, grads = _run_torch(reparameterize, (mean, log_var, eps), (0, 1), w, what,
+                                _REFERENCES["reparameterize"])
         got = check_shape(got, (n, d), what, finite=True)
         if grads is not None and all(g is None or not np.any(g) for g in grads):
             raise GradingError(
@@ -186,6 +209,7 @@ def check_reparameterize(reparameterize) -> None:
            "μ and log σ²")
 
 
+@grading_check
 def check_gaussian_kl(gaussian_kl) -> None:
     """Check ``gaussian_kl(mean, log_var) -> (N,)`` in PyTorch: KL(N(μ, diag σ²) ‖ N(0, I)) in
     closed form, summed over the latent dimensions, eq. (6.4) [vae-kl], in value and in its
@@ -195,13 +219,15 @@ def check_gaussian_kl(gaussian_kl) -> None:
         raise GradingError(f"{what} should be a function, got {type(gaussian_kl).__name__}")
     cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
              (np.zeros((2, 4)), np.zeros((2, 4))),  # q = p: KL = 0
-             _gaussian_params(613, 1, 3)[:2]]  # a batch of one: still shape (1,)
+             _gaussian_params(613, 1, 3)[:2],  # a batch of one: still shape (1,)
+             _gaussian_params(run_seed() % 2**31, 7, 5)[:2]]  # drawn per run
     w_rng = np.random.default_rng(614)
     for mean, log_var in cases:
         n, d = mean.shape
         w = w_rng.uniform(0.5, 1.5, size=n)
         expected, ref_grads = _reference_grads(_vae().gaussian_kl, (mean, log_var), (0, 1), w)
-        got, grads = _run_torch(gaussian_kl, (mean, log_var), (0, 1), w, what)
+        got, grads = _run_torch(gaussian_kl, (mean, log_var), (0, 1), w, what,
+                                _REFERENCES["gaussian_kl"])
         if np.shape(got) == (n, d):
             raise GradingError(f"{what} returned shape {(n, d)}, one value per latent "
                                f"dimension: sum over the last axis to get one KL per sample "
@@ -243,6 +269,7 @@ def _elbo_cases():
     return cases
 
 
+@grading_check
 def check_elbo(elbo) -> None:
     """Check ``elbo(log_px_given_z, mean, log_var) -> (N,)`` in PyTorch: reconstruction minus
     the closed-form KL, eq. (6.3) [vae-elbo], on the cases of :func:`_elbo_cases`, in value and
@@ -252,13 +279,16 @@ def check_elbo(elbo) -> None:
     if not callable(elbo):
         raise GradingError(f"{what} should be a function, got {type(elbo).__name__}")
     w_rng = np.random.default_rng(624)
-    for mean, log_var, log_px in _elbo_cases():
+    r_mean, r_log_var, rng = _gaussian_params(run_seed() % 2**31, 6, 4)  # drawn per run
+    drawn = (r_mean, r_log_var, rng.normal(0, 30, size=6))
+    for mean, log_var, log_px in [*_elbo_cases(), drawn]:
         n = len(log_px)
         w = w_rng.uniform(0.5, 1.5, size=n)
         expected, ref_grads = _reference_grads(
             lambda lp, m, lv: _vae().elbo_terms(lp, m, lv)[0], (log_px, mean, log_var),
             (0, 1, 2), w)
-        got, grads = _run_torch(elbo, (log_px, mean, log_var), (0, 1, 2), w, what)
+        got, grads = _run_torch(elbo, (log_px, mean, log_var), (0, 1, 2), w, what,
+                                _REFERENCES["elbo"])
         got = check_shape(got, (n,), what, finite=True)
         kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
         hint = ""
@@ -332,6 +362,7 @@ def _rows(lw: np.ndarray) -> str:
     return "; ".join(f"row {i}: {a:.0f} to {b:.0f}" for i, (a, b) in enumerate(zip(lo, hi)))
 
 
+@grading_check
 def check_iwae(iwae_estimate) -> None:
     """Check ``iwae_estimate(log_weights) -> (N,)``: log (1/k) Σ_i w_i from log-weights of shape
     (N, k), computed stably, eq. (6.9) [vae-iwae].
@@ -342,10 +373,13 @@ def check_iwae(iwae_estimate) -> None:
     log-weight itself) and a single row.
     """
     what = "iwae_estimate(log_weights)"
-    for lw in _iwae_cases():
+    drawn = np.random.default_rng(run_seed())  # one array drawn per run
+    random_case = (drawn.normal(size=(int(drawn.integers(1, 6)), int(drawn.integers(1, 40))))
+                   * drawn.uniform(1, 300) + drawn.uniform(-2000, 2000))
+    for lw in [*_iwae_cases(), random_case]:
         n, k = lw.shape
         expected = _np(_vae().iwae_log_likelihood(_t(lw)))
-        got = call_learner(iwae_estimate, lw.copy(), what=what)
+        got = run_learner(iwae_estimate, lw.copy(), what=what, references=_REFERENCES["iwae"])
         got = check_shape(got, (n,), what)
         inputs = f"log-weights of shape {lw.shape} ({_rows(lw)})"
         if not np.all(np.isfinite(got)):
