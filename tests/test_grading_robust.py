@@ -18,7 +18,7 @@ from test_grading_mrf import local_field
 
 import course_lib.gmm
 from course_lib import grading
-from course_lib.grading import GradingError, GradingWarning, ch02, gan, gmm, mrf
+from course_lib.grading import GradingError, GradingWarning, ch02, gan, gmm, mrf, vae
 
 # ------------------------------------------------------------------ 1. BaseExceptions
 
@@ -285,6 +285,18 @@ def _failures():
     for name, (check, right, wrongs) in t5.CASES.items():
         for wrong in [tuple([t5.blank] * len(right)), *wrongs]:
             out.append((f"gan {name}", check, wrong if isinstance(wrong, tuple) else (wrong,)))
+    import test_grading_mrf as t4
+    import test_grading_vae as t6
+
+    for check, wrongs in ((mrf.check_local_field, [t4.blank, t4.field_open_boundary,
+                                                   t4.field_without_h]),
+                          (mrf.check_half_sweep, [t4.sweep_all_sites, t4.sweep_factor_one]),
+                          (mrf.check_pl_gradient, [t4.pl_sign_error, t4.pl_sum])):
+        out += [(f"mrf {getattr(w, '__name__', '')}", check, (w,)) for w in wrongs]
+    for check, wrongs in ((vae.check_reparameterize, t6.WRONG_REPARAMETERIZE),
+                          (vae.check_gaussian_kl, t6.WRONG_KL), (vae.check_elbo, t6.WRONG_ELBO),
+                          (vae.check_iwae, t6.WRONG_IWAE)):
+        out += [(f"vae {name}", check, (w,)) for name, w in wrongs.items()]
     for check, wrongs in ((ch02.check_gaussian_log_likelihood,
                            [t2.loglik_no_logdet, t2.loglik_cov_not_inverse]),
                           (ch02.check_frechet_distance, [t2.frechet_no_mean_term])):
