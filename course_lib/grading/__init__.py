@@ -8,17 +8,36 @@ one line starting with ``✔``.
 
 The learner's code is untrusted input here, so the base helpers below guard against it:
 
-- :func:`call_learner` passes deep copies of the arguments (the learner's function cannot
-  change the grader's reference inputs) and stops a call that runs longer than
-  :data:`TIME_LIMIT` seconds (``$COURSE_GRADING_TIME_LIMIT``, default 30) with a
-  :class:`GradingError`;
-- :func:`check_shape`, :func:`check_close`, :func:`check_finite`, :func:`check_scalar` and
-  :func:`check_probability` refuse complex values, NaN/inf, strings and wrong shapes with a
-  message naming what is wrong. A statistic goes through one of them before it is compared
-  with a threshold, so that a NaN (for which every comparison is False) can never pass.
+- :func:`call_learner` (and :func:`run_learner`, what the checks use) passes deep copies of
+  the arguments and rejects a function that changed them in place; stops a call that runs
+  longer than :data:`TIME_LIMIT` seconds (``$COURSE_GRADING_TIME_LIMIT``, default 30,
+  clamped to :data:`MAX_TIME_LIMIT`) with a :class:`GradingError`; turns ``sys.exit()`` and
+  the other ``BaseException``\ s (not ``KeyboardInterrupt``) into a :class:`GradingError`;
+  makes the course's own answer to the exercise raise while the learner's function runs
+  (wrapping it is not an answer); and puts back, and reports, what the learner's code
+  changed globally (functions of the course's modules, NumPy and torch; torch's default
+  dtype and gradient mode; the global random generators);
+- :func:`grading_check` runs each check with its references restored to what they were at
+  import, in float32 with gradients on whatever an earlier cell set, and with a seed drawn
+  per run for the inputs it adds to its fixed ones (``$COURSE_GRADING_SEED`` repeats a run;
+  a failure message ends with the seed);
+- :func:`check_shape`, :func:`check_close`, :func:`check_finite`, :func:`check_scalar`,
+  :func:`as_number` and :func:`check_probability` accept only real numbers (plain NumPy
+  arrays, torch tensors, Python and NumPy numbers, lists of them): complex values, NaN/inf,
+  strings, object arrays and objects with ``__array__`` are refused with a message naming
+  what is wrong. A statistic goes through one of them before it is compared with a
+  threshold, so that a NaN (for which every comparison is False) can never pass;
+- every message has a short first line (what is wrong) and the hint on the lines after it
+  (:func:`format_message`), so that ``nbgrader validate``, which cuts lines at 90 columns,
+  shows all of it.
+
+In-process grading cannot stop a learner who reads the grader's own frames or objects
+(``inspect``, ``gc``): nbgrader's hidden tests, run where the learner's code is not, are the
+answer to that.
 
 The checks of each chapter live in a submodule: :mod:`course_lib.grading.ch02`,
-:mod:`course_lib.grading.gmm`, :mod:`course_lib.grading.mrf`.
+:mod:`course_lib.grading.gmm`, :mod:`course_lib.grading.mrf`, :mod:`course_lib.grading.gan`,
+:mod:`course_lib.grading.vae`.
 """
 
 from __future__ import annotations
