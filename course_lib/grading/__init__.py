@@ -891,10 +891,11 @@ def grading_check(check):
     - the functions of the course's modules, NumPy and torch replaced before the check (in an
       earlier cell) are put back first, with a :class:`GradingWarning`, so that the check's
       references are the course's own;
-    - torch's default dtype is float32 and gradients are on while the check runs, whatever an
-      earlier cell set (``torch.set_default_dtype(torch.float16)``); the notebook's settings
-      and its random generators are restored afterwards, so a check neither depends on nor
-      changes them;
+    - torch's default dtype is float32 while the check runs where an earlier cell set a
+      low-precision one (``torch.set_default_dtype(torch.float16)``; float64 is kept), and
+      gradients are on; the references use explicit dtypes; the notebook's settings and its
+      random generators are restored afterwards, so a check neither depends on nor changes
+      them;
     - a seed is drawn for the check's random inputs (:func:`run_seed`; ``$COURSE_GRADING_SEED``
       fixes it) and shown on the last line of a failure message.
     """
@@ -912,7 +913,8 @@ def grading_check(check):
         _RUN["seed"] = _draw_seed()
         _RUN["depth"] += 1
         try:
-            torch.set_default_dtype(torch.float32)
+            if state["dtype"] not in (torch.float32, torch.float64):  # float16, bfloat16
+                torch.set_default_dtype(torch.float32)
             torch.set_grad_enabled(True)
             return check(*args, **kwargs)
         except GradingError as exc:

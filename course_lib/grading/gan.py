@@ -78,7 +78,8 @@ def _logit_cases():
     cases += [("batches of one sample", torch.tensor([0.8], dtype=f64),
                torch.tensor([-1.3], dtype=f64)),
               ("float32 batches of one sample, logits -200 (real) and 150 (generated)",
-               torch.tensor([-200.0]), torch.tensor([150.0]))]
+               torch.tensor([-200.0], dtype=torch.float32),
+               torch.tensor([150.0], dtype=torch.float32))]
     try:
         seed = run_seed()
     except RuntimeError:  # called outside a check (a test listing the cases)
