@@ -12,7 +12,7 @@ The learner's code is untrusted input here, so the base helpers below guard agai
   the arguments and rejects a function that changed them in place; stops a call that runs
   longer than :data:`TIME_LIMIT` seconds (``$COURSE_GRADING_TIME_LIMIT``, default 30,
   clamped to :data:`MAX_TIME_LIMIT`) with a :class:`GradingError`; turns ``sys.exit()`` and
-  the other ``BaseException``\ s (not ``KeyboardInterrupt``) into a :class:`GradingError`;
+  the other ``BaseException`` subclasses (not ``KeyboardInterrupt``) into a :class:`GradingError`;
   makes the course's own answer to the exercise raise while the learner's function runs
   (wrapping it is not an answer); and puts back, and reports, what the learner's code
   changed globally (functions of the course's modules, NumPy and torch; torch's default
@@ -561,16 +561,25 @@ def _owner_name(owner) -> str:
     return f"{owner.__module__}.{owner.__qualname__}"
 
 
-def _restore_protected() -> list[str]:
-    """Put back every protected attribute that was replaced or deleted; return their names."""
+def _protected_values() -> dict:
+    """The protected attributes as they are now."""
+    return {key: vars(key[0]).get(key[1], _MISSING) for key in _PRISTINE}
+
+
+def _restore_protected(values: dict | None = None) -> list[str]:
+    """Put back every protected attribute that was replaced or deleted since ``values`` (by
+    default: since the grading modules were imported); return their names."""
+    reference = _PRISTINE if values is None else values
     changed = []
-    for (owner, name), value in list(_PRISTINE.items()):
+    for (owner, name), value in list(reference.items()):
+        if value is _MISSING:
+            continue
         current = vars(owner).get(name, _MISSING)
         if current is value:
             continue
         package = _owner_name(owner).split(".")[0]
         if str(getattr(current, "__module__", "") or "").split(".")[0] == package:
-            _PRISTINE[(owner, name)] = current  # the library's own rebinding (torch wraps
+            reference[(owner, name)] = current  # the library's own rebinding (torch wraps
             continue                            # some functions when it loads a part)
         setattr(owner, name, value)
         changed.append(f"{_owner_name(owner)}.{name}")
@@ -759,7 +768,7 @@ def call_learner(fn, *args, what: str = "your function", time_limit: float | Non
       the main thread (a notebook, a test) this uses ``SIGALRM``; elsewhere (the one
       fallback) the function runs in a helper thread, which is stopped at its next Python
       instruction;
-    - ``sys.exit()``, ``SystemExit``, ``GeneratorExit`` and the other ``BaseException``\\ s
+    - ``sys.exit()``, ``SystemExit``, ``GeneratorExit`` and the other ``BaseException`` subclasses
       raised by the learner's code become a :class:`GradingError` naming them;
       ``KeyboardInterrupt`` still stops the check;
     - each function in ``references`` (the course's own answer to the exercise) raises while
@@ -780,6 +789,7 @@ def call_learner(fn, *args, what: str = "your function", time_limit: float | Non
     passed_args = tuple(_copy_input(a, memo) for a in args)
     passed_kwargs = {k: _copy_input(v, memo) for k, v in kwargs.items()}
     before = _global_state()
+    protected_before = _protected_values()
     n_calls = len(_REFERENCE_CALLS)
     failure: BaseException | None = None
     result = None
@@ -792,7 +802,7 @@ def call_learner(fn, *args, what: str = "your function", time_limit: float | Non
             else:
                 result = _call_in_thread(fn, passed_args, passed_kwargs, limit)
     except KeyboardInterrupt:
-        _restore_protected()
+        _restore_protected(protected_before)
         _restore_global_state(before)
         raise
     except NotImplementedError as exc:
@@ -811,7 +821,7 @@ def call_learner(fn, *args, what: str = "your function", time_limit: float | Non
     except BaseException as exc:  # SystemExit, GeneratorExit, a learner's own BaseException
         failure = _convert_base_exception(exc, what)
         failure.__cause__ = exc
-    replaced = _restore_protected()
+    replaced = _restore_protected(protected_before)
     changes = _restore_global_state(before)
     called = _REFERENCE_CALLS[n_calls:]
     del _REFERENCE_CALLS[n_calls:]
