@@ -99,6 +99,34 @@ def test_a_reference_replaced_in_an_earlier_cell_is_restored_with_a_warning(monk
     assert course_lib.gmm.estimate_log_gaussian_prob is original
 
 
+def test_a_fresh_import_of_the_checks_still_knows_the_course_functions(monkeypatch):
+    """The graded cells import course_lib.grading afresh, after the answer cells ran: a
+    reference replaced before that is still put back, and a wrapped one still caught."""
+    original = course_lib.gmm.e_step
+
+    def replaced(X, w, m, P, t):
+        return original(X, w, m, P, t)[0] * 0, original(X, w, m, P, t)[1] * 0
+
+    monkeypatch.setattr(course_lib.gmm, "e_step", replaced)
+    for name in [n for n in sys.modules if n.startswith("course_lib.grading")]:
+        monkeypatch.delitem(sys.modules, name)
+    from course_lib.grading import gmm as fresh
+
+    assert fresh is not gmm
+    fresh_base = sys.modules["course_lib.grading"]  # its own GradingError, GradingWarning
+    with pytest.warns(fresh_base.GradingWarning, match="had been replaced"):
+        fresh.check_e_step(e_step)  # the right answer passes: the reference is the course's
+    assert course_lib.gmm.e_step is original
+
+    def wraps(X, w, m, c):
+        P = course_lib.gmm.compute_precision_cholesky(torch.as_tensor(c), "full")
+        return course_lib.gmm.e_step(torch.as_tensor(X), torch.as_tensor(w),
+                                     torch.as_tensor(m), P, "full")
+
+    with pytest.raises(fresh_base.GradingError, match=r"calls\s+course_lib\.gmm\.e_step"):
+        fresh.check_e_step(wraps)
+
+
 def test_replacing_numpy_to_fool_the_comparison_is_undone():
     def cheat(X, mean, cov):
         np.allclose = lambda *a, **k: True

@@ -72,6 +72,7 @@ __all__ = [
     "run_seed",
     "grading_check",
     "protect",
+    "original",
     "as_number",
     "format_message",
     "check_shape",
@@ -522,8 +523,13 @@ def _call_in_thread(fn, args, kwargs, limit: float):
 #: functions and classes of the course's modules (and the attributes of their classes),
 #: and those of numpy, numpy.linalg, math, torch and torch.nn.functional, which the checks
 #: compute with. A learner's code that replaces one of them is undone and reported.
-_PRISTINE: dict = {}
-_PROTECTED_OWNERS: list = []
+#: Kept on the ``course_lib`` package, not here: the graded cells of the exercises import
+#: ``course_lib.grading`` afresh, and a fresh snapshot would take a function an answer cell
+#: had replaced for the course's own.
+_STORE = sys.modules[__name__.rpartition(".")[0]].__dict__.setdefault(
+    "_grading_store", {"pristine": {}, "owners": [], "calls": []})
+_PRISTINE: dict = _STORE["pristine"]
+_PROTECTED_OWNERS: list = _STORE["owners"]
 
 
 def _snapshot_owner(owner) -> None:
@@ -553,6 +559,27 @@ for _name, _module in list(sys.modules.items()):
     if _name.startswith("course_lib.") and not _name.startswith("course_lib.grading") \
             and _module is not None:
         protect(_module)
+
+
+def original(owner, name: str):
+    """``owner.name`` as it was when the grading modules were first imported (the course's
+    own function, even if a cell has replaced it since)."""
+    protect(owner) if isinstance(owner, types.ModuleType) else _snapshot_owner(owner)
+    return _PRISTINE.get((owner, name), getattr(owner, name))
+
+
+def _notebook_functions_in_the_library() -> list[str]:
+    """The functions of the course's modules (and their classes) that were defined in the
+    notebook (``__module__ == "__main__"``): replacements the snapshot cannot undo because
+    they were made before it was taken."""
+    out = []
+    for owner in _PROTECTED_OWNERS:
+        if not _owner_name(owner).startswith("course_lib"):
+            continue
+        for name, value in list(vars(owner).items()):
+            if callable(value) and getattr(value, "__module__", None) == "__main__":
+                out.append(f"{_owner_name(owner)}.{name}")
+    return out
 
 
 def _owner_name(owner) -> str:
@@ -593,7 +620,7 @@ class _ReferenceCalled(GradingError):
     """Raised inside the learner's code when it calls one of the course's references."""
 
 
-_REFERENCE_CALLS: list = []
+_REFERENCE_CALLS: list = _STORE["calls"]  # shared by every import of this module
 
 
 def _reference_called(frame) -> GradingError:
@@ -915,6 +942,13 @@ def grading_check(check):
         if _RUN["depth"]:
             return check(*args, **kwargs)
         replaced = _restore_protected()
+        foreign = _notebook_functions_in_the_library()
+        if foreign:
+            raise GradingError(
+                f"{foreign[0]} is a function from your notebook, not the course's. Hint: a "
+                "cell replaced it before the course's was recorded, so the check cannot "
+                "compute its reference: restart the kernel and run the notebook without "
+                "replacing course_lib's functions")
         if replaced:
             warnings.warn(GradingWarning(format_message(
                 f"{', '.join(replaced[:3])} had been replaced (in an earlier cell?). The "

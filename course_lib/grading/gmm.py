@@ -30,6 +30,7 @@ from . import (
     check_shape,
     extreme_covariances,
     grading_check,
+    original,
     passed,
     protect,
     run_learner,
@@ -62,13 +63,15 @@ def _gmm():
 #: The course's own answers, which the learner's functions may not call (they raise while
 #: the learner's code runs): bound at import.
 _REFERENCES = {
-    "log_gaussian": (_gmm_module.estimate_log_gaussian_prob,
-                     _gmm_module._estimate_log_gaussian_prob),
-    "e_step": (_gmm_module.e_step, _gmm_module._e_step, _gmm_module.estimate_log_gaussian_prob,
-               _gmm_module._estimate_log_gaussian_prob),
-    "m_step": (_gmm_module.m_step, _gmm_module._m_step),
-    "n_parameters": (_gmm_module.n_parameters,),
-    "bic": (_gmm_module.GaussianMixture.bic, _gmm_module.GaussianMixture.aic),
+    "log_gaussian": (original(_gmm_module, "estimate_log_gaussian_prob"),
+                     original(_gmm_module, "_estimate_log_gaussian_prob")),
+    "e_step": (original(_gmm_module, "e_step"), original(_gmm_module, "_e_step"),
+               original(_gmm_module, "estimate_log_gaussian_prob"),
+               original(_gmm_module, "_estimate_log_gaussian_prob")),
+    "m_step": (original(_gmm_module, "m_step"), original(_gmm_module, "_m_step")),
+    "n_parameters": (original(_gmm_module, "n_parameters"),),
+    "bic": (original(original(_gmm_module, "GaussianMixture"), "bic"),
+            original(original(_gmm_module, "GaussianMixture"), "aic")),
 }
 
 

@@ -28,6 +28,7 @@ from . import (
     check_close,
     check_shape,
     grading_check,
+    original,
     passed,
     protect,
     run_learner,
@@ -38,14 +39,19 @@ for _module in (_mrf_module, _lattice, _ising, denoise, diagnostics):
     protect(_module)
 
 #: The course's own answers, which the learner's functions may not call (bound at import).
+_LATTICE = {name: original(_lattice, name) for name in (
+    "local_field", "_neighbour_sum", "gibbs_sweep", "_gibbs_sweep", "gibbs_conditional",
+    "_conditional")}
+_ISING_MODEL = original(_ising, "IsingModel")
 _REFERENCES = {
-    "local_field": (_lattice.local_field, _lattice._neighbour_sum),
-    "half_sweep": (_lattice.local_field, _lattice._neighbour_sum, _lattice.gibbs_sweep,
-                   _lattice._gibbs_sweep, _lattice.gibbs_conditional, _lattice._conditional),
-    "icm": tuple(v for k, v in vars(denoise.BinaryDenoiser).items()
+    "local_field": (_LATTICE["local_field"], _LATTICE["_neighbour_sum"]),
+    "half_sweep": tuple(_LATTICE.values()),
+    "icm": tuple(v for k, v in vars(original(denoise, "BinaryDenoiser")).items()
                  if callable(v) and "icm" in k.lower()),
-    "pl": (_ising.IsingModel.pseudo_log_likelihood, _ising.IsingModel._fit_pseudolikelihood),
-    "tau": (diagnostics.integrated_autocorrelation_time, diagnostics.effective_sample_size),
+    "pl": (original(_ISING_MODEL, "pseudo_log_likelihood"),
+           original(_ISING_MODEL, "_fit_pseudolikelihood")),
+    "tau": (original(diagnostics, "integrated_autocorrelation_time"),
+            original(diagnostics, "effective_sample_size")),
 }
 
 __all__ = [

@@ -25,6 +25,7 @@ from . import (
     check_close,
     check_shape,
     grading_check,
+    original,
     passed,
     protect,
     run_learner,
@@ -35,10 +36,10 @@ protect(_vae_module)
 
 #: The course's own answers, which the learner's functions may not call (bound at import).
 _REFERENCES = {
-    "reparameterize": (_vae_module.reparameterize,),
-    "gaussian_kl": (_vae_module.gaussian_kl,),
-    "elbo": (_vae_module.elbo_terms, _vae_module.gaussian_kl),
-    "iwae": (_vae_module.iwae_log_likelihood,),
+    "reparameterize": (original(_vae_module, "reparameterize"),),
+    "gaussian_kl": (original(_vae_module, "gaussian_kl"),),
+    "elbo": (original(_vae_module, "elbo_terms"), original(_vae_module, "gaussian_kl")),
+    "iwae": (original(_vae_module, "iwae_log_likelihood"),),
 }
 
 __all__ = ["check_reparameterize", "check_gaussian_kl", "check_elbo", "check_iwae"]
