@@ -15,6 +15,10 @@ function                                book equation
 :func:`density_ratio_logit`             (5.5) ``gan-logit``     logit D*(x) = log p(x) / q(x)
 :func:`r1_penalty`                      ``gan-r1``        (γ/2) E_p ‖∇ₓ logit D(x)‖²
 :func:`acceptance_probability`          (5.8) ``gan-drs``       min(1, exp(logit D(x) − M))
+:func:`kl_divergence`                   (5.9) ``gan-ns-div``    KL(p ‖ q) = ∫ p log p/q, forward or reverse by the order
+:func:`nonsaturating_divergence`        (5.9) ``gan-ns-div``    KL(q ‖ p) − 2 JS(p ‖ q), whose gradient the NS loss follows at D*
+:func:`critic_loss`                     (5.10) ``gan-wgan-gp``  E_q f − E_p f, the Wasserstein critic's loss
+:func:`gradient_penalty`                (5.10) ``gan-wgan-gp``  E (‖∇ f(x̂)‖ − 1)² on interpolates x̂
 ======================================  ======================================================
 
 Logits, not probabilities
@@ -37,7 +41,8 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
   features), Adam (β₂ = 0.9 for such data, 0.999 otherwise) with a cosine learning-rate
   decay to zero; ``architecture="conv"`` swaps in small convolutional networks for images
   (:class:`ConvGenerator`, :class:`ConvDiscriminator`);
-- the non-saturating generator loss;
+- the non-saturating generator loss (``loss="wasserstein"``: WGAN-GP, Gulrajani et al. 2017,
+  the critic's loss with a gradient penalty instead of the discriminator's and R1);
 - a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
   ``r1_every`` steps, against mode collapse and oscillation: γ = 0.01 for point data, 1 for
   images (with 0.01 the GAN on the digits collapses onto a few classes and gets worse with
@@ -85,6 +90,10 @@ __all__ = [
     "density_ratio_logit",
     "r1_penalty",
     "acceptance_probability",
+    "kl_divergence",
+    "nonsaturating_divergence",
+    "critic_loss",
+    "gradient_penalty",
     "train_step",
     "ema_update",
     "ConvGenerator",
@@ -93,7 +102,7 @@ __all__ = [
     "mlp",
 ]
 
-LOSSES = ("non-saturating", "minimax")
+LOSSES = ("non-saturating", "minimax", "wasserstein")
 ARCHITECTURES = ("mlp", "conv")
 
 
@@ -129,10 +138,16 @@ def generator_loss(fake_logits, loss: str = "non-saturating") -> torch.Tensor:
       training (the loss *saturates*);
     - ``"non-saturating"`` (Goodfellow et al. 2014): ``-E_z[log D(G(z))] = E[softplus(-l)]``.
       Same fixed point, but its gradient ``-(1 - D)`` is largest when D rejects the samples.
+      At a fixed optimal discriminator its gradient is that of ``KL(q ‖ p) − 2 JS(p ‖ q)``,
+      eq. (5.9) [gan-ns-div] (:func:`nonsaturating_divergence`), not that of JS;
+    - ``"wasserstein"`` (WGAN, Arjovsky et al. 2017): ``-E_z[f(G(z))]``, eq. (5.10)
+      [gan-wgan-gp], where ``fake_logits`` are then the critic's unbounded scores f.
     """
     check_choice(loss, "loss", LOSSES)
     if loss == "minimax":
         return -F.softplus(fake_logits).mean()
+    if loss == "wasserstein":
+        return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()
 
 
@@ -216,6 +231,79 @@ def acceptance_probability(logits, log_m) -> torch.Tensor:
     """
     logits = torch.as_tensor(logits)
     return torch.exp(torch.clamp(logits - log_m, max=0.0))
+
+
+def _density_pair(p, q, dx):
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape or p.ndim != 1:
+        raise ValueError(f"p and q must be 1-D arrays of the same length, got {p.shape}, {q.shape}")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))) or np.any(p < 0) or np.any(q < 0):
+        raise ValueError("p and q must hold finite, non-negative density values")
+    return p, q, check_real(dx, "dx", minimum=0.0, strict_min=True)
+
+
+def kl_divergence(p, q, dx: float) -> float:
+    """Kullback–Leibler divergence ``KL(p ‖ q) = ∫ p log(p / q) dx`` (nats) of two densities
+    tabulated on a uniform grid of spacing ``dx`` (a Riemann sum), eq. (5.9) [gan-ns-div].
+
+    The order decides what it punishes. ``KL(p_data ‖ q)``, the *forward* KL that maximum
+    likelihood minimises (the VAE's ELBO is a bound on it), is infinite where ``q = 0 < p``:
+    the model must cover every mode of the data (mode-covering). ``KL(q ‖ p_data)``, the
+    *reverse* KL, is infinite where ``p = 0 < q`` and indifferent to the data's modes that
+    ``q`` leaves empty: the model may sit on a few modes (mode-seeking). Returns ``inf`` where
+    ``p > 0`` and ``q = 0`` on the grid.
+    """
+    p, q, dx = _density_pair(p, q, dx)
+    if np.any((p > 0) & (q == 0)):
+        return float("inf")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
+    return float(terms.sum() * dx)
+
+
+def nonsaturating_divergence(p, q, dx: float) -> float:
+    """``KL(q ‖ p) − 2 JS(p ‖ q)`` (nats), eq. (5.9) [gan-ns-div]: the divergence whose gradient
+    the non-saturating generator loss follows (Arjovsky & Bottou 2017, Theorem 2.5).
+
+    With the optimal discriminator ``D* = p / (p + q_θ0)`` held fixed,
+    ``∇_θ E_z[−log D*(G_θ(z))] = ∇_θ [KL(q_θ ‖ p) − 2 JS(p ‖ q_θ)]`` at ``θ = θ0``: a reverse,
+    mode-seeking KL, minus a JS term that pushes the other way. (The minimax loss instead
+    follows ``2 JS(p ‖ q_θ)``, eq. (5.4) [gan-js].) ``p`` is the data density and ``q`` the
+    generator's, tabulated on a uniform grid of spacing ``dx``.
+    """
+    return kl_divergence(q, p, dx) - 2.0 * jensen_shannon(p, q, dx)
+
+
+def critic_loss(real_scores, fake_scores) -> torch.Tensor:
+    """The Wasserstein critic's loss without its penalty, eq. (5.10) [gan-wgan-gp]::
+
+        L_f = E_{z~p_z}[f(G(z))] - E_{x~p}[f(x)]
+
+    ``f`` (the scores) is unbounded: no sigmoid, no logarithm. Minimising it over 1-Lipschitz
+    critics gives ``-W_1(p, q)``, the (negative) Wasserstein-1 distance (Kantorovich–Rubinstein
+    duality); the gradient penalty, :func:`gradient_penalty`, stands in for the Lipschitz
+    constraint (Gulrajani et al. 2017).
+    """
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(critic, x_real, x_fake, cond=None, generator=None) -> torch.Tensor:
+    """WGAN-GP's gradient penalty without its weight λ, eq. (5.10) [gan-wgan-gp]::
+
+        E_x̂ (‖∇_x̂ f(x̂)‖ − 1)²,   x̂ = ε x + (1 − ε) x̃,  ε ~ U[0, 1] per pair
+
+    on random interpolates between a real ``x_real`` and a generated ``x_fake`` (paired row by
+    row), where the optimal critic's gradient has norm 1 (Gulrajani et al. 2017). ``cond``
+    (one-hot labels) is appended to the critic's input; ``generator`` (a torch.Generator)
+    draws ε reproducibly. The graph is kept, so the result can be backpropagated.
+    """
+    eps = torch.rand(len(x_real), *([1] * (x_real.dim() - 1)), device=x_real.device,
+                     generator=generator, dtype=x_real.dtype)
+    x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
+    scores = critic(x_hat if cond is None else torch.cat([x_hat, cond], dim=1))
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
 
 
 # ====================================================================== networks
@@ -311,7 +399,8 @@ def _with_label(x, cond):
 
 
 def train_step(G, D, opt_g, opt_d, x_real, z, cond=None, *, loss: str = "non-saturating",
-               r1: float = 0.0, r1_every: int = 1, t: int = 0) -> dict:
+               r1: float = 0.0, r1_every: int = 1, t: int = 0, gp: float = 10.0,
+               generator=None, update_g: bool = True) -> dict:
     """One step of the GAN game on a minibatch, the step :meth:`GAN.fit` repeats:
 
     1. the discriminator descends its loss, eq. (5.2) [gan-d-loss], on the real minibatch
@@ -327,26 +416,46 @@ def train_step(G, D, opt_g, opt_d, x_real, z, cond=None, *, loss: str = "non-sat
     (None without labels). Returns the detached scalars of the step: ``loss_d``, ``loss_g``,
     ``r1`` (the penalty's expectation, or None on the steps that skip it), ``d_real`` and
     ``d_fake`` (the mean of D = sigmoid(logit) on the real and the generated batch).
+
+    With ``loss="wasserstein"`` (WGAN-GP) the discriminator is a critic: step 1 descends
+    :func:`critic_loss` plus ``gp`` times :func:`gradient_penalty` (every step; ``r1`` must be
+    0), eq. (5.10) [gan-wgan-gp], drawing the interpolation weights from ``generator``;
+    ``r1`` in the result is then the gradient penalty, and ``d_real``/``d_fake`` the mean
+    critic scores (unbounded, not probabilities). ``update_g=False`` does step 1 only (the
+    extra critic steps of ``n_critic``); ``loss_g`` is then None.
     """
+    wasserstein = loss == "wasserstein"
+    if wasserstein and r1 > 0:
+        raise ValueError(f"r1 must be 0 with loss='wasserstein' (the gradient penalty gp "
+                         f"replaces it), got {r1}")
     fake = G(z)
     real_logits = D(_with_label(x_real, cond))
     fake_logits = D(_with_label(fake.detach(), cond))
-    loss_d = discriminator_loss(real_logits, fake_logits)
-    total, penalty = loss_d, None
-    if r1 > 0 and t % r1_every == 0:
-        penalty = r1_penalty(D, x_real, cond)
-        total = total + 0.5 * r1 * r1_every * penalty
+    total, penalty = None, None
+    if wasserstein:
+        loss_d = critic_loss(real_logits, fake_logits)
+        penalty = gradient_penalty(D, x_real, fake, cond, generator)
+        total = loss_d + gp * penalty
+    else:
+        loss_d = discriminator_loss(real_logits, fake_logits)
+        total = loss_d
+        if r1 > 0 and t % r1_every == 0:
+            penalty = r1_penalty(D, x_real, cond)
+            total = total + 0.5 * r1 * r1_every * penalty
     opt_d.zero_grad(set_to_none=True)
     total.backward()
     opt_d.step()
-    loss_g = generator_loss(D(_with_label(fake, cond)), loss)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+    loss_g = None
+    if update_g:
+        loss_g = generator_loss(D(_with_label(fake, cond)), loss)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    squash = (lambda v: v) if wasserstein else torch.sigmoid
+    return {"loss_d": loss_d.detach(), "loss_g": None if loss_g is None else loss_g.detach(),
             "r1": None if penalty is None else penalty.detach(),
-            "d_real": torch.sigmoid(real_logits).mean().detach(),
-            "d_fake": torch.sigmoid(fake_logits).mean().detach()}
+            "d_real": squash(real_logits).mean().detach(),
+            "d_fake": squash(fake_logits).mean().detach()}
 
 
 @torch.no_grad()
@@ -512,12 +621,23 @@ class GAN(NeuralEstimator):
         (its moment estimate then follows the fast-changing gradient scale of the adversarial
         game more closely, which sharpened the samples on the 2D grid), 0.999 otherwise (the
         digit settings were not re-tuned).
-    loss : {"non-saturating", "minimax"}, default "non-saturating"
-        The generator's loss, :func:`generator_loss`.
+    loss : {"non-saturating", "minimax", "wasserstein"}, default "non-saturating"
+        The generator's loss, :func:`generator_loss`. ``"wasserstein"`` trains a WGAN-GP
+        (Gulrajani et al. 2017): the discriminator becomes a critic with unbounded scores,
+        trained on :func:`critic_loss` plus ``gp`` times :func:`gradient_penalty` (no R1).
+        The paper's settings are ``lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5`` (pass them:
+        the defaults are the non-saturating GAN's); ``benchmarks/gan_modes.py`` and ``gan_digits.py`` measure both.
+        Rejection sampling still works after it: the refinement phase trains the critic's
+        network as a classifier, eq. (5.2), before its logit is used.
+    n_critic : int >= 1, default 1
+        Discriminator (critic) updates per generator update; each on a fresh minibatch.
+    gp : float >= 0, default 10.0
+        λ of the gradient penalty of ``loss="wasserstein"`` (unused otherwise).
     r1 : float >= 0 or None, default None
         γ of the R1 penalty (in standardised units); 0 switches it off. ``None``: the preset,
         0.01 for point data, 1.0 for images (a weak penalty lets the digit GAN collapse onto
-        a few classes, worse the longer it trains).
+        a few classes, worse the longer it trains); 0 with ``loss="wasserstein"``, whose
+        gradient penalty replaces it (an explicit r1 > 0 is refused there).
     r1_every : int >= 1, default 16
         Lazy regularisation: the penalty is computed every ``r1_every`` steps and multiplied
         by ``r1_every`` (Karras et al. 2020), which costs 1/``r1_every`` of the full penalty.
@@ -582,6 +702,8 @@ class GAN(NeuralEstimator):
         beta1: float = 0.5,
         beta2=None,
         loss: str = "non-saturating",
+        n_critic: int = 1,
+        gp: float = 10.0,
         r1=None,
         r1_every: int = 16,
         rejection: bool = True,
@@ -607,6 +729,8 @@ class GAN(NeuralEstimator):
         self.beta1 = beta1
         self.beta2 = beta2
         self.loss = loss
+        self.n_critic = n_critic
+        self.gp = gp
         self.r1 = r1
         self.r1_every = r1_every
         self.rejection = rejection
@@ -639,8 +763,13 @@ class GAN(NeuralEstimator):
         if self.beta2 is not None:
             check_real(self.beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True)
         check_choice(self.loss, "loss", LOSSES)
+        check_int(self.n_critic, "n_critic", minimum=1)
+        check_real(self.gp, "gp", minimum=0.0)
         if self.r1 is not None:
             check_real(self.r1, "r1", minimum=0.0)
+            if self.loss == "wasserstein" and self.r1 > 0:
+                raise ValueError(f"r1 must be None or 0 with loss='wasserstein' (the gradient "
+                                 f"penalty gp replaces it), got {self.r1}")
         check_int(self.r1_every, "r1_every", minimum=1)
         check_bool(self.rejection, "rejection")
         check_int(self.rejection_steps, "rejection_steps", minimum=1)
@@ -711,6 +840,8 @@ class GAN(NeuralEstimator):
     def _r1(self, shape) -> float:
         if self.r1 is not None:
             return float(self.r1)
+        if self.loss == "wasserstein":
+            return 0.0
         return self._IMAGE_PRESET["r1"] if len(shape) == 3 else 0.01
 
     def _d_depth(self, D: int) -> int:
@@ -794,10 +925,14 @@ class GAN(NeuralEstimator):
         G_out = G if G_avg is None else G_avg  # the network that samples
         snap_steps, snap_z = self._snapshot_plan(run, seed)
 
+        kw = {"loss": self.loss, "r1": self._r1(input_shape), "r1_every": self.r1_every,
+              "gp": float(self.gp), "generator": run.noise_gen}
+
         def step(t):
             lr = self._set_lr(t, opt_g, opt_d)
-            out = train_step(G, Dn, opt_g, opt_d, *run.next_batch(), loss=self.loss,
-                             r1=self._r1(input_shape), r1_every=self.r1_every, t=t)
+            for _ in range(int(self.n_critic) - 1):  # the extra critic steps (n_critic > 1)
+                train_step(G, Dn, opt_g, opt_d, *run.next_batch(), t=t, update_g=False, **kw)
+            out = train_step(G, Dn, opt_g, opt_d, *run.next_batch(), t=t, **kw)
             out["r1"] = run.report_r1(out["r1"])  # lazy R1: the last computed penalty
             if G_avg is not None:
                 ema_update(G_avg, G, float(self.ema), t)
