@@ -23,6 +23,12 @@ Settings (each is ``GAN(**params)`` with the parameters named here; the rest are
   R1 γ = 0.01, batch 256; raw generator output;
 - ``conv-…`` variants of ``conv``: ``lr4e-3``, ``r1-X``, ``b64``/``b128`` (batch), and
   ``sn`` spectral normalisation on every discriminator layer instead of R1 (γ = 0);
+- ``wgan``: ``GAN(loss="wasserstein")``, WGAN-GP (Gulrajani et al. 2017) on the default's
+  networks, data and steps: critic loss with the gradient penalty λ = 10 instead of R1, the
+  paper's Adam settings (lr 1e-4, β = (0, 0.9)) and 5 critic updates per generator update;
+  ``wgan-lr4e-3-nc1``: the same loss with the default's optimiser (lr 4e-3, β = (0.5, 0.999),
+  cosine decay) and one critic update per step, so the cost per step is the default's;
+  raw generator output for both;
 - ``default``: ``GAN()`` as shipped (the winner); ``default-drs``: the same scored on
   ``sample(rejection=True)``; ``default-cond`` (``-drs``): the same fitted with labels, a
   conditional GAN (``acc``: ``metrics.class_accuracy`` of 3,590 samples, 359 per class, with
@@ -80,6 +86,9 @@ SETTINGS = {
     "conv-r1-1-b64": dict(CONV, r1=1.0, batch_size=64),
     "conv-r1-1-b128": dict(CONV, r1=1.0, batch_size=128),
     "conv-sn-b128": dict(CONV, r1=0.0, batch_size=128, spectral_norm=True),
+    "wgan": {"loss": "wasserstein", "lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5,
+             "rejection": False},
+    "wgan-lr4e-3-nc1": {"loss": "wasserstein", "rejection": False},
     "default": {},
     "default-drs": {"sample_rejection": True},
     "default-cond": {"conditional": True},
