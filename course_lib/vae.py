@@ -59,6 +59,7 @@ from torch.nn import functional as F
 
 from ._core import (
     ComplexDataError,
+    as_real_array,
     as_tensor,
     check_bool,
     check_choice,
@@ -203,8 +204,17 @@ def reparameterize(mean, log_var, eps) -> torch.Tensor:
     z is a differentiable function of (μ, log σ²) for a fixed ε, so the gradient of
     :math:`\mathbb E_q[f(z)]` is :math:`\mathbb E_\varepsilon[\nabla f(\mu + \sigma\varepsilon)]`.
     ``eps`` broadcasts against ``mean`` (e.g. ``(k, N, d)`` against ``(N, d)``).
+    Arrays and tensors of real numbers only (``None``, complex, dates and ``meta`` tensors are
+    refused); NaN passes through, so that training's divergence guard reports it.
     """
+    mean, log_var, eps = (_real_tensor(v, n) for v, n in
+                          ((mean, "mean"), (log_var, "log_var"), (eps, "eps")))
     return mean + torch.exp(0.5 * log_var) * eps
+
+
+def _real_tensor(x, name: str, finite: bool = False) -> torch.Tensor:
+    """``x`` as a real tensor (a floating tensor unchanged, its graph kept), or a clear error."""
+    return torch.as_tensor(as_real_array(x, name, finite=finite, keep_tensor=True))
 
 
 def gaussian_kl(mean, log_var, reduce: bool = True) -> torch.Tensor:
@@ -218,6 +228,7 @@ def gaussian_kl(mean, log_var, reduce: bool = True) -> torch.Tensor:
     each latent dimension (what free bits, eq. (6.18) [vae-freebits], thresholds, and what is
     about 0 for an inactive unit, eq. (6.17) [vae-active]).
     """
+    mean, log_var = _real_tensor(mean, "mean"), _real_tensor(log_var, "log_var")
     terms = 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var)
     return terms.sum(-1) if reduce else terms
 
@@ -560,9 +571,19 @@ def iwae_log_likelihood(log_weights, dim: int = -1) -> torch.Tensor:
     from the log-weights :math:`\log w_i = \log p(x\mid z_i) + \log p(z_i) - \log q(z_i\mid x)`
     (k of them along ``dim``), computed with log-sum-exp. k = 1 is the ELBO (in expectation);
     its expectation never decreases with k and tends to log p(x).
+    Log-weights must be real and not NaN or +inf (−inf, a weight of zero, is allowed).
     """
-    k = log_weights.shape[dim]
-    return torch.logsumexp(log_weights, dim=dim) - math.log(k)
+    log_weights = _real_tensor(log_weights, "log_weights")
+    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
+        raise ValueError("log_weights contains NaN or +inf values")
+    return _log_mean_exp(log_weights, dim)
+
+
+def _log_mean_exp(log_weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """log of the mean of exp(log_weights) along ``dim``, by log-sum-exp: eq. (6.9)'s arithmetic,
+    unchecked (the training objective calls it on every step; NaN there is the divergence
+    guard's to report)."""
+    return torch.logsumexp(log_weights, dim=dim) - math.log(log_weights.shape[dim])
 
 
 def iwae_standard_error(log_weights, dim: int = -1) -> torch.Tensor:
@@ -585,7 +606,8 @@ def iwae_curve(log_weights, ks) -> dict:
     over the groups (a lower-variance estimate of E[IWAE_k] from the same draws).
     Returns ``{k: float}`` (nats per sample).
     """
-    log_weights = torch.as_tensor(log_weights, dtype=torch.float64)
+    log_weights = torch.as_tensor(as_real_array(log_weights, "log_weights", ndim=2),
+                                  dtype=torch.float64)
     N, K = log_weights.shape
     out = {}
     for k in ks:
@@ -715,7 +737,7 @@ def vae_train_step(t, *, model, nets, optimizer, batches, x, y1h, generator, bet
         loss = -(rec - beta * kl).mean()
     else:
         rec, kl = model._draws_t(enc, dec, xb, yb, generator, prior, k)  # (k, N) each
-        loss = -iwae_log_likelihood(rec - beta * kl, dim=0).mean()
+        loss = -_log_mean_exp(rec - beta * kl, dim=0).mean()
         elbo, rec, kl = (rec - kl).mean(0), rec.mean(0), kl.mean(0)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
