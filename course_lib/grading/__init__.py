@@ -315,7 +315,7 @@ def check_close(value, expected, what: str, *, rtol: float = 1e-5, atol: float =
         check_finite(np.where(inf_expected, 0.0, arr), what, hint=hint)
     if inf_expected.any() and not np.array_equal(arr[inf_expected], expected[inf_expected]):
         idx = tuple(int(i) for i in np.argwhere(inf_expected & (arr != expected))[0])
-        raise GradingError(f"{what} is wrong at index {idx}: got {arr[idx]:.6g}, expected "
+        raise GradingError(f"{what} is wrong.\nAt index {idx}: got {arr[idx]:.6g}, expected "
                            f"{expected[idx]}" + (f". Hint: {hint}" if hint else ""))
     a = np.where(inf_expected, 0.0, arr)
     e = np.where(inf_expected, 0.0, expected)
@@ -323,8 +323,8 @@ def check_close(value, expected, what: str, *, rtol: float = 1e-5, atol: float =
         err = np.abs(a - e)
         where = tuple(int(i) for i in np.unravel_index(np.argmax(err), err.shape)) if err.ndim else ()
         msg = (
-            f"{what} is wrong: the largest difference is {err.max():.3g} at index {where} "
-            f"(got {arr[where]:.6g}, expected {expected[where]:.6g})"
+            f"{what} is wrong.\nThe largest difference is {err.max():.3g}, at index {where}: "
+            f"got {arr[where]:.6g}, expected {expected[where]:.6g}"
         )
         raise GradingError(msg + (f". Hint: {hint}" if hint else ""))
     return arr

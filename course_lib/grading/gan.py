@@ -212,9 +212,10 @@ def check_discriminator_loss(discriminator_loss) -> None:
         else:
             hint = ("L_D = mean(softplus(-real_logits)) + mean(softplus(fake_logits)); the two "
                     "batches may have different sizes, so average each one separately")
-        check_close(g, e, f"{what} for {name}", rtol=rtol, atol=1e-9, hint=hint)
+        short = what.split("(")[0]  # the first line of the message stays short
+        check_close(g, e, f"{short} for {name}", rtol=rtol, atol=1e-9, hint=hint)
         for gr, eg, which in zip(grads, exp_grads, ("real_logits", "fake_logits")):
-            check_close(gr.double().numpy(), eg.numpy(), f"the gradient of {what} w.r.t. "
+            check_close(gr.double().numpy(), eg.numpy(), f"the gradient of {short} w.r.t. "
                         f"{which} for {name}", rtol=1e-5, atol=1e-9,
                         hint=_GRAD_HINT if not torch.isfinite(gr).all() else
                         (_CAPPED_HINT if _large(real, fake) else ""))
@@ -265,9 +266,10 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
                 hint = _CAPPED_HINT
             else:
                 hint = ("minimax: -mean(softplus(l)); non-saturating: mean(softplus(-l))")
-            check_close(g, e, f"{what} for {name}", rtol=rtol, atol=1e-9, hint=hint)
+            short = what.split("(")[0]  # the first line of the message stays short
+            check_close(g, e, f"{short} for {name}", rtol=rtol, atol=1e-9, hint=hint)
             check_close(grad.double().numpy(), exp_grad.numpy(),
-                        f"the gradient of {what} for {name}", rtol=1e-5, atol=1e-9,
+                        f"the gradient of {short} for {name}", rtol=1e-5, atol=1e-9,
                         hint=_GRAD_HINT if not torch.isfinite(grad).all() else
                         (_CAPPED_HINT if _large(fake) else ""))
     passed("both generator losses match course_lib.gan.generator_loss, with their gradients, "
