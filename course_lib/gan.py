@@ -682,7 +682,8 @@ class GAN(NeuralEstimator):
     mean_ : tensor (D,), scale_ : float, the standardisation (x - mean_) / scale_
     log_m_ : tensor (n_classes or 1,), log M of rejection sampling per class (None without rejection)
     history_ : dict of lists, per step ``loss_d``, ``loss_g``, ``r1`` (the last computed
-        penalty), ``d_real``/``d_fake`` (mean D on the minibatch), ``lr``; and
+        penalty; with ``loss="wasserstein"`` the gradient penalty), ``d_real``/``d_fake`` (mean
+        D on the minibatch; with ``loss="wasserstein"`` the mean critic scores), ``lr``; and
         ``loss_d_rejection`` for the rejection steps
     fit_time_ : float, seconds spent in ``fit``
     snapshots_ : list of (step, ndarray) pairs, samples in X's shape during training (see
