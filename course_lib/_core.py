@@ -17,6 +17,7 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -45,6 +46,12 @@ __all__ = [
     "check_int",
     "check_real",
     "check_choice",
+    "check_params",
+    "Int",
+    "Float",
+    "Flag",
+    "OneOf",
+    "Seed",
     "check_images",
     "check_binary",
     "progress",
@@ -526,6 +533,78 @@ def check_choice(value, name: str, options: Sequence[str]):
     if not ok:
         raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
     return value
+
+
+# ---------------------------------------------------------------- declared hyperparameters
+#
+# An estimator declares its hyperparameters once, as a table ``{name: rule}``, and checks them
+# all with one call, ``check_params(self, table)``: scikit-learn's idea of declared parameter
+# constraints (``check_scalar``, ``_parameter_constraints``), in a few lines. Each rule calls
+# the check_* function above, so every message is the one those functions give.
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer (booleans refused) in ``[minimum, maximum]``."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def __call__(self, value, name: str) -> int:
+        return check_int(value, name, minimum=self.minimum, maximum=self.maximum)
+
+
+@dataclass(frozen=True)
+class Float:
+    """A finite real number in the range, each bound inclusive unless ``strict_*``."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    strict_min: bool = False
+    strict_max: bool = False
+
+    def __call__(self, value, name: str) -> float:
+        return check_real(value, name, minimum=self.minimum, maximum=self.maximum,
+                          strict_min=self.strict_min, strict_max=self.strict_max)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """``True`` or ``False``, nothing else."""
+
+    def __call__(self, value, name: str) -> bool:
+        return check_bool(value, name)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of options (strings)."""
+
+    options: tuple
+
+    def __call__(self, value, name: str):
+        return check_choice(value, name, self.options)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A seed (:func:`check_seed`); with ``random_state``, a NumPy ``RandomState`` too."""
+
+    allow_none: bool = True
+    random_state: bool = False
+
+    def __call__(self, value, name: str):
+        if self.random_state and isinstance(value, np.random.RandomState):
+            return value
+        return check_seed(value, name, allow_none=self.allow_none)
+
+
+def check_params(estimator, table: dict) -> dict:
+    """Check the hyperparameters of ``estimator`` declared in ``table`` (``{name: rule}``, a
+    rule being one of :class:`Int`, :class:`Float`, :class:`Flag`, :class:`OneOf`,
+    :class:`Seed` or any ``rule(value, name)``), in the table's order; return the checked
+    values by name. The first bad one raises ``TypeError``/``ValueError`` naming it."""
+    return {name: rule(getattr(estimator, name), name) for name, rule in table.items()}
 
 
 def _is_complex(x) -> bool:
