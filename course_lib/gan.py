@@ -69,6 +69,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._core import (
+    as_real_array,
     as_tensor,
     check_bool,
     check_choice,
@@ -156,15 +157,24 @@ def optimal_discriminator(p, q):
 
     ``p`` is the data density and ``q`` the generator's density at the same points (arrays or
     tensors of the same shape, >= 0). Where both are 0 the value is undefined; 1/2 is returned.
+    Both are divided by the larger first, so densities near the float64 limit give a finite D*.
     """
-    if isinstance(p, torch.Tensor) or isinstance(q, torch.Tensor):
-        p, q = torch.as_tensor(p), torch.as_tensor(q)
-        total = p + q
-        return torch.where(total > 0, p / torch.where(total > 0, total, 1), 0.5)
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    total = p + q
+    tensors = isinstance(p, torch.Tensor) or isinstance(q, torch.Tensor)
+    p = as_real_array(p, "p", nonnegative=True, keep_tensor=True)
+    q = as_real_array(q, "q", nonnegative=True, keep_tensor=True)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {tuple(p.shape)}, {tuple(q.shape)}")
+    if tensors:
+        p, q = torch.as_tensor(p), torch.as_tensor(q).to(torch.as_tensor(p).dtype)
+        top = torch.maximum(p, q)
+        safe = torch.where(top > 0, top, torch.ones_like(top))
+        a, b = p / safe, q / safe
+        return torch.where(top > 0, a / torch.where(top > 0, a + b, torch.ones_like(a)), 0.5)
+    top = np.maximum(p, q)
+    safe = np.where(top > 0, top, 1.0)
+    a, b = p / safe, q / safe
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.5)
+        return np.where(top > 0, a / np.where(top > 0, a + b, 1.0), 0.5)
 
 
 def jensen_shannon(p, q, dx: float) -> float:
@@ -175,16 +185,16 @@ def jensen_shannon(p, q, dx: float) -> float:
     ``V(D*, G) = -log 4 + 2 JS(p ‖ q)``. ``p``, ``q``: 1-D arrays of density values on a grid of
     spacing ``dx`` (a Riemann sum; each should integrate to about 1).
     """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape or p.ndim != 1:
-        raise ValueError(f"p and q must be 1-D arrays of the same length, got {p.shape}, {q.shape}")
-    dx = check_real(dx, "dx", minimum=0.0, strict_min=True)
-    m = 0.5 * (p + q)
+    p, q, dx = _density_pair(p, q, dx)
+    m = 0.5 * p + 0.5 * q  # not (p + q) / 2, which overflows near the float64 limit
     with np.errstate(divide="ignore", invalid="ignore"):
         kl_pm = np.where(p > 0, p * np.log(p / m), 0.0)
         kl_qm = np.where(q > 0, q * np.log(q / m), 0.0)
-    return float(0.5 * (kl_pm.sum() + kl_qm.sum()) * dx)
+    value = 0.5 * dx * kl_pm.sum() + 0.5 * dx * kl_qm.sum()
+    if not np.isfinite(value):
+        raise ValueError("p, q: the divergence overflows float64 (densities this large cannot "
+                         "integrate to 1 on this grid; check p, q and dx)")
+    return float(value)
 
 
 def density_ratio_logit(p, q):
@@ -194,8 +204,10 @@ def density_ratio_logit(p, q):
     data and generator, which is what rejection sampling (:func:`acceptance_probability`)
     uses. ``p``, ``q``: positive arrays of the same shape.
     """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
+    p = as_real_array(p, "p", positive=True)
+    q = as_real_array(q, "q", positive=True)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {p.shape}, {q.shape}")
     return np.log(p) - np.log(q)
 
 
@@ -229,17 +241,17 @@ def acceptance_probability(logits, log_m) -> torch.Tensor:
     Rejection sampling only reweights what the generator draws: where q = 0 and p > 0 no M
     satisfies p <= M q, so it cannot bring back a mode the generator has lost.
     """
-    logits = torch.as_tensor(logits)
+    logits = torch.as_tensor(as_real_array(logits, "logits", keep_tensor=True))
+    log_m = check_real(log_m, "log_m")
     return torch.exp(torch.clamp(logits - log_m, max=0.0))
 
 
 def _density_pair(p, q, dx):
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape or p.ndim != 1:
+    """Two tabulated densities (1-D, finite, >= 0, same length) and a grid spacing > 0."""
+    p = as_real_array(p, "p", nonnegative=True, ndim=1)
+    q = as_real_array(q, "q", nonnegative=True, ndim=1)
+    if p.shape != q.shape:
         raise ValueError(f"p and q must be 1-D arrays of the same length, got {p.shape}, {q.shape}")
-    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))) or np.any(p < 0) or np.any(q < 0):
-        raise ValueError("p and q must hold finite, non-negative density values")
     return p, q, check_real(dx, "dx", minimum=0.0, strict_min=True)
 
 
