@@ -36,25 +36,118 @@ The log-density needs the *inverse* covariance (the precision). We keep an upper
 ``P`` with ``P @ P.T = Sigma^{-1}`` (for diag/spherical: ``1/sqrt(variance)``), called
 ``precisions_cholesky``: then ``(x - mu)^T Sigma^{-1} (x - mu) = ||(x - mu) @ P||^2`` and
 ``log det Sigma^{-1} = 2 sum(log diag P)``.
+
+How EM starts (``init_params``)
+-------------------------------
+How the initial responsibilities are chosen, exactly as scikit-learn does (and with the same
+random draws, so that the same ``random_state`` gives the same start): ``kmeans`` runs
+``sklearn.cluster.KMeans(n_init=1)`` **on the CPU, in float64** (so that the start does not
+depend on ``dtype``) and uses its hard labels; ``k-means++`` picks K seeds with
+``sklearn.cluster.kmeans_plusplus``; ``random_from_data`` picks K distinct data points;
+``random`` draws uniform responsibilities and normalises them. One M-step on these
+responsibilities gives the initial parameters. For ``kmeans`` and ``random`` every component
+gets many points, so its initial covariance is estimated from data. For ``k-means++`` and
+``random_from_data`` each component's initial responsibilities are one data point: its mean
+is that point, its weight 1/K, and its covariance **exactly** ``reg_covar * I`` (a point has
+no spread): K narrow spheres of equal size. The first E-step then gives every point (almost)
+entirely to its nearest seed in Euclidean distance, so after the first iteration each
+component is fitted to the Voronoi cell of its seed. With ``reg_covar=0`` these initial
+covariances are singular and are repaired as described under "Numerical trouble" (with a
+warning). (Difference: for ``k-means++`` and ``random_from_data`` scikit-learn leaves the
+initial weights unnormalised, summing to K/N, which shifts its first recorded lower bound by
+log(K/N); here they are normalised. The EM trajectory is otherwise identical.)
+
+Precision and threads (``dtype``)
+---------------------------------
+Precision of the computation. float64 reproduces scikit-learn (lower bound within 1e-12
+relative). float32 is about twice as fast on a CPU; on the benchmark's data its lower bound
+is within 3e-6 relative of float64's (about 1e-4 when components hold fewer points than
+there are features, whose covariances are then nearly singular); see
+``benchmarks/gmm_vs_sklearn.py``. In float32 a nearly singular covariance (reg_covar small
+compared with the data's variances) may need the repair described under "Numerical trouble".
+**Threads:** the sums over samples are split among CPU threads (``torch.set_num_threads``),
+and the order of floating-point additions changes with their number. For a fixed thread
+count a seed gives bit-identical results; across thread counts the results differ by
+rounding only: in float64 the lower bound agrees to about 1e-12 relative, in float32 to
+about 1e-6 relative (parameters to about 1e-4 relative). ``tests/test_gmm.py`` checks these
+bounds with 1 and 2 threads.
+
+Numerical trouble (what happens, instead of NaN)
+------------------------------------------------
+- **Empty component** (its responsibilities add up to less than
+  ``EMPTY_COMPONENT_EPS`` = 10 machine epsilons of a data point, i.e. 2e-15 in float64
+  and 1e-6 in float32: in practice exactly zero, e.g. after k-means on data with fewer
+  distinct points than K, or for a component that drifted away from all the data).
+  scikit-learn keeps such a dead component (its mean collapses towards a meaningless
+  point). Here it is **re-seeded**: its mean moves to the worst-explained data point
+  (lowest log p(x) under the current model; several empty components take the several
+  worst points), its covariance becomes the average covariance of the other components,
+  and its weight becomes 1/N (the weights are renormalised). A
+  :class:`NumericalTroubleWarning` says so. The lower bound may drop at that iteration.
+- **Duplicate points, features with zero variance, K close to N** (a component sitting on
+  one point): the sample covariance is singular; ``reg_covar`` (default 1e-6) on the
+  diagonal keeps it positive definite, exactly as in scikit-learn. The likelihood can
+  then be very large (a narrow spike on a point) but stays finite.
+- **A covariance that is still not positive definite** (``reg_covar=0`` with any of the
+  cases above, or float32 round-off): scikit-learn raises ``ValueError``. Here the
+  smallest of ``1e-10, 1e-9, ..., 1e-1`` times the data's mean variance that makes it
+  positive definite is added to its diagonal (to the variances for diag/spherical),
+  the regularised covariance is kept in ``covariances_``, and a
+  :class:`NumericalTroubleWarning` says so. Only if even that fails is a ``ValueError``
+  raised.
+- **max_iter reached** without convergence: ``ConvergenceWarning``, as in scikit-learn.
+- A lower bound that is not finite (should not happen after the repairs above) raises
+  ``FloatingPointError`` instead of returning NaN.
+
+Bad input (NaN/inf, wrong rank, n_components > n_samples, unknown options, negative
+``tol``/``reg_covar``, wrong initial shapes, wrong feature count) raises ``ValueError``
+or ``TypeError`` naming the argument; complex data raise ``ValueError`` ("Complex data
+not supported"), sparse matrices ``TypeError`` (sparse input is not supported: densify
+it); using an unfitted model raises ``sklearn.exceptions.NotFittedError``. Values so
+large that squared distances would overflow the working precision (about 1e150 in
+float64, 1e17 in float32, depending on N and D) raise ``ValueError`` asking to rescale
+the data, instead of returning NaN. A :meth:`fit` that raises (bad input, or numerical
+failure) leaves the estimator exactly as it was before the call.
+
+Data far from the origin
+------------------------
+The result does not depend on where the data sit. When, in some feature, the data lie
+further from the origin than ``OFFSET_RATIO`` (8) times their half-range, EM runs on the
+data minus their midrange (subtracted in float64, before the cast to ``dtype``), and
+:meth:`score` and the other methods take the same offset off their input: without it,
+an offset of 1e8 in float64 or 1e4 in float32 costs up to nats per sample in the fit and
+in ``score`` (scikit-learn refuses such data at 1e8). ``means_`` are reported in the
+original coordinates. Data that cannot be repaired are refused with a ``ValueError``: a
+feature whose spread is below ``MIN_LEVELS`` (100) steps of the data's own precision at
+their offset (unit spread at 1e15 in float64, at 1e6 in float32: the spread was rounded
+away before the data reached the model), and, as above, a spread so large that squared
+distances overflow. Data near the origin are used as given, exactly as scikit-learn does.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 
 from ._core import (
+    Flag,
+    Float,
+    Int,
+    OneOf,
+    Seed,
     as_tensor,
-    check_bool,
     check_choice,
     check_input,
     check_int,
+    check_params,
     check_real,
     check_seed,
     progress,
@@ -90,85 +183,12 @@ EMPTY_COMPONENT_EPS = 10.0
 _BLOCK_ELEMENTS = {"cpu": 2**19, "cuda": 2**25}
 
 
-def _precheck_X(X):
-    """Refuse, with scikit-learn's wording, what :func:`as_tensor` would refuse less clearly:
-    sparse matrices, complex values and empty arrays (:func:`course_lib._core.check_input`),
-    and 1-D arrays; read object arrays of numbers as floats."""
-    X = check_input(X, "X")
-    shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
-    if len(shape) == 1:
-        raise ValueError(
-            f"Expected a 2D array (n_samples, n_features) or images (N, C, H, W), got a 1D "
-            f"array of shape {shape} instead. Reshape your data either using X.reshape(-1, 1) "
-            "if your data has a single feature or X.reshape(1, -1) if it contains a single "
-            "sample."
-        )
-    return X
-
-
-def _check_scale(X: torch.Tensor) -> None:
-    """Refuse data so large that EM's squared distances, summed over samples and features,
-    would overflow the working precision (and turn into inf - inf = NaN)."""
-    N, D = X.shape
-    limit = math.sqrt(torch.finfo(X.dtype).max / (16.0 * N * D))
-    largest = float(X.abs().max())
-    if largest > limit:
-        raise ValueError(
-            f"X has values up to {largest:.3g} in absolute value; with N={N} samples of "
-            f"D={D} features, squared distances would overflow {X.dtype} (values must stay "
-            f"below about {limit:.2g}). Rescale the data, e.g. divide X by its standard "
-            "deviation, and fit again."
-        )
-
-
 #: Data whose midrange, in some feature, lies further from the origin than this many times
 #: their half-range in that feature are centred before EM (see :func:`_choose_offset`).
 OFFSET_RATIO = 8.0
 #: A feature whose values span fewer steps of their own precision than this (e.g. unit
 #: spread at 1e15 in float64, at 1e6 in float32) has lost its spread to rounding: refused.
 MIN_LEVELS = 100.0
-
-
-def _input_eps(X) -> float:
-    """Relative precision of the user's data: their floating dtype's epsilon (float64's for
-    integers and lists, which are read as float64)."""
-    if isinstance(X, torch.Tensor):
-        return float(torch.finfo(X.dtype).eps) if X.is_floating_point() else float(np.finfo(np.float64).eps)
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and np.issubdtype(dtype, np.floating):
-        return float(np.finfo(dtype).eps)
-    return float(np.finfo(np.float64).eps)
-
-
-def _choose_offset(X: torch.Tensor, eps_in: float) -> torch.Tensor | None:
-    """The point taken off the data before EM, so that the fit does not depend on where the
-    data sit: ``None`` for data around the origin (EM then runs on X as given, as in
-    scikit-learn), else the midrange of each feature (float64 (D,)).
-
-    EM's formulas subtract means from points and expand squares (``x @ P - mu @ P``); far from
-    the origin the digits that carry the spread cancel, and the log-likelihood comes out wrong
-    by up to nats per sample (1e8 in float64, 1e4 in float32). Centred data have none of that;
-    the fitted means are reported in the original coordinates. A feature whose spread is
-    below ``MIN_LEVELS`` steps of the data's own precision at their offset cannot be repaired
-    (the input has already rounded it away): ``ValueError``.
-    """
-    hi, lo = X.max(0).values, X.min(0).values
-    centre = hi / 2 + lo / 2  # no overflow, even at the dtype's limits
-    half = hi / 2 - lo / 2
-    if not bool((centre.abs() > OFFSET_RATIO * half).any()):
-        return None
-    step = centre.abs() * eps_in  # the spacing of the data's values around their offset
-    lost = (half > 0) & (half < MIN_LEVELS * step)
-    if bool(lost.any()):
-        d = int(torch.nonzero(lost)[0, 0])
-        raise ValueError(
-            f"X: feature {d} lies at {float(centre[d]):.4g} but varies by only "
-            f"{float(half[d]):.3g} around it, {float(half[d] / step[d]):.0f} times the spacing "
-            "of floating-point numbers there: the spread has been rounded away before "
-            "the data reached the model. Subtract the offset (e.g. X - X.mean(0)) in higher "
-            "precision, before the data are rounded, and fit again."
-        )
-    return centre
 
 
 class NumericalTroubleWarning(RuntimeWarning):
@@ -209,70 +229,6 @@ def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
     if covariance_type == "diag":
         return torch.log(precisions_cholesky).sum(-1)
     return n_features * torch.log(precisions_cholesky)  # spherical
-
-
-def _tol_sum_to_one(dtype: torch.dtype) -> float:
-    """How far from 1 a sum of weights (or of one sample's responsibilities) may be."""
-    return 1e-4 if dtype == torch.float32 else 1e-6
-
-
-def _check_tensor(x, name: str, *, ndim: int, like: torch.Tensor | None = None) -> torch.Tensor:
-    """A finite real tensor of rank ``ndim`` (arrays are converted; ``like`` fixes the dtype and
-    device: that of X). Used by the public equation functions, which learners call directly."""
-    if isinstance(x, torch.Tensor):
-        if x.is_complex() or not x.is_floating_point():
-            if x.is_complex():
-                raise TypeError(f"{name} must be real, got a complex tensor (dtype {x.dtype})")
-            x = x.to(torch.float64)
-        t = x if like is None else x.to(dtype=like.dtype, device=like.device)
-        if t.dim() != ndim:
-            raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-        if t.numel() == 0:
-            raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return t
-    dtype = like.dtype if like is not None else torch.float64
-    device = like.device if like is not None else None
-    return as_tensor(x, name, ndim=ndim, dtype=dtype, device=device)
-
-
-def _check_weights(weights, K: int, like: torch.Tensor) -> torch.Tensor:
-    weights = _check_tensor(weights, "weights", ndim=1, like=like)
-    if weights.shape[0] != K:
-        raise ValueError(f"weights must have shape ({K},) (one per component), got "
-                         f"{tuple(weights.shape)}")
-    if bool((weights < 0).any()):
-        raise ValueError(f"weights must be >= 0, found {float(weights.min()):.4g}")
-    total = float(weights.sum())
-    if abs(total - 1.0) > _tol_sum_to_one(weights.dtype):
-        raise ValueError(f"weights must sum to 1 (they are probabilities), got a sum of {total:.8g}")
-    return weights
-
-
-def _check_precisions_cholesky(P, covariance_type, K: int, D: int, like) -> torch.Tensor:
-    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
-    P = _check_tensor(P, "precisions_cholesky", ndim=len(shape), like=like)
-    if tuple(P.shape) != shape:
-        raise ValueError(f"precisions_cholesky must have shape {shape} for covariance_type="
-                         f"{covariance_type!r} (K={K}, D={D}), got {tuple(P.shape)}")
-    diag = torch.diagonal(P, dim1=-2, dim2=-1) if covariance_type in ("full", "tied") else P
-    if bool((diag <= 0).any()):
-        raise ValueError("precisions_cholesky must have a positive diagonal (it is the Cholesky "
-                         "factor of a positive-definite precision matrix); use "
-                         "compute_precision_cholesky(covariances, covariance_type)")
-    return P
-
-
-def _check_X_means(X, means):
-    X = _check_tensor(X, "X", ndim=2)
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
-    means = _check_tensor(means, "means", ndim=2, like=X)
-    if means.shape[1] != X.shape[1]:
-        raise ValueError(f"means must have shape (K, {X.shape[1]}) (one row per component, as "
-                         f"many columns as X), got {tuple(means.shape)}")
-    return X, means
 
 
 # --------------------------------------------------------------------------- the book's equations
@@ -428,20 +384,8 @@ def m_step(X, resp, covariance_type, reg_covar):
     X = _check_tensor(X, "X", ndim=2)
     if not X.is_floating_point():
         X = X.to(torch.float64)
-    resp = _check_tensor(resp, "resp", ndim=2, like=X)
-    if resp.shape[0] != X.shape[0]:
-        raise ValueError(f"resp must have shape ({X.shape[0]}, K) (one row per sample of X), "
-                         f"got {tuple(resp.shape)}")
-    if bool((resp < 0).any()):
-        raise ValueError(f"resp must be >= 0 (probabilities), found {float(resp.min()):.4g}")
-    row_sums = resp.sum(1)
-    worst = float((row_sums - 1.0).abs().max())
-    if worst > _tol_sum_to_one(resp.dtype):
-        raise ValueError("resp: each row (the responsibilities of one sample) must sum to 1, "
-                         f"found a row summing to 1 {'+' if worst > 0 else ''}{worst:.3g} off")
-    reg_covar = check_real(reg_covar, "reg_covar", minimum=0.0)
-    if not math.isfinite(reg_covar):
-        raise ValueError(f"reg_covar must be finite, got {reg_covar}")
+    resp = _check_resp(resp, X)
+    reg_covar = check_real(reg_covar, "reg_covar", minimum=0.0)  # finite, >= 0
     return _m_step(X, resp, covariance_type, reg_covar)
 
 
@@ -566,6 +510,147 @@ def n_parameters(n_components, n_features, covariance_type):
     return (K - 1) + K * D + covariance_params
 
 
+# --------------------------------------------------------------------------- sampling
+
+
+def _draw(n_samples, weights, means, covariances, covariance_type, gen):
+    """``n_samples`` draws from a mixture (NumPy parameters), in float64 on the CPU: first a
+    component for each sample (``z ~ Categorical(weights)``, sorted), then
+    ``x = mu_z + L_z eps`` with ``eps ~ N(0, I)`` and ``L_z L_z^T = Sigma_z``.
+    Returns ``(X, y)`` as NumPy arrays (n_samples, D) and (n_samples,)."""
+    weights = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    means = torch.as_tensor(np.asarray(means), dtype=torch.float64)
+    cov = torch.as_tensor(np.asarray(covariances), dtype=torch.float64)
+    K, D = means.shape
+    y = torch.multinomial(weights / weights.sum(), n_samples, replacement=True, generator=gen)
+    y = torch.sort(y).values
+    noise = torch.randn(n_samples, D, generator=gen, dtype=torch.float64)
+    # scale of each component, as a matrix L with L L^T = Sigma (or a vector of std devs)
+    if covariance_type == "full":
+        scale = torch.linalg.cholesky(cov)  # (K, D, D)
+    elif covariance_type == "tied":
+        scale = torch.linalg.cholesky(cov).expand(K, D, D)
+    elif covariance_type == "diag":
+        scale = cov.sqrt()  # (K, D)
+    else:
+        scale = cov.sqrt()[:, None].expand(K, D)
+    counts = torch.bincount(y, minlength=K).tolist()
+    pieces = []
+    # y is sorted, so the noise splits into one consecutive block per component
+    for k, eps in enumerate(torch.split(noise, counts)):
+        if scale.dim() == 3:
+            pieces.append(means[k] + eps @ scale[k].T)
+        else:
+            pieces.append(means[k] + eps * scale[k])
+    return torch.cat(pieces).numpy(), y.numpy()
+
+
+# ------------------------------------------------------------------ starting and repairing EM
+
+
+def _initial_responsibilities(X, K, init_params, random_state):
+    """(N, K) initial responsibilities, drawn exactly as scikit-learn draws them."""
+    N = X.shape[0]
+    resp = np.zeros((N, K))
+    if init_params in ("kmeans", "k-means++"):
+        # k-means runs on the CPU, in scikit-learn, and always in float64: the start then does
+        # not depend on the working dtype (k-means in float32 can find another partition)
+        X_np = X.cpu().numpy().astype(np.float64, copy=False)
+        if init_params == "kmeans":
+            labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(X_np).labels_
+            resp[np.arange(N), labels] = 1.0
+        else:
+            _, indices = kmeans_plusplus(X_np, K, random_state=random_state)
+            resp[indices, np.arange(K)] = 1.0
+    elif init_params == "random":
+        resp = random_state.uniform(size=(N, K))
+        resp /= resp.sum(axis=1, keepdims=True)
+    else:  # random_from_data
+        indices = random_state.choice(N, size=K, replace=False)
+        resp[indices, np.arange(K)] = 1.0
+    return torch.as_tensor(resp, dtype=X.dtype, device=X.device)
+
+
+def _reseed_empty_start(X, nk, weights, means, covariances, covariance_type, reg_covar):
+    """:func:`_reseed_empty` for the initial M-step, before any E-step: the worst-explained
+    points are judged by the components that did get points."""
+    ok = nk >= _empty_mass(X.dtype)
+    if bool(ok.all()):
+        return weights, means, covariances
+    _, P_ok = _safe_precision_cholesky(
+        covariances if covariance_type == "tied" else covariances[ok], covariance_type,
+        reg_covar, 0, X,
+    )
+    _, log_prob = _e_step(X, weights[ok] / weights[ok].sum(), means[ok], P_ok, covariance_type)
+    return _reseed_empty(X, nk, log_prob, weights, means, covariances, covariance_type, 0)
+
+
+def _reseed_empty(X, nk, log_prob, weights, means, covariances, covariance_type, iteration):
+    """Move components that lost all their points onto the worst-explained samples."""
+    empty = nk < _empty_mass(X.dtype)
+    if not bool(empty.any()):
+        return weights, means, covariances
+    n_empty = int(empty.sum())
+    worst = torch.topk(log_prob, n_empty, largest=False).indices
+    means = means.clone()
+    means[empty] = X[worst]
+    if covariance_type != "tied":
+        covariances = covariances.clone()
+        covariances[empty] = covariances[~empty].mean(0)
+    weights = weights.clone()
+    weights[empty] = 1.0 / X.shape[0]
+    weights = weights / weights.sum()
+    warnings.warn(
+        f"GaussianMixture: component(s) {torch.nonzero(empty).flatten().tolist()} lost all "
+        f"their points at EM iteration {iteration}; re-seeded on the worst-explained "
+        "data point(s).",
+        NumericalTroubleWarning,
+        stacklevel=5,
+    )
+    return weights, means, covariances
+
+
+def _safe_precision_cholesky(covariances, covariance_type, reg_covar, iteration, X):
+    """compute_precision_cholesky, regularising (and warning) where it would fail; returns
+    ``(covariances, P)``, the covariances as repaired."""
+    P, failed = _precision_cholesky_or_failures(covariances, covariance_type)
+    if not bool(failed.any()):
+        return covariances, P
+    bad = torch.nonzero(failed).flatten()
+    # the jitter is measured in units of a typical variance of the data
+    scale = float(X.var(0).mean())
+    scale = scale if scale > 0 else 1.0
+    for factor in 10.0 ** np.arange(-10, 0):
+        jitter = factor * scale
+        repaired = covariances.clone()
+        if covariance_type == "full":
+            repaired[bad] += jitter * torch.eye(
+                covariances.shape[-1], dtype=covariances.dtype, device=covariances.device
+            )
+        elif covariance_type == "tied":
+            repaired.diagonal().add_(jitter)
+        else:  # variances: negative round-off becomes 0 before the jitter is added
+            repaired[bad] = covariances[bad].clamp_min(0.0) + jitter
+        P, failed = _precision_cholesky_or_failures(repaired, covariance_type)
+        if not bool(failed.any()):
+            which = (
+                "the shared (tied) covariance"
+                if covariance_type == "tied"
+                else f"the covariance of component(s) {bad.tolist()}"
+            )
+            warnings.warn(
+                f"GaussianMixture: {which} was not positive definite at EM iteration "
+                f"{iteration} (reg_covar={reg_covar}); added {jitter:.3g} to its diagonal.",
+                NumericalTroubleWarning,
+                stacklevel=5,
+            )
+            return repaired, P
+    raise ValueError(
+        "Fitting the mixture failed: some covariances stay singular even after "
+        "regularisation. Increase reg_covar, use fewer components or rescale the data."
+    )
+
+
 # --------------------------------------------------------------------------- the estimator
 
 
@@ -580,7 +665,7 @@ def _as_random_state(random_state):
     return check_random_state(random_state)
 
 
-def _as_torch_dtype(dtype) -> torch.dtype:
+def _as_torch_dtype(dtype, name: str = "dtype") -> torch.dtype:
     mapping = {
         torch.float64: torch.float64,
         torch.float32: torch.float32,
@@ -596,11 +681,34 @@ def _as_torch_dtype(dtype) -> torch.dtype:
     try:
         return mapping[np.dtype(dtype).type]
     except (KeyError, TypeError):
-        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}") from None
+        raise ValueError(f"{name} must be torch.float64 or torch.float32, got {dtype!r}") from None
+
+
+class Mixture(NamedTuple):
+    """The parameters of a mixture during EM, as tensors on the working device."""
+
+    weights: torch.Tensor  # (K,)
+    means: torch.Tensor  # (K, D)
+    covariances: torch.Tensor  # shape set by covariance_type
+    precisions_cholesky: torch.Tensor  # idem
+
+
+class _Run(NamedTuple):
+    """The outcome of one EM run (one initialisation)."""
+
+    mixture: Mixture
+    lower_bound: float
+    n_iter: int
+    history: list
+    converged: bool
 
 
 class GaussianMixture(BaseEstimator):
     """Gaussian mixture model fitted by EM, with scikit-learn's interface and semantics.
+
+    How empty components, singular covariances and data far from the origin are handled
+    (instead of returning NaN), and which inputs are refused, is described in the module
+    docstring (``help(course_lib.gmm)``): "Numerical trouble" and "Data far from the origin".
 
     Parameters
     ----------
@@ -622,24 +730,9 @@ class GaussianMixture(BaseEstimator):
     n_init : int >= 1, default 1
         Number of initialisations; the one with the best final lower bound is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
-        How the initial responsibilities are chosen, exactly as scikit-learn does (and with
-        the same random draws, so that the same ``random_state`` gives the same start):
-        ``kmeans`` runs ``sklearn.cluster.KMeans(n_init=1)`` **on the CPU, in float64** (so
-        that the start does not depend on ``dtype``) and uses its hard labels; ``k-means++`` picks K seeds with ``sklearn.cluster.kmeans_plusplus``;
-        ``random_from_data`` picks K distinct data points; ``random`` draws uniform
-        responsibilities and normalises them. One M-step on these responsibilities gives
-        the initial parameters. For ``kmeans`` and ``random`` every component gets many
-        points, so its initial covariance is estimated from data. For ``k-means++`` and
-        ``random_from_data`` each component's initial responsibilities are one data point:
-        its mean is that point, its weight 1/K, and its covariance **exactly**
-        ``reg_covar * I`` (a point has no spread): K narrow spheres of equal size. The first
-        E-step then gives every point (almost) entirely to its nearest seed in Euclidean
-        distance, so after the first iteration each component is fitted to the Voronoi cell
-        of its seed. With ``reg_covar=0`` these initial covariances are singular and are
-        repaired as described below (with a warning). (Difference: for ``k-means++`` and ``random_from_data``
-        scikit-learn leaves the initial weights unnormalised, summing to K/N, which shifts its
-        first recorded lower bound by log(K/N); here they are normalised. The EM trajectory
-        is otherwise identical.)
+        How the initial responsibilities are chosen, exactly as scikit-learn chooses them
+        (same random draws); one M-step on them gives the initial parameters. See "How EM
+        starts" in the module docstring.
     weights_init, means_init, precisions_init : array-like or None
         User-provided initial parameters; they replace those from ``init_params``. Shapes:
         (K,), (K, D) (or (K, C, H, W) for images), and for the precisions (inverse
@@ -655,19 +748,8 @@ class GaussianMixture(BaseEstimator):
     device : str, torch.device or None
         Where EM runs; ``None`` means :func:`course_lib.get_device` (the GPU if present).
     dtype : "float64" (default) or "float32" (torch or NumPy dtypes are accepted too)
-        Precision of the computation. float64 reproduces scikit-learn (lower bound within
-        1e-12 relative). float32 is about twice as fast on a CPU; on the benchmark's data its
-        lower bound is within 3e-6 relative of float64's (about 1e-4 when components hold
-        fewer points than there are features, whose covariances are then nearly singular);
-        see ``benchmarks/gmm_vs_sklearn.py``. In float32 a nearly singular covariance
-        (reg_covar small compared with the data's variances) may need the repair described
-        below. **Threads:** the sums over samples are split among CPU threads
-        (``torch.set_num_threads``), and the order of floating-point additions changes with
-        their number. For a fixed thread count a seed gives bit-identical results; across
-        thread counts the results differ by rounding only: in float64 the lower bound agrees
-        to about 1e-12 relative, in float32 to about 1e-6 relative (parameters to about 1e-4
-        relative). ``tests/test_gmm.py`` checks these bounds with 1 and
-        2 threads.
+        Precision of the computation: float64 reproduces scikit-learn, float32 is about
+        twice as fast on a CPU. See "Precision and threads" in the module docstring.
     progress : bool, default False
         Show a progress bar over EM iterations.
     verbose : int, default 0
@@ -696,58 +778,25 @@ class GaussianMixture(BaseEstimator):
     n_features_in_ : int
     image_shape_ : tuple (C, H, W) or None
         Set when fitted on images; :meth:`sample` then returns images.
-
-    Numerical trouble (what happens, instead of NaN)
-    ------------------------------------------------
-    - **Empty component** (its responsibilities add up to less than
-      ``EMPTY_COMPONENT_EPS`` = 10 machine epsilons of a data point, i.e. 2e-15 in float64
-      and 1e-6 in float32: in practice exactly zero, e.g. after k-means on data with fewer
-      distinct points than K, or for a component that drifted away from all the data).
-      scikit-learn keeps such a dead component (its mean collapses towards a meaningless
-      point). Here it is **re-seeded**: its mean moves to the worst-explained data point
-      (lowest log p(x) under the current model; several empty components take the several
-      worst points), its covariance becomes the average covariance of the other components,
-      and its weight becomes 1/N (the weights are renormalised). A
-      :class:`NumericalTroubleWarning` says so. The lower bound may drop at that iteration.
-    - **Duplicate points, features with zero variance, K close to N** (a component sitting on
-      one point): the sample covariance is singular; ``reg_covar`` (default 1e-6) on the
-      diagonal keeps it positive definite, exactly as in scikit-learn. The likelihood can
-      then be very large (a narrow spike on a point) but stays finite.
-    - **A covariance that is still not positive definite** (``reg_covar=0`` with any of the
-      cases above, or float32 round-off): scikit-learn raises ``ValueError``. Here the
-      smallest of ``1e-10, 1e-9, ..., 1e-1`` times the data's mean variance that makes it
-      positive definite is added to its diagonal (to the variances for diag/spherical),
-      the regularised covariance is kept in ``covariances_``, and a
-      :class:`NumericalTroubleWarning` says so. Only if even that fails is a ``ValueError``
-      raised.
-    - **max_iter reached** without convergence: ``ConvergenceWarning``, as in scikit-learn.
-    - A lower bound that is not finite (should not happen after the repairs above) raises
-      ``FloatingPointError`` instead of returning NaN.
-
-    Bad input (NaN/inf, wrong rank, n_components > n_samples, unknown options, negative
-    ``tol``/``reg_covar``, wrong initial shapes, wrong feature count) raises ``ValueError``
-    or ``TypeError`` naming the argument; complex data raise ``ValueError`` ("Complex data
-    not supported"), sparse matrices ``TypeError`` (sparse input is not supported: densify
-    it); using an unfitted model raises ``sklearn.exceptions.NotFittedError``. Values so
-    large that squared distances would overflow the working precision (about 1e150 in
-    float64, 1e17 in float32, depending on N and D) raise ``ValueError`` asking to rescale
-    the data, instead of returning NaN. A :meth:`fit` that raises (bad input, or numerical
-    failure) leaves the estimator exactly as it was before the call.
-
-    Data far from the origin
-    ------------------------
-    The result does not depend on where the data sit. When, in some feature, the data lie
-    further from the origin than ``OFFSET_RATIO`` (8) times their half-range, EM runs on the
-    data minus their midrange (subtracted in float64, before the cast to ``dtype``), and
-    :meth:`score` and the other methods take the same offset off their input: without it,
-    an offset of 1e8 in float64 or 1e4 in float32 costs up to nats per sample in the fit and
-    in ``score`` (scikit-learn refuses such data at 1e8). ``means_`` are reported in the
-    original coordinates. Data that cannot be repaired are refused with a ``ValueError``: a
-    feature whose spread is below ``MIN_LEVELS`` (100) steps of the data's own precision at
-    their offset (unit spread at 1e15 in float64, at 1e6 in float32: the spread was rounded
-    away before the data reached the model), and, as above, a spread so large that squared
-    distances overflow. Data near the origin are used as given, exactly as scikit-learn does.
     """
+
+    #: Every hyperparameter and what it must be, checked in this order by
+    #: :func:`course_lib._core.check_params` (``dtype`` and ``device`` are read, not just checked).
+    _hyperparameters = {
+        "n_components": Int(minimum=1),
+        "covariance_type": OneOf(COVARIANCE_TYPES),
+        "tol": Float(minimum=0.0),
+        "reg_covar": Float(minimum=0.0),
+        "max_iter": Int(minimum=1),
+        "n_init": Int(minimum=1),
+        "init_params": OneOf(INIT_PARAMS),
+        "verbose": Int(minimum=0),
+        "warm_start": Flag(),
+        "progress": Flag(),
+        "random_state": Seed(random_state=True),
+        "dtype": _as_torch_dtype,
+        "device": resolve_device,
+    }
 
     def __init__(
         self,
@@ -786,254 +835,6 @@ class GaussianMixture(BaseEstimator):
         self.progress = progress
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ validation
-
-    def _check_hyperparameters(self):
-        check_int(self.n_components, "n_components", minimum=1)
-        _check_covariance_type(self.covariance_type)
-        check_real(self.tol, "tol", minimum=0.0)
-        check_real(self.reg_covar, "reg_covar", minimum=0.0)
-        check_int(self.max_iter, "max_iter", minimum=1)
-        check_int(self.n_init, "n_init", minimum=1)
-        check_choice(self.init_params, "init_params", INIT_PARAMS)
-        check_int(self.verbose, "verbose", minimum=0)
-        for name in ("warm_start", "progress"):
-            check_bool(getattr(self, name), name)
-        rs = self.random_state
-        if not isinstance(rs, np.random.RandomState):
-            check_seed(rs, "random_state")  # the course's one seed check: None or [0, 2**64)
-        return _as_torch_dtype(self.dtype), resolve_device(self.device)
-
-    def _check_is_fitted(self):
-        if not hasattr(self, "means_"):
-            raise NotFittedError(
-                "This GaussianMixture instance is not fitted yet. Call 'fit' with appropriate "
-                "arguments before using this estimator."
-            )
-
-    def _validate_X(self, X, *, reset, dtype=None, device=None):
-        """Return X as a (N, D) tensor on the working device; images are flattened; data far
-        from the origin are centred (:func:`_choose_offset`).
-
-        With ``reset`` returns ``(X, image_shape, offset)`` and changes nothing on ``self``
-        (the fit stores ``n_features_in_``, ``image_shape_`` and the offset only once it has
-        succeeded); otherwise X is centred with the fitted offset."""
-        dtype = dtype if dtype is not None else self._dtype
-        device = device if device is not None else self._device
-        X = _precheck_X(X)
-        eps_in = _input_eps(X)
-        # read in float64 (exactly, for float32 input): the offset is taken off before the
-        # cast to the working precision, so that float32 keeps the data's spread
-        X = as_tensor(X, "X", ndim=(2, 4), dtype=torch.float64, device=device)
-        image_shape = tuple(X.shape[1:]) if X.dim() == 4 else None
-        X = X.reshape(X.shape[0], -1)
-        if X.shape[1] == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
-                             "minimum of 1 is required.")
-        if reset:
-            offset = _choose_offset(X, eps_in)
-        else:
-            if image_shape is not None and self.image_shape_ is not None:
-                if image_shape != tuple(self.image_shape_):
-                    raise ValueError(
-                        f"X has images of shape {image_shape}, but this GaussianMixture was "
-                        f"fitted on images of shape {tuple(self.image_shape_)}"
-                    )
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but GaussianMixture is expecting "
-                    f"{self.n_features_in_} features as input (the number it was fitted with)"
-                )
-            offset = self._offset_tensor(device)
-        if offset is not None:
-            X = X - offset
-        X = X.to(dtype)
-        if not bool(torch.isfinite(X).all()):
-            raise ValueError(
-                f"X has values too large for {dtype} (they overflow to infinity when "
-                "converted); rescale the data, e.g. divide X by its standard deviation, "
-                "or use dtype='float64'"
-            )
-        if reset:
-            _check_scale(X)
-            return X, image_shape, offset
-        return X
-
-    def _offset_tensor(self, device):
-        """The offset taken off the data before EM (float64 tensor (D,)), or None."""
-        offset = getattr(self, "_offset", None)
-        return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
-                                                           device=device)
-
-    def _precisions_shape(self, K, D):
-        return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[
-            self.covariance_type
-        ]
-
-    def _check_initial_parameters(self, K, D, offset=None):
-        """Validate weights_init, means_init, precisions_init; return tensors (or None), the
-        means relative to ``offset`` (the data's, see :func:`_choose_offset`)."""
-        kw = dict(dtype=self._dtype, device=self._device)
-        weights = means = precisions = None
-        if self.weights_init is not None:
-            weights = as_tensor(self.weights_init, "weights_init", ndim=1, **kw)
-            if tuple(weights.shape) != (K,):
-                raise ValueError(f"weights_init must have shape ({K},), got {tuple(weights.shape)}")
-            if bool((weights < 0).any()) or bool((weights > 1).any()):
-                raise ValueError("weights_init must lie in [0, 1]")
-            atol = 1e-6 if self._dtype == torch.float32 else 1e-8
-            if abs(float(weights.sum()) - 1.0) > atol:
-                raise ValueError(f"weights_init must sum to 1, got {float(weights.sum()):.6g}")
-        if self.means_init is not None:
-            means = as_tensor(self.means_init, "means_init", ndim=(2, 4), dtype=torch.float64,
-                              device=self._device)
-            means = means.reshape(means.shape[0], -1)
-            if tuple(means.shape) != (K, D):
-                raise ValueError(f"means_init must have shape ({K}, {D}), got {tuple(means.shape)}")
-            means = (means if offset is None else means - offset).to(self._dtype)
-            if not bool(torch.isfinite(means).all()):
-                raise ValueError(f"means_init has values too large for {self._dtype}")
-        if self.precisions_init is not None:
-            shape = self._precisions_shape(K, D)
-            precisions = as_tensor(self.precisions_init, "precisions_init", ndim=len(shape), **kw)
-            if tuple(precisions.shape) != shape:
-                raise ValueError(
-                    f"precisions_init must have shape {shape} for covariance_type="
-                    f"{self.covariance_type!r}, got {tuple(precisions.shape)}"
-                )
-            if self.covariance_type in ("full", "tied"):
-                symmetric = torch.allclose(precisions, precisions.mT, rtol=1e-5, atol=1e-8)
-                if not symmetric or bool((torch.linalg.eigvalsh(precisions) <= 0).any()):
-                    raise ValueError("precisions_init must be symmetric positive definite")
-            elif bool((precisions <= 0).any()):
-                raise ValueError("precisions_init must be positive")
-        return weights, means, precisions
-
-    # ------------------------------------------------------------------ numerical repairs
-
-    def _safe_precision_cholesky(self, covariances, iteration, X):
-        """compute_precision_cholesky, regularising (and warning) where it would fail."""
-        P, failed = _precision_cholesky_or_failures(covariances, self.covariance_type)
-        if not bool(failed.any()):
-            return covariances, P
-        bad = torch.nonzero(failed).flatten()
-        # the jitter is measured in units of a typical variance of the data
-        scale = float(X.var(0).mean())
-        scale = scale if scale > 0 else 1.0
-        for factor in 10.0 ** np.arange(-10, 0):
-            jitter = factor * scale
-            repaired = covariances.clone()
-            if self.covariance_type == "full":
-                repaired[bad] += jitter * torch.eye(
-                    covariances.shape[-1], dtype=covariances.dtype, device=covariances.device
-                )
-            elif self.covariance_type == "tied":
-                repaired.diagonal().add_(jitter)
-            else:  # variances: negative round-off becomes 0 before the jitter is added
-                repaired[bad] = covariances[bad].clamp_min(0.0) + jitter
-            P, failed = _precision_cholesky_or_failures(repaired, self.covariance_type)
-            if not bool(failed.any()):
-                which = (
-                    "the shared (tied) covariance"
-                    if self.covariance_type == "tied"
-                    else f"the covariance of component(s) {bad.tolist()}"
-                )
-                warnings.warn(
-                    f"GaussianMixture: {which} was not positive definite at EM iteration "
-                    f"{iteration} (reg_covar={self.reg_covar}); added {jitter:.3g} to its "
-                    "diagonal.",
-                    NumericalTroubleWarning,
-                    stacklevel=4,
-                )
-                return repaired, P
-        raise ValueError(
-            "Fitting the mixture failed: some covariances stay singular even after "
-            "regularisation. Increase reg_covar, use fewer components or rescale the data."
-        )
-
-    def _reseed_empty(self, X, nk, log_prob, weights, means, covariances, iteration):
-        """Move components that lost all their points onto the worst-explained samples."""
-        empty = nk < _empty_mass(X.dtype)
-        if not bool(empty.any()):
-            return weights, means, covariances
-        n_empty = int(empty.sum())
-        worst = torch.topk(log_prob, n_empty, largest=False).indices
-        means = means.clone()
-        means[empty] = X[worst]
-        if self.covariance_type != "tied":
-            covariances = covariances.clone()
-            covariances[empty] = covariances[~empty].mean(0)
-        weights = weights.clone()
-        weights[empty] = 1.0 / X.shape[0]
-        weights = weights / weights.sum()
-        warnings.warn(
-            f"GaussianMixture: component(s) {torch.nonzero(empty).flatten().tolist()} lost all "
-            f"their points at EM iteration {iteration}; re-seeded on the worst-explained "
-            "data point(s).",
-            NumericalTroubleWarning,
-            stacklevel=4,
-        )
-        return weights, means, covariances
-
-    # ------------------------------------------------------------------ initialisation
-
-    def _initial_responsibilities(self, X, random_state):
-        """(N, K) initial responsibilities, drawn exactly as scikit-learn draws them."""
-        N, K = X.shape[0], self.n_components
-        resp = np.zeros((N, K))
-        if self.init_params in ("kmeans", "k-means++"):
-            from sklearn.cluster import KMeans, kmeans_plusplus
-
-            # k-means runs on the CPU, in scikit-learn, and always in float64: the start then does
-            # not depend on the working dtype (k-means in float32 can find another partition)
-            X_np = X.cpu().numpy().astype(np.float64, copy=False)
-            if self.init_params == "kmeans":
-                labels = KMeans(n_clusters=K, n_init=1, random_state=random_state).fit(X_np).labels_
-                resp[np.arange(N), labels] = 1.0
-            else:
-                _, indices = kmeans_plusplus(X_np, K, random_state=random_state)
-                resp[indices, np.arange(K)] = 1.0
-        elif self.init_params == "random":
-            resp = random_state.uniform(size=(N, K))
-            resp /= resp.sum(axis=1, keepdims=True)
-        else:  # random_from_data
-            indices = random_state.choice(N, size=K, replace=False)
-            resp[indices, np.arange(K)] = 1.0
-        return torch.as_tensor(resp, dtype=X.dtype, device=X.device)
-
-    def _initial_parameters(self, X, random_state, inits):
-        weights_init, means_init, precisions_init = inits
-        covariances = None
-        if weights_init is None or means_init is None or precisions_init is None:
-            resp = self._initial_responsibilities(X, random_state)
-            weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
-            nk = resp.sum(0)
-            if bool((nk < _empty_mass(X.dtype)).any()):
-                # judge the worst-explained points by the components that did get points
-                ok = nk >= _empty_mass(X.dtype)
-                _, P_ok = self._safe_precision_cholesky(
-                    covariances if self.covariance_type == "tied" else covariances[ok], 0, X
-                )
-                _, log_prob = _e_step(
-                    X, weights[ok] / weights[ok].sum(), means[ok], P_ok, self.covariance_type
-                )
-                weights, means, covariances = self._reseed_empty(
-                    X, nk, log_prob, weights, means, covariances, 0
-                )
-        if weights_init is not None:
-            weights = weights_init
-        if means_init is not None:
-            means = means_init
-        if precisions_init is None:
-            covariances, P = self._safe_precision_cholesky(covariances, 0, X)
-        else:
-            P = _precision_cholesky_from_precisions(precisions_init, self.covariance_type)
-            if self.covariance_type in ("full", "tied"):
-                covariances = torch.linalg.inv(precisions_init)
-            else:
-                covariances = 1.0 / precisions_init
-        return weights, means, covariances, P
-
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y=None):
@@ -1044,109 +845,29 @@ class GaussianMixture(BaseEstimator):
     def fit_predict(self, X, y=None):
         """Fit the mixture with EM and return the most probable component of each sample.
 
-        If the fit raises, the estimator is left exactly as it was before the call."""
-        saved = dict(self.__dict__)
-        try:
-            return self._fit_predict(X)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-
-    def _check_warm_start(self, D):
-        """A warm start continues the previous solution: it must have the same shapes."""
-        fitted_k = len(self.weights_)
-        if self.n_components != fitted_k:
-            raise ValueError(
-                f"warm_start=True, but n_components changed from {fitted_k} (the fitted "
-                f"model) to {self.n_components}; a warm start continues the previous solution, "
-                "so refit with warm_start=False to start clean"
-            )
-        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        if self.covariance_type != fitted_type:
-            raise ValueError(
-                f"warm_start=True, but covariance_type changed from "
-                f"{fitted_type!r} (the fitted model) to "
-                f"{self.covariance_type!r}; refit with warm_start=False to start clean"
-            )
-        if D != self.n_features_in_:
-            raise ValueError(
-                f"warm_start=True, but X has {D} features and the fitted model "
-                f"{self.n_features_in_}; refit with warm_start=False to start clean"
-            )
-
-    def _fit_predict(self, X):
-        self._dtype, self._device = self._check_hyperparameters()
-        X, image_shape, offset = self._validate_X(X, reset=True)
-        N, D = X.shape
-        K = self.n_components
-        if N < 2:
-            raise ValueError(f"X must contain at least 2 samples, got n_samples={N}")
-        if K > N:
-            raise ValueError(
-                f"n_components={K} must be <= n_samples={N} (each component needs data)"
-            )
-        inits = self._check_initial_parameters(K, D, offset)
-
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        if not do_init:
-            self._check_warm_start(D)
-        n_init = self.n_init if do_init else 1
+        Everything is computed in local variables and stored only once the fit has
+        succeeded: a fit that raises leaves the estimator exactly as it was."""
+        dtype, device = self._check_hyperparameters()
+        X, image_shape, offset = self._validate_X(X, reset=True, dtype=dtype, device=device)
+        D = X.shape[1]
+        inits = _check_initial_parameters(self, D, offset, dtype, device)
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm:
+            _check_warm_start(self, D)
         random_state = _as_random_state(self.random_state)
+        n_init = 1 if warm else self.n_init
         best = None
-        max_lower_bound = -math.inf
-
         for init in range(n_init):
             if self.verbose:
                 print(f"Initialization {init}")
-            if do_init:
-                params = self._initial_parameters(X, random_state, inits)
-                lower_bound = -math.inf
+            if warm:  # continue the previous solution
+                start, bound = self._fitted_tensors(offset, dtype, device), self.lower_bound_
             else:
-                params = self._fitted_tensors(offset)
-                lower_bound = self.lower_bound_
-            weights, means, covariances, P = params
-            history = []
-            converged = False
-            n_iter = 0
-            iterations = progress(
-                range(1, self.max_iter + 1),
-                self.progress,
-                desc=f"EM (init {init + 1}/{n_init})",
-                leave=False,
-            )
-            for n_iter in iterations:
-                previous = lower_bound
-                log_resp, log_prob = _e_step(X, weights, means, P, self.covariance_type)
-                lower_bound = float(log_prob.mean())
-                if not math.isfinite(lower_bound):
-                    raise FloatingPointError(
-                        f"GaussianMixture: the log-likelihood became {lower_bound} at EM "
-                        f"iteration {n_iter}; check the data scale or increase reg_covar."
-                    )
-                resp = log_resp.exp_()  # in place: log_resp is not needed any more
-                weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
-                weights, means, covariances = self._reseed_empty(
-                    X, resp.sum(0), log_prob, weights, means, covariances, n_iter
-                )
-                covariances, P = self._safe_precision_cholesky(covariances, n_iter, X)
-                history.append(lower_bound)
-                if self.verbose >= 2 and n_iter % 10 == 0:
-                    print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}")
-                if abs(lower_bound - previous) < self.tol:
-                    converged = True
-                    break
-            if hasattr(iterations, "close"):
-                iterations.close()
-            if self.verbose:
-                state = "converged" if converged else "did not converge"
-                print(f"Initialization {state}. lower bound {lower_bound:.6f}")
-            if lower_bound > max_lower_bound or max_lower_bound == -math.inf:
-                max_lower_bound = lower_bound
-                best = (weights, means, covariances, P, n_iter, history, converged)
-
-        weights, means, covariances, P, n_iter, history, converged = best
-        if not converged:
+                start, bound = self._initial_parameters(X, random_state, inits), -math.inf
+            run = self._em(X, start, bound, desc=f"EM (init {init + 1}/{n_init})")
+            if best is None or run.lower_bound > best.lower_bound:
+                best = run
+        if not best.converged:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
@@ -1154,61 +875,173 @@ class GaussianMixture(BaseEstimator):
                 stacklevel=2,
             )
         # a final E-step so that fit_predict(X) == fit(X).predict(X)
+        weights, means, _, P = best.mixture
         log_resp, _ = _e_step(X, weights, means, P, self.covariance_type)
         labels = log_resp.argmax(1).cpu().numpy()
-        # Only now, with everything computed, is the estimator changed.
-        self._store_parameters(weights, means, covariances, P, offset)
-        self.n_features_in_ = D
-        self.image_shape_ = image_shape
-        self._fitted_covariance_type = self.covariance_type
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = max_lower_bound
-        self.history_ = list(history)
-        self.lower_bounds_ = self.history_
+        self._set_fitted(best, D, image_shape, offset, dtype, device)
         return labels
 
-    def _store_parameters(self, weights, means, covariances, P, offset=None):
+    def _em(self, X, mixture, lower_bound, desc):
+        """One EM run from ``mixture``: E-step, M-step, until the lower bound (the mean
+        log-likelihood) moves by less than ``tol`` or ``max_iter`` is reached."""
+        history, converged, n_iter = [], False, 0
+        iterations = progress(range(1, self.max_iter + 1), self.progress, desc=desc, leave=False)
+        for n_iter in iterations:
+            previous = lower_bound
+            log_resp, log_prob, lower_bound = self._expectation(X, mixture, n_iter)
+            mixture = self._maximization(X, log_resp.exp_(), log_prob, n_iter)
+            history.append(lower_bound)
+            if self.verbose >= 2 and n_iter % 10 == 0:
+                print(f"  Iteration {n_iter}\t lower bound {lower_bound:.6f}")
+            if abs(lower_bound - previous) < self.tol:
+                converged = True
+                break
+        if hasattr(iterations, "close"):
+            iterations.close()
+        if self.verbose:
+            state = "converged" if converged else "did not converge"
+            print(f"Initialization {state}. lower bound {lower_bound:.6f}")
+        return _Run(mixture, lower_bound, n_iter, history, converged)
+
+    def _expectation(self, X, mixture, n_iter):
+        """E-step (eq. (3.3)): log-responsibilities, log p(x_n) and their mean, the lower
+        bound; a lower bound that is not finite raises ``FloatingPointError``."""
+        log_resp, log_prob = _e_step(X, mixture.weights, mixture.means,
+                                     mixture.precisions_cholesky, self.covariance_type)
+        lower_bound = float(log_prob.mean())
+        if not math.isfinite(lower_bound):
+            raise FloatingPointError(
+                f"GaussianMixture: the log-likelihood became {lower_bound} at EM "
+                f"iteration {n_iter}; check the data scale or increase reg_covar."
+            )
+        return log_resp, log_prob, lower_bound
+
+    def _maximization(self, X, resp, log_prob, n_iter):
+        """M-step (eq. (3.4)), then the repairs: empty components are re-seeded, covariances
+        that are not positive definite are regularised (each with a warning)."""
+        weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
+        weights, means, covariances = _reseed_empty(X, resp.sum(0), log_prob, weights, means,
+                                                    covariances, self.covariance_type, n_iter)
+        covariances, P = _safe_precision_cholesky(covariances, self.covariance_type,
+                                                  self.reg_covar, n_iter, X)
+        return Mixture(weights, means, covariances, P)
+
+    def _initial_parameters(self, X, random_state, inits):
+        """The starting mixture: one M-step on the initial responsibilities
+        (:func:`_initial_responsibilities`), replaced where the user gave ``*_init``."""
+        weights_init, means_init, precisions_init = inits
+        covariances = None
+        if weights_init is None or means_init is None or precisions_init is None:
+            resp = _initial_responsibilities(X, self.n_components, self.init_params, random_state)
+            weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
+            weights, means, covariances = _reseed_empty_start(
+                X, resp.sum(0), weights, means, covariances, self.covariance_type, self.reg_covar)
+        if weights_init is not None:
+            weights = weights_init
+        if means_init is not None:
+            means = means_init
+        if precisions_init is None:
+            covariances, P = _safe_precision_cholesky(covariances, self.covariance_type,
+                                                      self.reg_covar, 0, X)
+        else:
+            P = _precision_cholesky_from_precisions(precisions_init, self.covariance_type)
+            if self.covariance_type in ("full", "tied"):
+                covariances = torch.linalg.inv(precisions_init)
+            else:
+                covariances = 1.0 / precisions_init
+        return Mixture(weights, means, covariances, P)
+
+    def _set_fitted(self, run, D, image_shape, offset, dtype, device):
+        """Store the best run as the fitted state (NumPy attributes ending in ``_``)."""
+
         def to_np(t):
             return t.detach().cpu().numpy()
 
+        weights, means, covariances, P = run.mixture
         self.weights_ = to_np(weights)
-        if offset is None:
-            self.means_ = to_np(means)
-        else:  # back in the data's coordinates, added in float64
-            self.means_ = to_np((means.double() + offset).to(means.dtype))
+        if offset is not None:  # back in the data's coordinates, added in float64
+            means = (means.double() + offset).to(means.dtype)
+        self.means_ = to_np(means)
         self._offset = None if offset is None else to_np(offset)
         self.covariances_ = to_np(covariances)
         self.precisions_cholesky_ = to_np(P)
-        if self.covariance_type in ("full", "tied"):
-            self.precisions_ = to_np(P @ P.mT)
-        else:
-            self.precisions_ = to_np(P.square())
+        self.precisions_ = to_np(P @ P.mT if self.covariance_type in ("full", "tied")
+                                 else P.square())
+        self._dtype, self._device = dtype, device
+        self.n_features_in_ = D
+        self.image_shape_ = image_shape
+        self._fitted_covariance_type = self.covariance_type
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self.lower_bound_ = run.lower_bound
+        self.history_ = list(run.history)
+        self.lower_bounds_ = self.history_
 
-    def _fitted_tensors(self, offset=None):
-        """The fitted parameters (NumPy attributes) as tensors on the working device, the
-        means relative to ``offset`` (float64 tensor (D,) or None; subtracted in float64)."""
-        self._check_is_fitted()
-        dtype = getattr(self, "_dtype", None) or _as_torch_dtype(self.dtype)
-        device = getattr(self, "_device", None) or resolve_device(self.device)
+    # ------------------------------------------------------------------ checks
 
-        def t(a):
-            return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+    def _check_hyperparameters(self):
+        """Check every hyperparameter (the table ``_hyperparameters``); return the working
+        ``(dtype, device)``."""
+        checked = check_params(self, self._hyperparameters)
+        return checked["dtype"], checked["device"]
 
-        means = t(self.means_)
-        if offset is not None:
-            means = (torch.as_tensor(np.asarray(self.means_), dtype=torch.float64,
-                                     device=device) - offset.to(device)).to(dtype)
-        return t(self.weights_), means, t(self.covariances_), t(self.precisions_cholesky_)
+    def _check_is_fitted(self):
+        if not hasattr(self, "means_"):
+            raise NotFittedError(
+                "This GaussianMixture instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator."
+            )
+
+    def _validate_X(self, X, *, reset, dtype, device):
+        """X as a (N, D) tensor of ``dtype`` on ``device`` (images flattened). With ``reset``
+        (in a fit) returns ``(X, image_shape, offset)`` and changes nothing on ``self``;
+        otherwise X must match the fitted model and is centred with its offset."""
+        fitted = None if reset else (self.n_features_in_, self.image_shape_)
+        X, image_shape, eps_in = _read_X(X, device, fitted)
+        if not reset:
+            return _centre(X, self._offset_tensor(device), dtype)
+        offset = _choose_offset(X, eps_in)
+        X = _centre(X, offset, dtype)
+        _check_scale(X)
+        N = X.shape[0]
+        if N < 2:
+            raise ValueError(f"X must contain at least 2 samples, got n_samples={N}")
+        if self.n_components > N:
+            raise ValueError(f"n_components={self.n_components} must be <= n_samples={N} "
+                             "(each component needs data)")
+        return X, image_shape, offset
+
+    def _offset_tensor(self, device):
+        """The offset taken off the data before EM (float64 tensor (D,)), or None."""
+        offset = getattr(self, "_offset", None)
+        return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
+                                                           device=device)
 
     # ------------------------------------------------------------------ using the fit
 
-    def _e_step_on(self, X):
+    def _fitted_tensors(self, offset=None, dtype=None, device=None):
+        """The fitted parameters as a :class:`Mixture` of tensors (by default of the fit's
+        dtype, on its device), the means relative to ``offset`` (float64 tensor (D,) or None;
+        subtracted in float64)."""
         self._check_is_fitted()
-        weights, _, _, P = self._fitted_tensors()
+        dtype = dtype or getattr(self, "_dtype", None) or _as_torch_dtype(self.dtype)
+        device = device or getattr(self, "_device", None) or resolve_device(self.device)
+
+        def t(a, as_dtype=dtype):
+            return torch.as_tensor(np.asarray(a), dtype=as_dtype, device=device)
+
+        means = t(self.means_)
+        if offset is not None:
+            means = (t(self.means_, torch.float64) - offset.to(device)).to(dtype)
+        return Mixture(t(self.weights_), means, t(self.covariances_),
+                       t(self.precisions_cholesky_))
+
+    def _e_step_on(self, X):
+        mixture = self._fitted_tensors()
+        P = mixture.precisions_cholesky
         X = self._validate_X(X, reset=False, dtype=P.dtype, device=P.device)
-        means = self._fitted_tensors(self._offset_tensor(P.device))[1]
-        log_resp, log_prob = _e_step(X, weights, means, P, self.covariance_type)
+        means = self._fitted_tensors(self._offset_tensor(P.device)).means
+        log_resp, log_prob = _e_step(X, mixture.weights, means, P, self.covariance_type)
         if not bool(torch.isfinite(log_prob).all()):
             raise ValueError(
                 "X: some samples are so far from every component (relative to the fitted "
@@ -1273,31 +1106,285 @@ class GaussianMixture(BaseEstimator):
         else:
             gen.manual_seed(int(rs))
 
-        weights = torch.as_tensor(np.asarray(self.weights_), dtype=torch.float64)
-        means = torch.as_tensor(np.asarray(self.means_), dtype=torch.float64)
-        cov = torch.as_tensor(np.asarray(self.covariances_), dtype=torch.float64)
-        K, D = means.shape
-        y = torch.multinomial(weights / weights.sum(), n_samples, replacement=True, generator=gen)
-        y = torch.sort(y).values
-        noise = torch.randn(n_samples, D, generator=gen, dtype=torch.float64)
-        # scale of each component, as a matrix L with L L^T = Sigma (or a vector of std devs)
-        if self.covariance_type == "full":
-            scale = torch.linalg.cholesky(cov)  # (K, D, D)
-        elif self.covariance_type == "tied":
-            scale = torch.linalg.cholesky(cov).expand(K, D, D)
-        elif self.covariance_type == "diag":
-            scale = cov.sqrt()  # (K, D)
-        else:
-            scale = cov.sqrt()[:, None].expand(K, D)
-        counts = torch.bincount(y, minlength=K).tolist()
-        pieces = []
-        # y is sorted, so the noise splits into one consecutive block per component
-        for k, eps in enumerate(torch.split(noise, counts)):
-            if scale.dim() == 3:
-                pieces.append(means[k] + eps @ scale[k].T)
-            else:
-                pieces.append(means[k] + eps * scale[k])
-        X = torch.cat(pieces).numpy()
+        X, y = _draw(n_samples, self.weights_, self.means_, self.covariances_,
+                     self.covariance_type, gen)
         if self.image_shape_ is not None:
             X = X.reshape(n_samples, *self.image_shape_)
-        return X, y.numpy()
+        return X, y
+
+
+# ------------------------------------------------------------------ reading and checking inputs
+#
+# Everything below refuses bad input with a message that names the argument; nothing below is
+# part of EM. The estimator's hyperparameters are declared in GaussianMixture._hyperparameters.
+
+
+def _read_X(X, device, fitted=None):
+    """The user's X as a float64 (N, D) tensor on ``device`` (images (N, C, H, W) flattened):
+    returns ``(X, image_shape or None, eps)``, ``eps`` being the precision of the user's
+    numbers (:func:`_input_eps`). ``fitted = (n_features, image_shape)`` of a fitted model,
+    which X must match. X is read exactly, in float64 (float32 input too), so that an offset
+    can be taken off before the cast to the working precision (:func:`_centre`)."""
+    X = _precheck_X(X)
+    eps_in = _input_eps(X)
+    X = as_tensor(X, "X", ndim=(2, 4), dtype=torch.float64, device=device)
+    image_shape = tuple(X.shape[1:]) if X.dim() == 4 else None
+    X = X.reshape(X.shape[0], -1)
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
+                         "minimum of 1 is required.")
+    if fitted is not None:
+        n_features, fitted_shape = fitted
+        if image_shape is not None and fitted_shape is not None \
+                and image_shape != tuple(fitted_shape):
+            raise ValueError(
+                f"X has images of shape {image_shape}, but this GaussianMixture was "
+                f"fitted on images of shape {tuple(fitted_shape)}"
+            )
+        if X.shape[1] != n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but GaussianMixture is expecting "
+                f"{n_features} features as input (the number it was fitted with)"
+            )
+    return X, image_shape, eps_in
+
+
+def _centre(X, offset, dtype):
+    """``X - offset`` (float64; no offset: X), cast to the working ``dtype``; values that
+    overflow it are refused."""
+    if offset is not None:
+        X = X - offset
+    X = X.to(dtype)
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError(
+            f"X has values too large for {dtype} (they overflow to infinity when "
+            "converted); rescale the data, e.g. divide X by its standard deviation, "
+            "or use dtype='float64'"
+        )
+    return X
+
+
+def _check_initial_parameters(gm, D, offset, dtype, device):
+    """Validate ``gm``'s weights_init, means_init, precisions_init; return tensors (or None),
+    the means relative to ``offset`` (the data's, see :func:`_choose_offset`)."""
+    K, kw = gm.n_components, dict(dtype=dtype, device=device)
+    weights = means = precisions = None
+    if gm.weights_init is not None:
+        weights = as_tensor(gm.weights_init, "weights_init", ndim=1, **kw)
+        if tuple(weights.shape) != (K,):
+            raise ValueError(f"weights_init must have shape ({K},), got {tuple(weights.shape)}")
+        if bool((weights < 0).any()) or bool((weights > 1).any()):
+            raise ValueError("weights_init must lie in [0, 1]")
+        atol = 1e-6 if dtype == torch.float32 else 1e-8
+        if abs(float(weights.sum()) - 1.0) > atol:
+            raise ValueError(f"weights_init must sum to 1, got {float(weights.sum()):.6g}")
+    if gm.means_init is not None:
+        means = as_tensor(gm.means_init, "means_init", ndim=(2, 4), dtype=torch.float64,
+                          device=device)
+        means = means.reshape(means.shape[0], -1)
+        if tuple(means.shape) != (K, D):
+            raise ValueError(f"means_init must have shape ({K}, {D}), got {tuple(means.shape)}")
+        means = (means if offset is None else means - offset).to(dtype)
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError(f"means_init has values too large for {dtype}")
+    if gm.precisions_init is not None:
+        shape = _PRECISIONS_SHAPE[gm.covariance_type](K, D)
+        precisions = as_tensor(gm.precisions_init, "precisions_init", ndim=len(shape), **kw)
+        if tuple(precisions.shape) != shape:
+            raise ValueError(
+                f"precisions_init must have shape {shape} for covariance_type="
+                f"{gm.covariance_type!r}, got {tuple(precisions.shape)}"
+            )
+        if gm.covariance_type in ("full", "tied"):
+            symmetric = torch.allclose(precisions, precisions.mT, rtol=1e-5, atol=1e-8)
+            if not symmetric or bool((torch.linalg.eigvalsh(precisions) <= 0).any()):
+                raise ValueError("precisions_init must be symmetric positive definite")
+        elif bool((precisions <= 0).any()):
+            raise ValueError("precisions_init must be positive")
+    return weights, means, precisions
+
+
+#: The shape of the precision (or covariance) parameters for K components of D features.
+_PRECISIONS_SHAPE = {
+    "full": lambda K, D: (K, D, D),
+    "tied": lambda K, D: (D, D),
+    "diag": lambda K, D: (K, D),
+    "spherical": lambda K, D: (K,),
+}
+
+
+def _check_warm_start(gm, D):
+    """A warm start continues the previous solution: it must have the same shapes."""
+    fitted_k = len(gm.weights_)
+    if gm.n_components != fitted_k:
+        raise ValueError(
+            f"warm_start=True, but n_components changed from {fitted_k} (the fitted "
+            f"model) to {gm.n_components}; a warm start continues the previous solution, "
+            "so refit with warm_start=False to start clean"
+        )
+    fitted_type = getattr(gm, "_fitted_covariance_type", gm.covariance_type)
+    if gm.covariance_type != fitted_type:
+        raise ValueError(
+            f"warm_start=True, but covariance_type changed from "
+            f"{fitted_type!r} (the fitted model) to "
+            f"{gm.covariance_type!r}; refit with warm_start=False to start clean"
+        )
+    if D != gm.n_features_in_:
+        raise ValueError(
+            f"warm_start=True, but X has {D} features and the fitted model "
+            f"{gm.n_features_in_}; refit with warm_start=False to start clean"
+        )
+
+
+def _check_resp(resp, X):
+    """Responsibilities for :func:`m_step`: (N, K), non-negative, rows summing to one."""
+    resp = _check_tensor(resp, "resp", ndim=2, like=X)
+    if resp.shape[0] != X.shape[0]:
+        raise ValueError(f"resp must have shape ({X.shape[0]}, K) (one row per sample of X), "
+                         f"got {tuple(resp.shape)}")
+    if bool((resp < 0).any()):
+        raise ValueError(f"resp must be >= 0 (probabilities), found {float(resp.min()):.4g}")
+    row_sums = resp.sum(1)
+    worst = float((row_sums - 1.0).abs().max())
+    if worst > _tol_sum_to_one(resp.dtype):
+        raise ValueError("resp: each row (the responsibilities of one sample) must sum to 1, "
+                         f"found a row summing to 1 {'+' if worst > 0 else ''}{worst:.3g} off")
+    return resp
+
+
+def _precheck_X(X):
+    """Refuse, with scikit-learn's wording, what :func:`as_tensor` would refuse less clearly:
+    sparse matrices, complex values and empty arrays (:func:`course_lib._core.check_input`),
+    and 1-D arrays; read object arrays of numbers as floats."""
+    X = check_input(X, "X")
+    shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+    if len(shape) == 1:
+        raise ValueError(
+            f"Expected a 2D array (n_samples, n_features) or images (N, C, H, W), got a 1D "
+            f"array of shape {shape} instead. Reshape your data either using X.reshape(-1, 1) "
+            "if your data has a single feature or X.reshape(1, -1) if it contains a single "
+            "sample."
+        )
+    return X
+
+
+def _input_eps(X) -> float:
+    """Relative precision of the user's data: their floating dtype's epsilon (float64's for
+    integers and lists, which are read as float64)."""
+    if isinstance(X, torch.Tensor):
+        return float(torch.finfo(X.dtype).eps) if X.is_floating_point() else float(np.finfo(np.float64).eps)
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def _choose_offset(X: torch.Tensor, eps_in: float) -> torch.Tensor | None:
+    """The point taken off the data before EM, so that the fit does not depend on where the
+    data sit: ``None`` for data around the origin (EM then runs on X as given, as in
+    scikit-learn), else the midrange of each feature (float64 (D,)).
+
+    EM's formulas subtract means from points and expand squares (``x @ P - mu @ P``); far from
+    the origin the digits that carry the spread cancel, and the log-likelihood comes out wrong
+    by up to nats per sample (1e8 in float64, 1e4 in float32). Centred data have none of that;
+    the fitted means are reported in the original coordinates. A feature whose spread is
+    below ``MIN_LEVELS`` steps of the data's own precision at their offset cannot be repaired
+    (the input has already rounded it away): ``ValueError``.
+    """
+    hi, lo = X.max(0).values, X.min(0).values
+    centre = hi / 2 + lo / 2  # no overflow, even at the dtype's limits
+    half = hi / 2 - lo / 2
+    if not bool((centre.abs() > OFFSET_RATIO * half).any()):
+        return None
+    step = centre.abs() * eps_in  # the spacing of the data's values around their offset
+    lost = (half > 0) & (half < MIN_LEVELS * step)
+    if bool(lost.any()):
+        d = int(torch.nonzero(lost)[0, 0])
+        raise ValueError(
+            f"X: feature {d} lies at {float(centre[d]):.4g} but varies by only "
+            f"{float(half[d]):.3g} around it, {float(half[d] / step[d]):.0f} times the spacing "
+            "of floating-point numbers there: the spread has been rounded away before "
+            "the data reached the model. Subtract the offset (e.g. X - X.mean(0)) in higher "
+            "precision, before the data are rounded, and fit again."
+        )
+    return centre
+
+
+def _check_scale(X: torch.Tensor) -> None:
+    """Refuse data so large that EM's squared distances, summed over samples and features,
+    would overflow the working precision (and turn into inf - inf = NaN)."""
+    N, D = X.shape
+    limit = math.sqrt(torch.finfo(X.dtype).max / (16.0 * N * D))
+    largest = float(X.abs().max())
+    if largest > limit:
+        raise ValueError(
+            f"X has values up to {largest:.3g} in absolute value; with N={N} samples of "
+            f"D={D} features, squared distances would overflow {X.dtype} (values must stay "
+            f"below about {limit:.2g}). Rescale the data, e.g. divide X by its standard "
+            "deviation, and fit again."
+        )
+
+
+def _tol_sum_to_one(dtype: torch.dtype) -> float:
+    """How far from 1 a sum of weights (or of one sample's responsibilities) may be."""
+    return 1e-4 if dtype == torch.float32 else 1e-6
+
+
+def _check_tensor(x, name: str, *, ndim: int, like: torch.Tensor | None = None) -> torch.Tensor:
+    """A finite real tensor of rank ``ndim`` (arrays are converted; ``like`` fixes the dtype and
+    device: that of X). Used by the public equation functions, which learners call directly."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex() or not x.is_floating_point():
+            if x.is_complex():
+                raise TypeError(f"{name} must be real, got a complex tensor (dtype {x.dtype})")
+            x = x.to(torch.float64)
+        t = x if like is None else x.to(dtype=like.dtype, device=like.device)
+        if t.dim() != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
+        if t.numel() == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return t
+    dtype = like.dtype if like is not None else torch.float64
+    device = like.device if like is not None else None
+    return as_tensor(x, name, ndim=ndim, dtype=dtype, device=device)
+
+
+def _check_weights(weights, K: int, like: torch.Tensor) -> torch.Tensor:
+    weights = _check_tensor(weights, "weights", ndim=1, like=like)
+    if weights.shape[0] != K:
+        raise ValueError(f"weights must have shape ({K},) (one per component), got "
+                         f"{tuple(weights.shape)}")
+    if bool((weights < 0).any()):
+        raise ValueError(f"weights must be >= 0, found {float(weights.min()):.4g}")
+    total = float(weights.sum())
+    if abs(total - 1.0) > _tol_sum_to_one(weights.dtype):
+        raise ValueError(f"weights must sum to 1 (they are probabilities), got a sum of {total:.8g}")
+    return weights
+
+
+def _check_precisions_cholesky(P, covariance_type, K: int, D: int, like) -> torch.Tensor:
+    shape = _PRECISIONS_SHAPE[covariance_type](K, D)
+    P = _check_tensor(P, "precisions_cholesky", ndim=len(shape), like=like)
+    if tuple(P.shape) != shape:
+        raise ValueError(f"precisions_cholesky must have shape {shape} for covariance_type="
+                         f"{covariance_type!r} (K={K}, D={D}), got {tuple(P.shape)}")
+    diag = torch.diagonal(P, dim1=-2, dim2=-1) if covariance_type in ("full", "tied") else P
+    if bool((diag <= 0).any()):
+        raise ValueError("precisions_cholesky must have a positive diagonal (it is the Cholesky "
+                         "factor of a positive-definite precision matrix); use "
+                         "compute_precision_cholesky(covariances, covariance_type)")
+    return P
+
+
+def _check_X_means(X, means):
+    X = _check_tensor(X, "X", ndim=2)
+    if not X.is_floating_point():
+        X = X.to(torch.float64)
+    means = _check_tensor(means, "means", ndim=2, like=X)
+    if means.shape[1] != X.shape[1]:
+        raise ValueError(f"means must have shape (K, {X.shape[1]}) (one row per component, as "
+                         f"many columns as X), got {tuple(means.shape)}")
+    return X, means
+
