@@ -32,7 +32,6 @@ __all__ = [
     "MAX_SEED",
     "check_seed",
     "cache_dir",
-    "cache_lookup",
     "write_files",
     "torch_bytes",
     "save_verified",
@@ -271,8 +270,7 @@ def cache_dir() -> Path:
     is taken by another user or by a symlink, a fresh private folder), and a ``UserWarning``
     says so, once. An unusable ``$COURSE_CACHE_DIR`` also gets a warning, since it was asked
     for explicitly. Files are written into the cache by :func:`write_files`, which never
-    follows a symlink. See :func:`cache_lookup` to find a file cached in a folder that is now
-    read-only.
+    follows a symlink.
     """
     folders = _cache_folders()
     for i, (label, path) in enumerate(folders):
@@ -298,18 +296,6 @@ def cache_dir() -> Path:
         stacklevel=2,
     )
     return _TEMP_CACHE[0]
-
-
-def cache_lookup(filename: str) -> list[Path]:
-    """Existing files called ``filename`` in the cache folders, in :func:`cache_dir`'s order
-    (the temporary fallback last), read-only folders included: a file cached before the
-    checkout or the home became read-only can still be loaded (after verifying it) instead of
-    being rebuilt."""
-    found = []
-    for _, folder in _cache_folders() + [("temporary", p) for p in _TEMP_CACHE]:
-        if folder is not None and (folder / filename).is_file():
-            found.append(folder / filename)
-    return list(dict.fromkeys(found))
 
 
 # ---------------------------------------------------------------- verified files

@@ -1043,19 +1043,6 @@ def test_cache_dir_falls_back_to_a_temporary_folder_and_says_so(tmp_path, monkey
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once, not at every call
         assert _core.cache_dir() == path  # one temporary folder per process
-    (path / "weights.pt").write_bytes(b"x")
-    assert _core.cache_lookup("weights.pt") == [path / "weights.pt"]
-
-
-def test_cache_lookup_finds_files_in_read_only_folders(tmp_path, monkeypatch):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "weights.pt").write_bytes(b"x")
-    monkeypatch.setattr(_core, "_REPO_CACHE", repo)
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "env"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert _core.cache_lookup("weights.pt") == [repo / "weights.pt"]
-    assert _core.cache_lookup("other.pt") == []
 
 
 def test_cache_dir_uses_home_when_the_checkout_is_read_only(tmp_path, monkeypatch):
