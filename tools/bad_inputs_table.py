@@ -1,5 +1,5 @@
 """Write book/bad_inputs.md, the "bad inputs and what they get" page, from the cases of
-tests/test_robustness.py.
+tests/bad_input_cases.py (the table tests/test_robustness.py runs).
 
 Every case is run and the page shows the exception and message it really produced, so the
 page cannot drift from the code: tests/test_robustness.py checks that the committed page equals
@@ -62,9 +62,10 @@ The rules behind them:
 
 
 def load_cases():
-    """The case table and runner of tests/test_robustness.py."""
+    """The case table and runner of tests/bad_input_cases.py (which tests/test_robustness.py
+    runs as tests); loaded by path, since tests/ is not a package."""
     spec = importlib.util.spec_from_file_location(
-        "_robustness_cases", ROOT / "tests" / "test_robustness.py"
+        "bad_input_cases", ROOT / "tests" / "bad_input_cases.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses need the module to be importable by name

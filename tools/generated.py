@@ -59,7 +59,7 @@ TABLE = [
         "exercises", "exercises/*.ipynb", "solutions/*.ipynb (nbgrader ClearSolutions)",
         [_py("tools/make_exercises.py")], check=_py("tools/make_exercises.py", "--check")),
     Generated(
-        "bad-inputs", "book/bad_inputs.md", "the cases of tests/test_robustness.py, run",
+        "bad-inputs", "book/bad_inputs.md", "the cases of tests/bad_input_cases.py, run",
         [_py("tools/bad_inputs_table.py")], check=_py("tools/bad_inputs_table.py", "--check")),
     Generated(
         "glossary", "book/glossary.md (row order)", "its own rows, sorted case-insensitively",
