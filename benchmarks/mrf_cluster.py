@@ -25,16 +25,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import mrf  # noqa: E402
+from course_lib import mrf
 
 BETA_C = 1.0 / mrf.ising_critical_temperature()
 

@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -36,11 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import mrf  # noqa: E402
-from course_lib.data import flip_noise, load_binary_image  # noqa: E402
-from course_lib.mrf._lattice import _QuarterLattice  # noqa: E402
+from course_lib import mrf
+from course_lib.data import flip_noise, load_binary_image
+from course_lib.mrf._lattice import _QuarterLattice
 
 BETA = 1.0 / 2.5  # a temperature above T_c (the rate does not depend on it)
 

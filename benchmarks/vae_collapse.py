@@ -31,17 +31,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import metrics, vae  # noqa: E402
-from course_lib.data import load_digits  # noqa: E402
-from course_lib.vae import VAE  # noqa: E402
+from course_lib import metrics, vae
+from course_lib.data import load_digits
+from course_lib.vae import VAE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D = 64

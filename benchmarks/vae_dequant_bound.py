@@ -22,7 +22,6 @@ import argparse
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -30,11 +29,9 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import metrics  # noqa: E402
-from course_lib.data import load_digits  # noqa: E402
-from course_lib.gmm import GaussianMixture  # noqa: E402
+from course_lib import metrics
+from course_lib.data import load_digits
+from course_lib.gmm import GaussianMixture
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D = 64

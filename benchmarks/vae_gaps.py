@@ -26,18 +26,15 @@ import argparse
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import vae  # noqa: E402, F401  (registers VAE for shipped_model)
-from course_lib.data import load_digits  # noqa: E402
-from course_lib.training import shipped_model  # noqa: E402
+from course_lib import vae  # noqa: F401  (registers VAE for shipped_model)
+from course_lib.data import load_digits
+from course_lib.training import shipped_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D = 64

@@ -30,19 +30,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from course_lib import metrics  # noqa: E402
-from course_lib.data import load_digits  # noqa: E402
-from course_lib.gmm import GaussianMixture  # noqa: E402
-from course_lib.vae import VAE  # noqa: E402
+from course_lib import metrics
+from course_lib.data import load_digits
+from course_lib.gmm import GaussianMixture
+from course_lib.vae import VAE
 
 D = 64
 #: Seed of the test split's dequantisation noise (the training data use load_digits' seed 0).

@@ -14,16 +14,14 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from course_lib import metrics
+from course_lib.training import save_atomically
 
-from course_lib import metrics  # noqa: E402
-from course_lib.training import save_atomically  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_name() -> str:
