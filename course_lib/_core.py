@@ -194,12 +194,16 @@ _TEMP_CACHE: list[Path] = []  # the temporary fallback, chosen once per process
 
 def _owned_by_someone_else(path: Path) -> bool:
     """True if ``path`` exists and belongs to another user (never on systems without uids)."""
-    if not hasattr(os, "geteuid"):
-        return False
     try:
-        return path.stat().st_uid != os.geteuid()
+        return _foreign(path.stat())
     except OSError:
         return False
+
+
+def _foreign(info: os.stat_result) -> bool:
+    """True if the file whose ``stat`` is ``info`` belongs to another user (the one ownership
+    test of the cache folders)."""
+    return hasattr(os, "geteuid") and info.st_uid != os.geteuid()
 
 
 def _usable_dir(path: Path) -> bool:
@@ -248,7 +252,7 @@ def _private_temp_cache() -> Path:
     why = None
     if not stat.S_ISDIR(info.st_mode):  # a symlink or a file: never follow it
         why = "is not a folder (a symlink?)"
-    elif hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+    elif _foreign(info):
         why = "is owned by another user"
     if why is None:
         if stat.S_IMODE(info.st_mode) != 0o700:

@@ -240,9 +240,14 @@ def acceptance_probability(logits, log_m) -> torch.Tensor:
     and the probability is capped at 1, so the points above that quantile are always kept.
     Rejection sampling only reweights what the generator draws: where q = 0 and p > 0 no M
     satisfies p <= M q, so it cannot bring back a mode the generator has lost.
+    ``log_m``: a number, or a tensor with one value per logit (a conditional GAN's log M of
+    each sample's class).
     """
     logits = torch.as_tensor(as_real_array(logits, "logits", keep_tensor=True))
-    log_m = check_real(log_m, "log_m")
+    if isinstance(log_m, torch.Tensor) and log_m.numel() > 1:  # one log M per sample (labels)
+        log_m = torch.as_tensor(as_real_array(log_m, "log_m", keep_tensor=True))
+    else:
+        log_m = check_real(log_m, "log_m")
     return torch.exp(torch.clamp(logits - log_m, max=0.0))
 
 

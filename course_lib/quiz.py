@@ -323,9 +323,21 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
             "the learning rate decaying to zero"],
            "a", "Trained against the current discriminator, the generator moves its samples "
            "to wherever D is highest; the two can chase each other around the modes. The "
-           "course's remedies are the R1 penalty in training and rejection sampling "
-           "afterwards.",
-           "Mode collapse, and two remedies"),
+           "remedies that act on it work during training (the R1 penalty, a decaying learning "
+           "rate); rejection sampling afterwards only reweights the modes the generator "
+           "already covers and cannot bring back a lost one.",
+           "Mode collapse, two training-time remedies and a sampling step"),
+        _q("At the optimal discriminator, the non-saturating generator loss follows the "
+           "gradient of ...",
+           ["2·JS(p ‖ q), like the minimax loss",
+            "the forward KL(p ‖ q), like maximum likelihood",
+            "KL(q ‖ p) − 2·JS(p ‖ q): a reverse KL, which tolerates empty data modes",
+            "the Wasserstein-1 distance"],
+           "c", "Arjovsky and Bottou's identity: with D* held fixed, the non-saturating loss's "
+           "gradient is that of the reverse KL minus twice JS. The reverse KL costs nothing "
+           "for a data mode the generator leaves empty (mode-seeking), unlike the forward KL "
+           "of maximum likelihood, which must cover every mode.",
+           "Which divergence does the generator follow?"),
     ),
     6: (
         _q("The evidence lower bound (ELBO) of an image x is ...",

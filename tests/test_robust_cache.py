@@ -86,19 +86,24 @@ def test_the_classifier_cache_never_writes_through_a_planted_symlink(tmp_path, m
 # ---------------------------------------------------------------- whose folder
 
 
-def _owned_by_someone_else(path: Path) -> Path:
+def _owned_by_someone_else(path: Path, monkeypatch) -> Path:
+    """Make ``path`` a folder of another user: really (chown) where this process may, else by
+    making ``_core``'s one ownership test see that folder as foreign (without root, or in a
+    user namespace such as ``unshare -r``, which maps no other uid: chown fails there)."""
     path.mkdir(parents=True, exist_ok=True)
-    if not hasattr(os, "getuid"):
+    if not hasattr(os, "geteuid"):
         pytest.skip("no user ids on this system")
     try:
-        os.chown(path, os.getuid() + 1, -1)
-    except PermissionError:
-        pytest.skip("only root can give a folder to another user")
+        os.chown(path, os.geteuid() + 1, -1)
+    except OSError:
+        ino = path.stat().st_ino
+        real = _core._foreign
+        monkeypatch.setattr(_core, "_foreign", lambda info: info.st_ino == ino or real(info))
     return path
 
 
 def test_a_cache_folder_owned_by_someone_else_is_refused(tmp_path, monkeypatch):
-    theirs = _owned_by_someone_else(tmp_path / "theirs")
+    theirs = _owned_by_someone_else(tmp_path / "theirs", monkeypatch)
     monkeypatch.setenv("COURSE_CACHE_DIR", str(theirs))
     monkeypatch.setattr(_core, "_REPO_CACHE", tmp_path / "repo")
     with pytest.warns(UserWarning, match="owned by another user"):
@@ -145,7 +150,7 @@ def test_a_planted_temporary_fallback_is_not_used(tmp_path, monkeypatch):
     assert stat.S_IMODE(path.lstat().st_mode) == 0o700
     # a real folder of the right name, but owned by someone else
     (shared / name).unlink()
-    _owned_by_someone_else(shared / name)
+    _owned_by_someone_else(shared / name, monkeypatch)
     monkeypatch.setattr(_core, "_TEMP_CACHE", [])
     with pytest.warns(UserWarning, match="owned by another user"):
         path = _core.cache_dir()

@@ -91,3 +91,13 @@ def test_gan_density_functions_stay_finite_near_the_float64_limit():
     assert np.isfinite(gan.jensen_shannon(huge, huge, 1e-300))
     with pytest.raises(ValueError, match="overflows"):
         gan.jensen_shannon(np.array([1e300, 0.0]), np.array([0.0, 1e300]), 1e10)
+
+
+def test_acceptance_probability_takes_one_log_m_or_one_per_logit():
+    logits = torch.tensor([0.0, -1.0, 2.0])
+    assert torch.allclose(gan.acceptance_probability(logits, 1.0),
+                          torch.exp(torch.tensor([-1.0, -2.0, 0.0])))
+    per_sample = gan.acceptance_probability(logits, torch.tensor([0.0, -1.0, 3.0]))
+    assert torch.allclose(per_sample, torch.exp(torch.tensor([0.0, 0.0, -1.0])))
+    with pytest.raises(ValueError, match="log_m"):
+        gan.acceptance_probability(logits, torch.tensor([0.0, float("nan"), 3.0]))
