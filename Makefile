@@ -126,7 +126,9 @@ lint: $(STAMP)
 
 freeze: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch' | \
-	  { echo "# Pinned environment (Python 3.11); regenerate with 'make freeze'."; cat; echo "torch==2.13.0"; } \
+	  { echo "# Pinned environment of the course (Python 3.11). torch is pinned to the CPU wheel version:"; \
+	    echo "# an open range would pull several GB of CUDA packages. Regenerate with 'make freeze'."; \
+	    cat; $(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])"; } \
 	  > requirements.txt.new && mv requirements.txt.new requirements.txt
 
 clean:

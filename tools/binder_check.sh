@@ -14,7 +14,8 @@
 # 3. executes the notebook with the kernel postBuild installed, from a clean clone.
 # Without Docker, what this cannot check is the base image and conda itself.
 # Where download.pytorch.org cannot be reached (offline CI), set BINDER_CHECK_OFFLINE=1: the
-# extra index line is dropped from the copy (PyPI's torch==2.13.0 is the same CPU build here).
+# extra index line is dropped from the copy (PyPI's build of the pinned torch is the same CPU
+# build here).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 notebook="${1:-notebooks/02b_evaluation_protocol.ipynb}"
