@@ -11,6 +11,7 @@ recall in the book is computed with these features, so the book changes with the
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import platform
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
-from course_lib.training import save_atomically
+from course_lib._core import save_verified
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     model = metrics._train_classifier()
     why = metrics._classifier_problem(model)
     if why is not None:
@@ -43,9 +45,8 @@ def main() -> None:
     for old in path.parent.glob("digit_cnn_*.pt*"):
         if old.name not in (path.name, path.name + ".sha256"):
             old.unlink()
-    save_atomically(model.state_dict(), path)
+    save_verified(model.state_dict(), path)  # the weights and <file>.sha256, never via a symlink
     digest = metrics._file_digest(path)
-    path.with_name(path.name + ".sha256").write_text(digest + "\n")
     metrics._CLASSIFIER_MEMO.clear()
     info = {
         "file": path.name,
