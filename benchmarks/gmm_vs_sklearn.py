@@ -27,7 +27,6 @@ import contextlib
 import datetime
 import io
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -39,6 +38,7 @@ import torch
 from sklearn.cluster import kmeans_plusplus
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
+from course_lib._core import cpu_name
 from course_lib.gmm import COVARIANCE_TYPES, GaussianMixture, NumericalTroubleWarning
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,15 +100,6 @@ def load():
     except OSError:  # pragma: no cover
         return "load average n/a"
 
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def em_drops(seeds=20):

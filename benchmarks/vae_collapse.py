@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from course_lib import metrics, vae
+from course_lib._core import cpu_name
 from course_lib.data import load_digits
 from course_lib.vae import VAE
 
@@ -51,15 +51,6 @@ SETTINGS = {
     "normal_fb05": {"prior": "gaussian", "free_bits": 0.5},
 }
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(name, kw, seed, Xtr, Xte, quick):

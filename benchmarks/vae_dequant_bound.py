@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -30,21 +29,13 @@ import torch
 from scipy.special import logsumexp
 
 from course_lib import metrics
+from course_lib._core import cpu_name
 from course_lib.data import load_digits
 from course_lib.gmm import GaussianMixture
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D = 64
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def bpp_of_mean(ll) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from course_lib import vae  # noqa: F401  (registers VAE for shipped_model)
+from course_lib._core import cpu_name
 from course_lib.data import load_digits
 from course_lib.training import shipped_model
 
@@ -41,15 +41,6 @@ D = 64
 MODELS = {"vae_digits": "VampPrior (default)", "vae_digits_normal_prior": "N(0, I) prior"}
 NATS_TO_BPP = 1.0 / (D * math.log(2))
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def mean_se(a) -> str:

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import io
 import os
+import platform
 import random
 import shutil
 import stat
@@ -849,3 +850,16 @@ def dense_input_tags(tags, *, two_d_array: bool, three_d_array: bool = False):
     tags.input_tags.allow_nan = False
     tags.target_tags.required = False
     return tags
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux: ``/proc/cpuinfo``; elsewhere what ``platform``
+    knows), for the records that say what a result was measured on: results files, shipped
+    models, the shipped classifier."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

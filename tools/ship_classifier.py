@@ -20,19 +20,10 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
-from course_lib._core import save_verified
+from course_lib._core import cpu_name, save_verified
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from course_lib import metrics
+from course_lib._core import cpu_name
 from course_lib.gan import GAN
 from course_lib.training import SHIPPED_MODELS, shipped_records, shipped_training_data
 from course_lib.vae import VAE
@@ -49,15 +50,6 @@ NOISE_SEED = 0  # the dequantisation noise of the training data
 TEST_NOISE_SEED = 1  # and of the test data: independent of the training noise
 SCORES = ("fid", "kid", "precision", "recall", "classes")
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fit(name: str):
