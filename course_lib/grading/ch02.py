@@ -246,12 +246,18 @@ def _diagnose_frechet(got, mu1, s1, mu2, s2, expected) -> str:
     return ""
 
 
-def _check_frechet_once(frechet_distance, mu1, s1, mu2, s2) -> None:
+def _frechet_and_reference(frechet_distance, mu1, s1, mu2, s2) -> tuple[float, float]:
+    """The learner's Fréchet distance (on copies, guarded) and the course's, as numbers."""
     expected = _as_scalar(metrics.frechet_distance(mu1, s1, mu2, s2), "reference")
     got = _as_scalar(run_learner(frechet_distance, mu1.copy(), s1.copy(), mu2.copy(), s2.copy(),
                                   what="frechet_distance",
                                   references=_REFERENCES["frechet"]),
                      "frechet_distance(mu1, s1, mu2, s2)")
+    return got, expected
+
+
+def _check_frechet_once(frechet_distance, mu1, s1, mu2, s2) -> None:
+    got, expected = _frechet_and_reference(frechet_distance, mu1, s1, mu2, s2)
     if not (np.isfinite(got) and np.isclose(got, expected, rtol=1e-5, atol=1e-8)):
         hint = _diagnose_frechet(got, mu1, s1, mu2, s2, expected)
         raise GradingError(
@@ -297,11 +303,7 @@ def check_frechet_distance(frechet_distance) -> None:
     a, b = rng.normal(size=(dim, 2)), rng.normal(size=(dim, 2))
     s1, s2 = a @ a.T, b @ b.T
     mu1, mu2 = rng.normal(size=dim), rng.normal(size=dim)
-    expected = _as_scalar(metrics.frechet_distance(mu1, s1, mu2, s2), "reference")
-    got = _as_scalar(run_learner(frechet_distance, mu1.copy(), s1.copy(), mu2.copy(), s2.copy(),
-                                  what="frechet_distance",
-                                  references=_REFERENCES["frechet"]),
-                     "frechet_distance(mu1, s1, mu2, s2)")
+    got, expected = _frechet_and_reference(frechet_distance, mu1, s1, mu2, s2)
     if not (np.isfinite(got) and np.isclose(got, expected, rtol=1e-4, atol=1e-6)):
         raise GradingError(
             f"with singular covariances (rank 2 in 5 dimensions) frechet_distance returned "
