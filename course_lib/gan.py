@@ -926,18 +926,18 @@ class GAN(NeuralEstimator):
         """
         start = time.perf_counter()
         self._check_hyperparameters()
-        device = self._device_()
+        device = self._target_device()
         X = self._check_X(X)
         input_shape = tuple(X.shape[1:])
         x_all, mean, scale, classes, y_idx = self._standardise(X, y)
         n_classes = 0 if classes is None else len(classes)
-        seed = self._seed_()
+        seed = self._training_seed()
         run = _GANRun(
             x=x_all.to(device), y_idx=y_idx, y1h=self._one_hot(y_idx, n_classes, device),
             n_classes=n_classes, latent_dim=self.latent_dim, device=device,
-            noise_gen=self._generator_(seed, device),  # noise, on the device
+            noise_gen=self._seeded_generator(seed, device),  # noise, on the device
             batches=minibatches(len(x_all), min(self.batch_size, len(x_all)),
-                                self._generator_(seed + 1, "cpu"), drop_last=True))
+                                self._seeded_generator(seed + 1, "cpu"), drop_last=True))
         G, Dn, G_avg, opt_g, opt_d = self._build_training(x_all.shape[1], n_classes,
                                                           input_shape, seed, device)
         G_out = G if G_avg is None else G_avg  # the network that samples
@@ -1025,7 +1025,7 @@ class GAN(NeuralEstimator):
         n = self.n_steps
         snap_steps = {int(round(n * (k + 1) / self.snapshots)) - 1 for k in range(self.snapshots)}
         snap_idx = None if run.y_idx is None else torch.arange(500) % run.n_classes
-        return snap_steps, run.noise(500, snap_idx, self._generator_(seed + 2, run.device))
+        return snap_steps, run.noise(500, snap_idx, self._seeded_generator(seed + 2, run.device))
 
     def _set_lr(self, t, opt_g, opt_d) -> float:
         """Set both learning rates for step ``t`` (cosine decay when ``lr_decay``; the ratio
@@ -1072,8 +1072,8 @@ class GAN(NeuralEstimator):
 
     # ------------------------------------------------------------------ save / load
 
-    def _state_dict_(self):
-        self._check_fitted_()
+    def _networks_state(self):
+        self._check_fitted()
         return {"generator": self.generator_.state_dict(),
                 "discriminator": self.discriminator_.state_dict(),
                 "standardisation": {"mean": self.mean_.detach().cpu(),
@@ -1090,16 +1090,16 @@ class GAN(NeuralEstimator):
         self.scale_ = scale
         self.log_m_ = log_m
 
-    def _meta_(self):
-        self._check_fitted_()
+    def _checkpoint_meta(self):
+        self._check_fitted()
         return {"input_shape": list(self.input_shape_),
                 "classes": None if self.classes_ is None else self.classes_.tolist(),
                 "scale": float(self.scale_), "has_log_m": self.log_m_ is not None,
                 "fit_time": float(self.fit_time_)}
 
-    def _load_(self, meta, state):
+    def _restore(self, meta, state):
         self._check_hyperparameters()
-        device = self._device_()
+        device = self._target_device()
         classes = None if meta["classes"] is None else np.asarray(meta["classes"])
         input_shape = tuple(int(s) for s in meta["input_shape"])
         D = int(np.prod(input_shape))
@@ -1116,7 +1116,7 @@ class GAN(NeuralEstimator):
         log_m = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
         self._set_fitted(G, Dn, classes, input_shape, mean.to(device), float(meta["scale"]), log_m)
         self.fit_time_ = float(meta.get("fit_time", 0.0))
-        self._rng_ = self._generator_(self._seed_(), device)
+        self._rng_ = self._seeded_generator(self._training_seed(), device)
 
     # ------------------------------------------------------------------ sampling
 
@@ -1126,9 +1126,9 @@ class GAN(NeuralEstimator):
     def _rng(self, seed, device) -> torch.Generator:
         if seed is None:
             if getattr(self, "_rng_", None) is None or self._rng_.device.type != device.type:
-                self._rng_ = self._generator_(self._seed_(), device)
+                self._rng_ = self._seeded_generator(self._training_seed(), device)
             return self._rng_
-        return self._generator_(check_seed(seed, allow_none=False), device)
+        return self._seeded_generator(check_seed(seed, allow_none=False), device)
 
     def _to_data(self, flat_std: torch.Tensor) -> np.ndarray:
         x = flat_std * self.scale_ + self.mean_
@@ -1152,7 +1152,7 @@ class GAN(NeuralEstimator):
     def logits(self, X, labels=None) -> np.ndarray:
         """The discriminator's logit for each row of ``X`` (in X's units): after fitting with
         ``rejection=True`` an estimate of ``log p(x)/q(x)``, eq. (5.5) [gan-logit]."""
-        self._check_fitted_()
+        self._check_fitted()
         X = self._check_X(X)
         n = len(X)
         flat = X.reshape(n, -1)
@@ -1189,7 +1189,7 @@ class GAN(NeuralEstimator):
         return_acceptance : bool
             Also return the fraction of generated candidates that were accepted.
         """
-        self._check_fitted_()
+        self._check_fitted()
         n = check_int(n_samples, "n_samples", minimum=1)
         if rejection is None:
             rejection = self._sample_rejection()

@@ -302,10 +302,10 @@ class NeuralEstimator(BaseEstimator):
     Subclasses take hyperparameters only in ``__init__`` (including ``random_state`` and
     ``device``) and implement:
 
-    - ``_state_dict_()`` -> dict name -> ``state_dict()`` of each network;
-    - ``_meta_()`` -> plain dict of what :meth:`save` must remember besides the
+    - ``_networks_state()`` -> dict name -> ``state_dict()`` of each network;
+    - ``_checkpoint_meta()`` -> plain dict of what :meth:`save` must remember besides the
       hyperparameters (data shape, number of classes, standardisation constants, ...);
-    - ``_load_(meta, state)`` -> rebuild the networks from the hyperparameters and ``meta``
+    - ``_restore(meta, state)`` -> rebuild the networks from the hyperparameters and ``meta``
       and load ``state`` into them (``load_state_dict(strict=True)``), setting the fitted
       attributes.
 
@@ -327,10 +327,10 @@ class NeuralEstimator(BaseEstimator):
         return dense_input_tags(super().__sklearn_tags__(), two_d_array=True)
 
     # ---------------------------------------------------------------- device and seed
-    def _device_(self) -> torch.device:
+    def _target_device(self) -> torch.device:
         return resolve_device(getattr(self, "device", None))
 
-    def _seed_(self) -> int:
+    def _training_seed(self) -> int:
         """An int seed from ``random_state`` (``None``: a fresh one from torch's global RNG)."""
         rs = getattr(self, "random_state", None)
         if rs is None:
@@ -338,7 +338,7 @@ class NeuralEstimator(BaseEstimator):
         return check_seed(rs, "random_state")
 
     @staticmethod
-    def _generator_(seed: int, device) -> torch.Generator:
+    def _seeded_generator(seed: int, device) -> torch.Generator:
         """A generator on ``device`` seeded from ``seed``. Models derive several streams from
         one ``random_state`` (``seed``, ``seed + 1``, ...): the seed is taken modulo 2**64, so
         that every valid ``random_state`` up to ``MAX_SEED = 2**64 - 1`` works."""
@@ -346,7 +346,7 @@ class NeuralEstimator(BaseEstimator):
         gen.manual_seed(int(seed) % (MAX_SEED + 1))
         return gen
 
-    def _check_fitted_(self) -> None:
+    def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
@@ -354,13 +354,13 @@ class NeuralEstimator(BaseEstimator):
             )
 
     # ---------------------------------------------------------------- save / load
-    def _state_dict_(self) -> dict:  # pragma: no cover - abstract
+    def _networks_state(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _meta_(self) -> dict:  # pragma: no cover - abstract
+    def _checkpoint_meta(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _load_(self, meta: dict, state: dict) -> None:  # pragma: no cover - abstract
+    def _restore(self, meta: dict, state: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _plain_params(self) -> dict:
@@ -376,12 +376,12 @@ class NeuralEstimator(BaseEstimator):
         networks passed again as keyword arguments. ``checksum``: also write the file's
         SHA-256 to ``<path>.sha256`` (what :func:`fit_cached` verifies).
         """
-        self._check_fitted_()
+        self._check_fitted()
         state = {
             name: {k: v.detach().cpu() for k, v in sd.items()}
-            for name, sd in self._state_dict_().items()
+            for name, sd in self._networks_state().items()
         }
-        meta = dict(self._meta_())
+        meta = dict(self._checkpoint_meta())
         meta["history"] = {k: [float(x) for x in v] for k, v in getattr(self, "history_", {}).items()}
         save_checkpoint(path, kind=type(self).__name__, params=self._plain_params(), meta=meta,
                         state=state, checksum=checksum)
@@ -407,7 +407,7 @@ class NeuralEstimator(BaseEstimator):
         meta = dict(ckpt["meta"])
         history = meta.pop("history", {})
         try:
-            model._load_(meta, ckpt["state"])
+            model._restore(meta, ckpt["state"])
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(
                 f"path: the weights in {path} do not fit the architecture of this "

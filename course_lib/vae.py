@@ -883,7 +883,7 @@ class VAE(NeuralEstimator):
         numbers (μ and log σ²). ``decoder(latent_dim [+ n_classes], D * P)`` maps z to the
         ``P`` parameters of every pixel. (A model with custom networks is saved with its
         weights, but :meth:`load` rebuilds the default networks: load it into an estimator
-        built with the same callables via ``_load_``.)
+        built with the same callables via ``_restore``.)
     random_state : int or None
         Seeds the weights, the minibatch order and the noise. Same value, same result on the CPU.
     device : str, torch.device or None (``None``: :func:`course_lib.get_device`)
@@ -1034,9 +1034,6 @@ class VAE(NeuralEstimator):
                              f"{self.classes_.tolist()}, got e.g. {bad}")
         return torch.as_tensor(idx, dtype=torch.long)
 
-    def _check_fitted(self):
-        self._check_fitted_()
-
     # ------------------------------------------------------------------ networks
 
     @property
@@ -1164,14 +1161,14 @@ class VAE(NeuralEstimator):
         the importance-weighted bound, eq. (6.9) [vae-iwae]) with early stopping on the
         validation ELBO, and the fitted state."""
         hidden = self._check_hyperparameters()
-        device = self._device_()
+        device = self._target_device()
         X = self._check_X(X, reset=True)
         N, input_shape = X.shape[0], tuple(X.shape[1:])
         x_all = X.reshape(N, -1)
         classes, y_idx = self._encode_labels(y, N)
-        seeds = np.random.SeedSequence(self._seed_()).generate_state(3, dtype=np.uint64)
-        gen = self._generator_(int(seeds[0]), device)  # the noise epsilon
-        cpu_gen = self._generator_(int(seeds[1]), "cpu")  # split and minibatch order
+        seeds = np.random.SeedSequence(self._training_seed()).generate_state(3, dtype=np.uint64)
+        gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
+        cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
         val_idx, train_idx = self._split(N, y_idx, classes, cpu_gen)
         nets, opt = self._build_training(x_all.shape[1], classes, hidden, int(seeds[2]), device)
         x_dev, y1h_all = self._device_data(x_all, y_idx, classes, device)
@@ -1319,12 +1316,12 @@ class VAE(NeuralEstimator):
 
     # ------------------------------------------------------------------ save / load
 
-    def _state_dict_(self):
+    def _networks_state(self):
         self._check_fitted()
         return {"encoder": self.encoder_.state_dict(), "decoder": self.decoder_.state_dict(),
                 "prior": self.prior_.state_dict()}
 
-    def _meta_(self):
+    def _checkpoint_meta(self):
         self._check_fitted()
         return {"input_shape": list(self.input_shape_),
                 "classes": None if self.classes_ is None else self.classes_.tolist(),
@@ -1333,9 +1330,9 @@ class VAE(NeuralEstimator):
                 "n_epochs": int(self.n_epochs_), "best_epoch": int(self.best_epoch_),
                 "fit_time": float(self.fit_time_)}
 
-    def _load_(self, meta, state):
+    def _restore(self, meta, state):
         hidden = self._check_hyperparameters()
-        device = self._device_()
+        device = self._target_device()
         classes = None if meta["classes"] is None else np.asarray(meta["classes"])
         input_shape = tuple(int(s) for s in meta["input_shape"])
         D = int(np.prod(input_shape))
@@ -1356,14 +1353,14 @@ class VAE(NeuralEstimator):
         self.n_epochs_ = int(meta.get("n_epochs", 0))
         self.best_epoch_ = int(meta.get("best_epoch", 0))
         self.fit_time_ = float(meta.get("fit_time", 0.0))
-        self._rng_ = self._generator_(self._seed_(), device)
+        self._rng_ = self._seeded_generator(self._training_seed(), device)
 
     # ------------------------------------------------------------------ helpers after fit
 
     def _rng(self, seed, device):
         if seed is None:
             if not hasattr(self, "_rng_") or self._rng_.device.type != device.type:
-                self._rng_ = self._generator_(self._seed_(), device)
+                self._rng_ = self._seeded_generator(self._training_seed(), device)
             return self._rng_
         return make_generator(seed, device=device)
 

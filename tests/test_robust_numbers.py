@@ -285,8 +285,8 @@ def test_gan_accepts_the_largest_seeds(seed):
 def test_seeded_and_generators_wrap_at_2_to_the_64():
     from course_lib.training import NeuralEstimator, seeded
 
-    g1 = NeuralEstimator._generator_(2**64, "cpu")
-    g2 = NeuralEstimator._generator_(0, "cpu")
+    g1 = NeuralEstimator._seeded_generator(2**64, "cpu")
+    g2 = NeuralEstimator._seeded_generator(0, "cpu")
     assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
     with seeded(2**64 + 5):
         a = torch.rand(2)

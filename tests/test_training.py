@@ -105,7 +105,7 @@ class Line(NeuralEstimator):
         self.device = device
 
     def _build(self, n_features):
-        with seeded(self._seed_()):
+        with seeded(self._training_seed()):
             return nn.Linear(n_features, self.width)
 
     def fit(self, X, y):
@@ -125,13 +125,13 @@ class Line(NeuralEstimator):
         self.net_, self.n_features_in_, self.history_ = net, X.shape[1], history
         return self
 
-    def _state_dict_(self):
+    def _networks_state(self):
         return {"net": self.net_.state_dict()}
 
-    def _meta_(self):
+    def _checkpoint_meta(self):
         return {"n_features_in": self.n_features_in_}
 
-    def _load_(self, meta, state):
+    def _restore(self, meta, state):
         net = self._build(meta["n_features_in"])
         net.load_state_dict(state["net"])
         self.net_, self.n_features_in_ = net, meta["n_features_in"]
