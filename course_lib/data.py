@@ -385,14 +385,23 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
         The folder holds no image file; a file cannot be read as an image (every such file is
         named); ``size`` is not positive; an image is smaller than ``size``.
     """
-    from pathlib import Path
-
-    from PIL import Image, UnidentifiedImageError
-
     grayscale = check_bool(grayscale, "grayscale")
     allow_upscale = check_bool(allow_upscale, "allow_upscale")
     return_paths = check_bool(return_paths, "return_paths")
     hw = _check_size(size)
+    files = _image_files(path)
+    images = _read_and_fit(files, path, size, hw, grayscale, allow_upscale)
+    X = np.stack(images).astype(np.float32)
+    X = X[:, None] if grayscale else X.transpose(0, 3, 1, 2)
+    X = np.ascontiguousarray(X)
+    return (X, files) if return_paths else X
+
+
+def _image_files(path) -> list:
+    """The image files of the folder ``path`` (names ending in :data:`IMAGE_EXTENSIONS`, not
+    subfolders), in name order; an error that says why when there is none to read."""
+    from pathlib import Path
+
     folder = Path(path)
     if not folder.exists():
         raise FileNotFoundError(f"path={str(path)!r}: no such folder")
@@ -407,6 +416,16 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
             f"path={str(path)!r} contains no image file (looked for names ending in "
             f"{', '.join(IMAGE_EXTENSIONS)}; subfolders are not searched)"
             + (f"; it holds: {', '.join(others)}" if others else "; it is empty"))
+    return files
+
+
+def _read_and_fit(files, path, size, hw, grayscale: bool, allow_upscale: bool) -> list:
+    """Every file read (:func:`_image_to_array`) and fitted to ``hw`` (:func:`_fit`) one at a
+    time, so that only the resized images are kept; unreadable files and (unless
+    ``allow_upscale``) images smaller than ``hw`` are collected and refused together
+    (:func:`_refuse_unusable`), so that a reader fixes them all at once."""
+    from PIL import Image, UnidentifiedImageError
+
     images, bad, small = [], [], []
     for f in files:
         try:
@@ -420,6 +439,13 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
             small.append(f"{f.name} is {arr.shape[0]}x{arr.shape[1]}")
             continue
         images.append(_fit(arr, hw))
+    _refuse_unusable(files, path, size, hw, bad, small)
+    return images
+
+
+def _refuse_unusable(files, path, size, hw, bad: list, small: list) -> None:
+    """One ``ValueError`` naming the files that cannot be read as images, else one naming
+    the images smaller than ``size`` (enlarging a small image invents detail)."""
     if bad:
         raise ValueError(f"{len(bad)} of {len(files)} files in {str(path)!r} cannot be read "
                          "as images: " + "; ".join(bad[:10]))
@@ -428,10 +454,6 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
             f"size={size!r} asks for {hw[0]}x{hw[1]} pixels but {len(small)} image(s) are "
             f"smaller ({'; '.join(small[:5])}): choose a size of at most the smallest "
             "image, or pass allow_upscale=True")
-    X = np.stack(images).astype(np.float32)
-    X = X[:, None] if grayscale else X.transpose(0, 3, 1, 2)
-    X = np.ascontiguousarray(X)
-    return (X, files) if return_paths else X
 
 
 # ---------------------------------------------------------------- MNIST from IDX files
