@@ -7,17 +7,26 @@
 - ``load_image_folder``: a reader's own PNG/JPEG images, in the course's image format.
 - ``read_idx`` / ``load_mnist_idx``: MNIST (or Fashion-MNIST) from local IDX files; nothing is
   downloaded.
+- ``load_fashion_mnist``: Fashion-MNIST's 28×28 images for the scale-up chapter, from a folder
+  the reader names, Debian's package ``dataset-fashion-mnist``, or else the subset (the
+  10,000 test images) shipped in ``course_lib/assets/fashion_mnist``.
 
 Credits (the book's page *Licence and credits*, ``book/credits.md``, has the full list): the
 digits are the UCI *Optical Recognition of Handwritten Digits* data of E. Alpaydin and
 C. Kaynak (1998), as shipped by scikit-learn; the binary images are scikit-image's sample
 pictures (horse: Andreas Preuss, CC0; camera: Lav Varshney, CC0; coins: Brooklyn Museum, no
 known copyright restrictions; text: Wikipedia, public domain); Fashion-MNIST is by H. Xiao,
-K. Rasul and R. Vollgraf (2017, Zalando Research, MIT licence). These data keep their own
-licences; the course's code is MIT, its text and figures CC BY 4.0.
+K. Rasul and R. Vollgraf (2017, arXiv:1708.07747, Zalando Research, MIT licence; the shipped
+subset carries that licence beside it). These data keep their own licences; the course's code
+is MIT, its text and figures CC BY 4.0.
 """
 
 from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +38,7 @@ from ._core import (
     check_int,
     check_real,
     check_seed,
+    file_problem,
 )
 
 __all__ = [
@@ -45,6 +55,12 @@ __all__ = [
     "load_image_folder",
     "read_idx",
     "load_mnist_idx",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_ENV",
+    "FASHION_MNIST_DEBIAN",
+    "FASHION_MNIST_SUBSET",
+    "FashionMNISTSource",
+    "load_fashion_mnist",
 ]
 
 #: Number of grey levels in scikit-learn's digits (integers 0..16).
@@ -55,7 +71,8 @@ _TEST_FRACTION = 0.2
 
 
 def _digit_split(y: np.ndarray) -> np.ndarray:
-    """Boolean mask of the test split: per class, a fixed 20% chosen by a legacy RandomState.
+    """Boolean mask of the test split: per class, a fixed 20% chosen by a legacy RandomState
+    (the digits' split, and that of the shipped Fashion-MNIST subset).
 
     ``np.random.RandomState`` is frozen by NumPy's compatibility policy, so the split is the
     same on every machine and every NumPy version.
@@ -400,8 +417,6 @@ def load_image_folder(path, size, grayscale: bool = True, *, allow_upscale: bool
 def _image_files(path) -> list:
     """The image files of the folder ``path`` (names ending in :data:`IMAGE_EXTENSIONS`, not
     subfolders), in name order; an error that says why when there is none to read."""
-    from pathlib import Path
-
     folder = Path(path)
     if not folder.exists():
         raise FileNotFoundError(f"path={str(path)!r}: no such folder")
@@ -472,9 +487,6 @@ def read_idx(path) -> np.ndarray:
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file when
     the header is not IDX or the data are shorter or longer than the header says.
     """
-    import gzip
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path={str(path)!r}: no such file")
@@ -523,13 +535,11 @@ def load_mnist_idx(path, split: str = "train"):
     Returns ``(X, y)``: ``X`` float32 ``(N, 1, 28, 28)`` = grey level / 255 in [0, 1],
     ``y`` int64 ``(N,)``; the same format as :func:`load_digits`.
 
-    Data credits (the files are yours to download; the course ships neither): Fashion-MNIST,
-    H. Xiao, K. Rasul and R. Vollgraf (2017), "Fashion-MNIST: a Novel Image Dataset for
-    Benchmarking Machine Learning Algorithms", arXiv:1708.07747, Zalando Research, MIT
-    licence; MNIST, Y. LeCun, C. Cortes and C. J. C. Burges.
+    Data credits (the files are yours to supply; :func:`load_fashion_mnist` finds or ships
+    Fashion-MNIST): Fashion-MNIST, H. Xiao, K. Rasul and R. Vollgraf (2017), "Fashion-MNIST:
+    a Novel Image Dataset for Benchmarking Machine Learning Algorithms", arXiv:1708.07747,
+    Zalando Research, MIT licence; MNIST, Y. LeCun, C. Cortes and C. J. C. Burges.
     """
-    from pathlib import Path
-
     check_choice(split, "split", tuple(MNIST_FILES))
     folder = Path(path)
     if not folder.is_dir():
@@ -556,3 +566,170 @@ def load_mnist_idx(path, split: str = "train"):
         raise ValueError(f"{images_file.name} holds {images.dtype} data; MNIST images are uint8")
     X = (images.astype(np.float32) / 255.0)[:, None]
     return np.ascontiguousarray(X), labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------- Fashion-MNIST (28×28)
+
+#: The ten classes of Fashion-MNIST, in label order (label ``k`` is ``FASHION_MNIST_CLASSES[k]``).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+#: The environment variable that names a folder of the four Fashion-MNIST files.
+FASHION_MNIST_ENV = "COURSE_FASHION_MNIST"
+
+#: Where Debian's package ``dataset-fashion-mnist`` puts the four gzipped IDX files.
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+#: The subset shipped with the package: the published test set (10,000 images and labels,
+#: gzipped IDX), each file with its SHA-256 in ``<file>.sha256``, and the data's MIT licence.
+FASHION_MNIST_SUBSET = Path(__file__).resolve().parent / "assets" / "fashion_mnist"
+
+_FASHION_MNIST_HOW_TO_GET = (
+    f"`apt-get install dataset-fashion-mnist` (Debian, Ubuntu) puts the four files in "
+    f"{FASHION_MNIST_DEBIAN}/; or download them from "
+    "https://github.com/zalandoresearch/fashion-mnist")
+
+_FASHION_MNIST_ORIGINS = {
+    "folder": "the folder named by folder=",
+    "environment": f"the folder named by ${FASHION_MNIST_ENV}",
+    "debian": "Debian's dataset-fashion-mnist",
+    "subset": "the subset shipped with course_lib (80/20 of the published 10,000 test images)",
+}
+
+
+@dataclass(frozen=True)
+class FashionMNISTSource:
+    """Where :func:`load_fashion_mnist` found its images; ``str()`` is the one line it prints.
+
+    ``origin`` is ``"folder"`` (the argument), ``"environment"`` (:data:`FASHION_MNIST_ENV`),
+    ``"debian"`` (:data:`FASHION_MNIST_DEBIAN`) or ``"subset"`` (:data:`FASHION_MNIST_SUBSET`);
+    ``is_subset`` says that the images are not the published split of that name.
+    """
+
+    origin: str
+    folder: Path
+    split: str
+    n_images: int
+
+    @property
+    def is_subset(self) -> bool:
+        return self.origin == "subset"
+
+    def __str__(self) -> str:
+        line = (f"Fashion-MNIST {self.split}: {self.n_images:,} images from "
+                f"{_FASHION_MNIST_ORIGINS[self.origin]}")
+        if self.is_subset:
+            return line + "; the full data: apt-get install dataset-fashion-mnist"
+        return line + f" ({self.folder})"
+
+
+def _fashion_mnist_folder(folder) -> tuple[str, Path]:
+    """``(origin, folder)``: the first of the argument, :data:`FASHION_MNIST_ENV`,
+    :data:`FASHION_MNIST_DEBIAN` and the shipped subset that is given (the first two) or that
+    exists (Debian's). A folder the reader names is used even if it is missing or damaged,
+    so that a typo is an error, never a silent fall back to other data."""
+    if folder is not None:
+        return "folder", Path(folder)
+    named = os.environ.get(FASHION_MNIST_ENV, "").strip()
+    if named:
+        return "environment", Path(named)
+    if FASHION_MNIST_DEBIAN.is_dir():
+        return "debian", FASHION_MNIST_DEBIAN
+    return "subset", FASHION_MNIST_SUBSET
+
+
+def _read_fashion_mnist(folder: Path, split: str, origin: str):
+    """``load_mnist_idx(folder, split)`` checked to be Fashion-MNIST (28×28 images, labels
+    0..9); any problem is raised again with where the folder came from and how to get the
+    data."""
+    images_name = MNIST_FILES[split][0][0]
+    try:
+        X, y = load_mnist_idx(folder, split)
+        if X.shape[1:] != (1, 28, 28) or (len(y) and not 0 <= y.min() <= y.max() <= 9):
+            raise ValueError(f"{images_name}: Fashion-MNIST holds 28×28 images with labels "
+                             f"0..9, these files hold {X.shape[2]}×{X.shape[3]} images with "
+                             f"labels {y.min()}..{y.max()}")
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"Fashion-MNIST from {_FASHION_MNIST_ORIGINS[origin]} "
+                        f"({str(folder)!r}) is not usable: {err}. To get the data: "
+                        f"{_FASHION_MNIST_HOW_TO_GET}") from None
+    return X, y
+
+
+def _read_fashion_mnist_subset(split: str):
+    """The shipped subset, each file verified against its ``.sha256``, split by the fixed
+    stratified 80/20 rule of the digits (:func:`_digit_split`): 8,000 ``train`` and 2,000
+    ``test`` images, 800 and 200 of each class."""
+    for names in MNIST_FILES["test"]:
+        path = FASHION_MNIST_SUBSET / f"{names[0]}.gz"
+        why = file_problem(path)
+        if why is not None:
+            raise ValueError(f"{path.name}: the Fashion-MNIST subset shipped with course_lib is "
+                             f"damaged ({why}); reinstall course_lib, or use the full data: "
+                             f"{_FASHION_MNIST_HOW_TO_GET}")
+    X, y = _read_fashion_mnist(FASHION_MNIST_SUBSET, "test", "subset")
+    keep = _digit_split(y)
+    keep = keep if split == "test" else ~keep
+    return np.ascontiguousarray(X[keep]), y[keep]
+
+
+def load_fashion_mnist(split: str = "train", folder=None, *, verbose: bool = True,
+                       return_source: bool = False):
+    """Fashion-MNIST: 28×28 grey images of clothes in 10 classes (:data:`FASHION_MNIST_CLASSES`).
+
+    The data: H. Xiao, K. Rasul and R. Vollgraf (2017), "Fashion-MNIST: a Novel Image Dataset
+    for Benchmarking Machine Learning Algorithms", arXiv:1708.07747, Zalando Research; MIT
+    licence (``book/credits.md``). 60,000 training and 10,000 test images, 256 grey levels.
+
+    Where it looks, in this order (nothing is downloaded):
+
+    1. ``folder``, if given; 2. the folder in the environment variable
+       ``COURSE_FASHION_MNIST`` (:data:`FASHION_MNIST_ENV`), if set. A folder named in one of
+       these two ways must hold the files of ``split`` (``train-images-idx3-ubyte``,
+       ``train-labels-idx1-ubyte``, or ``t10k-…`` for the test split; gzipped or not): a
+       missing folder or file is an error, never a silent fall back;
+    3. ``/usr/share/datasets/fashion-mnist/`` (:data:`FASHION_MNIST_DEBIAN`), where
+       ``apt-get install dataset-fashion-mnist`` puts the four files;
+    4. otherwise the subset shipped with ``course_lib`` (:data:`FASHION_MNIST_SUBSET`): the
+       published *test* set of 10,000 images, verified against its SHA-256 on every load and
+       split by a fixed, stratified rule into ``train`` (8,000 images, 800 a class) and ``test``
+       (the other 2,000, 200 a class). It is not the published training set: the printed line
+       and ``source.is_subset`` say so.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+    folder : str or Path, optional
+        A folder holding the Fashion-MNIST IDX files.
+    verbose : bool
+        Print one line saying which data were loaded (``str(source)``).
+    return_source : bool
+        Also return a :class:`FashionMNISTSource`.
+
+    Returns
+    -------
+    X : np.ndarray, float32, shape (N, 1, 28, 28), grey level / 255 in [0, 1]
+    y : np.ndarray, int64, shape (N,), labels 0..9
+    source : FashionMNISTSource (only with ``return_source=True``)
+
+    Raises
+    ------
+    FileNotFoundError
+        A named folder, or a file of ``split`` in it, is missing (the message names the file
+        and how to get the data).
+    ValueError
+        A file is damaged (not IDX, truncated, not 28×28 images with labels 0..9), or the
+        shipped subset does not match its checksum; the message names the file.
+    """
+    check_choice(split, "split", tuple(MNIST_FILES))
+    verbose = check_bool(verbose, "verbose")
+    return_source = check_bool(return_source, "return_source")
+    origin, where = _fashion_mnist_folder(folder)
+    if origin == "subset":
+        X, y = _read_fashion_mnist_subset(split)
+    else:
+        X, y = _read_fashion_mnist(where, split, origin)
+    source = FashionMNISTSource(origin, where, split, len(X))
+    if verbose:
+        print(source)
+    return (X, y, source) if return_source else (X, y)
