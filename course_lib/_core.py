@@ -595,7 +595,14 @@ def check_params(estimator, table: dict) -> dict:
     rule being one of :class:`Int`, :class:`Float`, :class:`Flag`, :class:`OneOf`,
     :class:`Seed` or any ``rule(value, name)``), in the table's order; return the checked
     values by name. The first bad one raises ``TypeError``/``ValueError`` naming it."""
-    return {name: rule(getattr(estimator, name), name) for name, rule in table.items()}
+    return {name: check_param(estimator, table, name) for name in table}
+
+
+def check_param(estimator, table: dict, name: str):
+    """Check one hyperparameter declared in ``table`` and return its checked value: for a model
+    whose methods each use only some of its hyperparameters (the Ising model's ``energy``
+    needs ``J`` and ``h``, not ``beta``)."""
+    return table[name](getattr(estimator, name), name)
 
 
 def _is_complex(x) -> bool:

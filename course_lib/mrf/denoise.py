@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from .._core import (
     as_tensor,
     check_binary,
+    check_bool,
     check_choice,
     check_input,
     check_int,
@@ -22,7 +23,6 @@ from .._core import (
     make_generator,
     resolve_device,
 )
-from ._ising import _check_flag
 from ._lattice import (
     _conditional,
     _ising_energy,
@@ -160,7 +160,7 @@ class BinaryDenoiser(BaseEstimator):
         z = _check_labels(noisy, "noisy")
         check_choice(method, "method", self.METHODS)
         self._eta()  # the noise model is complete and valid
-        return_history = _check_flag(return_history, "return_history")
+        return_history = check_bool(return_history, "return_history")
         dev = resolve_device(device)  # validated for every method (the graph cut runs on the CPU)
         if method == "graphcut":
             if self._coupling() < 0:

@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 from .._core import (
     as_tensor,
+    check_bool,
     check_choice,
     check_input,
     check_int,
@@ -20,7 +21,6 @@ from .._core import (
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
 from ._ais import _anneal, _log_mean_exp
-from ._ising import _check_flag
 from ._lattice import (
     _conditional,
 )
@@ -142,7 +142,7 @@ class PairwiseMRF(BaseEstimator):
         self._check_fitted()
         n_chains = check_int(n_chains, "n_chains", minimum=2)
         n_steps = check_int(n_steps, "n_steps", minimum=1)
-        return_weights = _check_flag(return_weights, "return_weights")
+        return_weights = check_bool(return_weights, "return_weights")
         dev = self._device
         gen = make_generator(seed, dev)
         W, b = self.W_.to(dev, torch.float32), self.b_.to(dev, torch.float32)
@@ -222,7 +222,7 @@ class PairwiseMRF(BaseEstimator):
         after every epoch.
         """
         check_choice(method, "method", ("pseudolikelihood", "sml"))
-        progress = _check_flag(progress, "progress")
+        progress = check_bool(progress, "progress")
         X = check_input(X, "X")
         s = self._to_spins(X, threshold, check_shape=False)
         N, D = s.shape
