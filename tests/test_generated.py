@@ -77,11 +77,11 @@ def test_benchmark_check_sees_a_changed_script(monkeypatch, tmp_path):
 def test_classifier_check_sees_a_damaged_checksum(monkeypatch, tmp_path):
     from course_lib import metrics
 
-    shipped = metrics._shipped_classifier_path()
+    shipped = metrics.features._shipped_classifier_path()
     for f in shipped.parent.iterdir():
         if f.is_file():
             (tmp_path / f.name).write_bytes(f.read_bytes())
-    monkeypatch.setattr(metrics, "_ASSETS", tmp_path)
+    monkeypatch.setattr(metrics.features, "_ASSETS", tmp_path)
     assert gen.check_classifier() == []
     (tmp_path / (shipped.name + ".sha256")).write_text("0" * 64 + "\n")
     (tmp_path / "digit_cnn_v0_old.pt").write_bytes(b"x")

@@ -186,7 +186,7 @@ def test_kid_large_sets_path_gives_the_same_value(monkeypatch):
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((40, 5)), rng.standard_normal((30, 5)) + 0.3
     expected = metrics.kid(x, y, n_subsets=7, subset_size=10, seed=1)
-    monkeypatch.setattr(metrics, "_KID_PRECOMPUTE_MAX", 0)  # kernels per subset instead
+    monkeypatch.setattr(metrics.formulas, "_KID_PRECOMPUTE_MAX", 0)  # kernels per subset instead
     got = metrics.kid(x, y, n_subsets=7, subset_size=10, seed=1)
     assert got == pytest.approx(expected, rel=1e-10)
 
@@ -302,7 +302,7 @@ def test_memorisation_ratio():
 # ---------------------------------------------------------------- the digit classifier
 
 
-SHIPPED_ASSETS = metrics._ASSETS
+SHIPPED_ASSETS = metrics.features._ASSETS
 
 
 @pytest.fixture(scope="module")
@@ -312,11 +312,11 @@ def cache_dir(tmp_path_factory, device):
     path = tmp_path_factory.mktemp("course_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COURSE_CACHE_DIR", str(path))
-        mp.setattr(metrics, "_ASSETS", tmp_path_factory.mktemp("no_assets"))
-        metrics._CLASSIFIER_MEMO.clear()
+        mp.setattr(metrics.features, "_ASSETS", tmp_path_factory.mktemp("no_assets"))
+        metrics.features._CLASSIFIER_MEMO.clear()
         metrics.digit_classifier(device)
         yield path
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
 
 
 def test_classifier_accuracy(cache_dir):
@@ -331,19 +331,19 @@ def test_classifier_cached_and_deterministic(cache_dir, tmp_path, monkeypatch, d
     first = metrics.digit_classifier(device)
 
     # Second call with the memo cleared: loaded from disk, not retrained.
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
 
     def no_training():
         raise AssertionError("the classifier was retrained instead of loaded from the cache")
 
     with monkeypatch.context() as mp:
-        mp.setattr(metrics, "_train_classifier", no_training)
+        mp.setattr(metrics.features, "_train_classifier", no_training)
         loaded = metrics.digit_classifier(device)
     assert os.stat(files[0]).st_mtime_ns == mtime
     assert loaded is not first
 
     # Training again from scratch in another folder gives bit-identical weights.
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     retrained = metrics.digit_classifier(device)
     assert len(list(tmp_path.glob("digit_cnn_*.pt"))) == 1
@@ -353,7 +353,7 @@ def test_classifier_cached_and_deterministic(cache_dir, tmp_path, monkeypatch, d
         assert torch.equal(a[name], b[name]), name
     for name, value in loaded.state_dict().items():
         assert torch.equal(a[name], value), name
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
 
 
 def test_digit_features_deterministic(cache_dir):
@@ -513,11 +513,11 @@ def test_the_shipped_classifier_is_what_training_gives(cache_dir, device):
     _train_classifier(): on the machine that made them, bit for bit; on another CPU (other
     float kernels) the same network up to rounding, which after 20 epochs shows as a few
     different labels at most."""
-    shipped_path = SHIPPED_ASSETS / metrics._classifier_file_name()
+    shipped_path = SHIPPED_ASSETS / metrics.features._classifier_file_name()
     assert shipped_path.exists(), f"{shipped_path} is missing: run tools/ship_classifier.py"
     shipped = metrics.DigitCNN()
     shipped.load_state_dict(torch.load(shipped_path, weights_only=True))
-    assert metrics._classifier_problem(shipped) is None
+    assert metrics.features._classifier_problem(shipped) is None
     trained = metrics.digit_classifier(device)  # trained in this module's fixture
     X, y = load_digits("all")
     with torch.no_grad():
@@ -526,8 +526,8 @@ def test_the_shipped_classifier_is_what_training_gives(cache_dir, device):
     assert (a == b).mean() >= 0.98
     assert abs((a == y).mean() - (b == y).mean()) <= 0.01
     info = json.loads((SHIPPED_ASSETS / "digit_cnn.json").read_text())
-    assert info["sha256"] == metrics._file_digest(shipped_path)
-    assert info["config"] == metrics._CLASSIFIER_CONFIG
+    assert info["sha256"] == metrics.features._file_digest(shipped_path)
+    assert info["config"] == metrics.features._CLASSIFIER_CONFIG
 
 
 @pytest.fixture
@@ -539,12 +539,12 @@ def shipped_only(tmp_path, monkeypatch):
         (assets / f.name).write_bytes(f.read_bytes())
     cache = tmp_path / "cache"
     monkeypatch.setenv("COURSE_CACHE_DIR", str(cache))
-    monkeypatch.setattr(metrics, "_ASSETS", assets)
+    monkeypatch.setattr(metrics.features, "_ASSETS", assets)
     trained = []
-    monkeypatch.setattr(metrics, "_train_classifier", lambda: trained.append(True) or metrics.DigitCNN())
-    metrics._CLASSIFIER_MEMO.clear()
-    yield assets / metrics._classifier_file_name(), cache, trained
-    metrics._CLASSIFIER_MEMO.clear()
+    monkeypatch.setattr(metrics.features, "_train_classifier", lambda: trained.append(True) or metrics.DigitCNN())
+    metrics.features._CLASSIFIER_MEMO.clear()
+    yield assets / metrics.features._classifier_file_name(), cache, trained
+    metrics.features._CLASSIFIER_MEMO.clear()
 
 
 def test_the_shipped_classifier_is_used_without_training(shipped_only, recwarn, device):
@@ -587,11 +587,11 @@ def fresh_cache(cache_dir, tmp_path, monkeypatch):
         return model
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(metrics, "_ASSETS", tmp_path / "no_assets")
-    monkeypatch.setattr(metrics, "_train_classifier", fake_training)
-    metrics._CLASSIFIER_MEMO.clear()
+    monkeypatch.setattr(metrics.features, "_ASSETS", tmp_path / "no_assets")
+    monkeypatch.setattr(metrics.features, "_train_classifier", fake_training)
+    metrics.features._CLASSIFIER_MEMO.clear()
     yield tmp_path / good_path.name, trained
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
 
 
 def _nan_weights(path):
@@ -631,14 +631,14 @@ def test_a_damaged_classifier_cache_is_detected_and_rebuilt(fresh_cache, damage,
         else:
             state = {k: torch.zeros_like(v) for k, v in torch.load(path, weights_only=True).items()}
         torch.save(state, path)
-        digest.write_text(metrics._file_digest(path))
+        digest.write_text(metrics.features._file_digest(path))
     with pytest.warns(UserWarning, match="not usable.*retraining"):
         model = metrics.digit_classifier(device)
     assert trained == [True]
-    assert metrics._classifier_problem(model) is None
-    assert digest.read_text().strip() == metrics._file_digest(path)  # rewritten, and intact
+    assert metrics.features._classifier_problem(model) is None
+    assert digest.read_text().strip() == metrics.features._file_digest(path)  # rewritten, and intact
     # and the repaired cache is then used without retraining
-    metrics._CLASSIFIER_MEMO.clear()
+    metrics.features._CLASSIFIER_MEMO.clear()
     metrics.digit_classifier(device)
     assert trained == [True]
 
@@ -653,7 +653,7 @@ def test_classifier_lives_in_the_course_cache_folder(tmp_path, monkeypatch):
     # the folder itself (env, repository, home, temporary fallback) is tested in
     # tests/test_robustness.py; here: the classifier's file goes where cache_dir() says
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    assert metrics._classifier_path().parent == tmp_path
+    assert metrics.features._classifier_path().parent == tmp_path
 
 
 # ---------------------------------------------------------------- the evaluation protocol

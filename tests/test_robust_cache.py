@@ -69,11 +69,11 @@ def test_the_classifier_cache_never_writes_through_a_planted_symlink(tmp_path, m
         return good
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(metrics, "_ASSETS", tmp_path / "no_assets")
-    monkeypatch.setattr(metrics, "_train_classifier", fake_training)
-    monkeypatch.setattr(metrics, "_classifier_problem", lambda model: None)
-    monkeypatch.setattr(metrics, "_CLASSIFIER_MEMO", {})
-    path = metrics._classifier_path()
+    monkeypatch.setattr(metrics.features, "_ASSETS", tmp_path / "no_assets")
+    monkeypatch.setattr(metrics.features, "_train_classifier", fake_training)
+    monkeypatch.setattr(metrics.features, "_classifier_problem", lambda model: None)
+    monkeypatch.setattr(metrics.features, "_CLASSIFIER_MEMO", {})
+    path = metrics.features._classifier_path()
     victim = _victim(tmp_path)
     path.symlink_to(victim)
     path.with_name(path.name + ".sha256").symlink_to(victim)
@@ -220,10 +220,10 @@ def test_torch_save_failing_inside_fit_cached_is_an_oserror_too(tmp_path, monkey
 def test_the_classifier_is_used_without_caching_on_a_full_disk(tmp_path, monkeypatch, kind):
     good = metrics.DigitCNN()
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(metrics, "_ASSETS", tmp_path / "no_assets")
-    monkeypatch.setattr(metrics, "_train_classifier", lambda: good)
-    monkeypatch.setattr(metrics, "_classifier_problem", lambda model: None)
-    monkeypatch.setattr(metrics, "_CLASSIFIER_MEMO", {})
+    monkeypatch.setattr(metrics.features, "_ASSETS", tmp_path / "no_assets")
+    monkeypatch.setattr(metrics.features, "_train_classifier", lambda: good)
+    monkeypatch.setattr(metrics.features, "_classifier_problem", lambda model: None)
+    monkeypatch.setattr(metrics.features, "_CLASSIFIER_MEMO", {})
     monkeypatch.setattr(_core, "_write_all", _disk_full(kind))
     with pytest.warns(UserWarning, match="could not cache the digit classifier"):
         model = metrics.digit_classifier("cpu")

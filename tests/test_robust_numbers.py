@@ -296,6 +296,6 @@ def test_seeded_and_generators_wrap_at_2_to_the_64():
 
 
 def test_the_evaluation_protocol_passes_valid_seeds_from_the_largest_seed():
-    seeds = [metrics._draw(lambda n, s: s, d, 3, 2**64 - 1) for d in range(3)]
+    seeds = [metrics.protocol._draw(lambda n, s: s, d, 3, 2**64 - 1) for d in range(3)]
     assert seeds == [2**64 - 1, 0, 1]
     assert all(_core.check_seed(s) == s for s in seeds)

@@ -66,7 +66,7 @@ TABLE = [
         [_py("tools/sort_glossary.py")], check=_py("tools/sort_glossary.py", "--check")),
     Generated(
         "classifier", "course_lib/assets/digit_cnn_*.pt, .sha256, digit_cnn.json",
-        "course_lib.metrics (_CLASSIFIER_CONFIG, DigitCNN, _train_classifier)",
+        "course_lib.metrics.features (_CLASSIFIER_CONFIG, DigitCNN, _train_classifier)",
         [_py("tools/ship_classifier.py")], check=_py("tools/generated.py", "_check-classifier")),
     Generated(
         "models", "course_lib/assets/models/*.pt, .sha256, models.json",
@@ -104,10 +104,10 @@ def check_classifier() -> list[str]:
     from course_lib import metrics
 
     problems = []
-    path = metrics._shipped_classifier_path()
+    path = metrics.features._shipped_classifier_path()
     if not path.exists():
-        return [f"{path.relative_to(ROOT)} (named by metrics._CLASSIFIER_CONFIG) is missing: run "
-                "tools/ship_classifier.py"]
+        return [f"{path.relative_to(ROOT)} (named by metrics.features._CLASSIFIER_CONFIG) is "
+                "missing: run tools/ship_classifier.py"]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = path.with_name(path.name + ".sha256").read_text().split()[0]
     if stored != digest:
@@ -115,8 +115,8 @@ def check_classifier() -> list[str]:
     meta = json.loads((path.parent / "digit_cnn.json").read_text())
     if meta.get("file") != path.name or meta.get("sha256") != digest:
         problems.append("digit_cnn.json names another file or checksum")
-    if meta.get("config") != metrics._CLASSIFIER_CONFIG:
-        problems.append("digit_cnn.json's config differs from metrics._CLASSIFIER_CONFIG")
+    if meta.get("config") != metrics.features._CLASSIFIER_CONFIG:
+        problems.append("digit_cnn.json's config differs from metrics.features._CLASSIFIER_CONFIG")
     stale = sorted(p.name for p in path.parent.glob("digit_cnn_*.pt") if p != path)
     if stale:
         problems.append(f"old weights beside the current ones: {stale} (delete them)")
