@@ -213,10 +213,10 @@ class IsingModel(BaseEstimator):
         return estimate
 
     # ---------------------------------------------------------------- sampling
-    def sample(self, n: int, shape=(64, 64), n_sweeps: int | None = None,
+    def sample(self, n_samples: int, shape=(64, 64), n_sweeps: int | None = None,
                burn_in: int | None = None, init="random", method: str = "swendsen_wang",
                seed=None, device=None, progress: bool = False, return_stats: bool = False):
-        """Run ``n`` independent Markov chains, batched, and return their final states.
+        """Run ``n_samples`` independent Markov chains, batched, and return their final states.
 
         ``method``:
 
@@ -232,22 +232,22 @@ class IsingModel(BaseEstimator):
           shows it, and ``R̂`` flags it).
 
         Each chain starts from ``init`` (``"random"``: fair coins, i.e. infinite temperature;
-        ``"up"`` / ``"down"``: all +1 / -1; or ±1 spins ``(H, W)`` or ``(n, H, W)``) and runs
-        ``burn_in + n_sweeps`` sweeps. Same ``seed``, same result on the CPU.
+        ``"up"`` / ``"down"``: all +1 / -1; or ±1 spins ``(H, W)`` or ``(n_samples, H, W)``)
+        and runs ``burn_in + n_sweeps`` sweeps. Same ``seed``, same result on the CPU.
 
-        Returns a float tensor ``(n, H, W)`` of ±1 on ``device``. With ``return_stats=True``
-        returns ``(samples, stats)``: ``"magnetization"`` and ``"energy"`` (per spin), each
-        ``(burn_in + n_sweeps, n)`` on the CPU, one row per sweep (burn-in included, for
-        plots); ``"burn_in"``; ``"method"``; and, computed on the sweeps after the burn-in,
-        ``"tau_int"``, ``"ess"`` and ``"r_hat"``: dicts over ``"abs_magnetization"`` and
-        ``"energy"`` (see :mod:`~course_lib.mrf.diagnostics`; ``r_hat`` is ``None`` for one
-        chain). Whenever ``n ≥ 2`` and ``n_sweeps ≥ MIN_SWEEPS_FOR_CHECK`` (20), a
-        :class:`ConvergenceWarning` is issued if ``R̂`` of ``|M|`` (recorded at about 25
-        sweeps, which costs little) or, with ``return_stats``, of the energy exceeds
-        ``diagnostics.RHAT_WARNING``: the chains disagree, so they are not at equilibrium
-        (or the run is too short to tell).
+        Returns a float tensor ``(n_samples, H, W)`` of ±1 on ``device``. With
+        ``return_stats=True`` returns ``(samples, stats)``: ``"magnetization"`` and
+        ``"energy"`` (per spin), each ``(burn_in + n_sweeps, n_samples)`` on the CPU, one row
+        per sweep (burn-in included, for plots); ``"burn_in"``; ``"method"``; and, computed on
+        the sweeps after the burn-in, ``"tau_int"``, ``"ess"`` and ``"r_hat"``: dicts over
+        ``"abs_magnetization"`` and ``"energy"`` (see :mod:`~course_lib.mrf.diagnostics`;
+        ``r_hat`` is ``None`` for one chain). Whenever ``n_samples ≥ 2`` and
+        ``n_sweeps ≥ MIN_SWEEPS_FOR_CHECK`` (20), a :class:`ConvergenceWarning` is issued if
+        ``R̂`` of ``|M|`` (recorded at about 25 sweeps, which costs little) or, with
+        ``return_stats``, of the energy exceeds ``diagnostics.RHAT_WARNING``: the chains
+        disagree, so they are not at equilibrium (or the run is too short to tell).
         """
-        n = check_int(n, "n", minimum=1)
+        n = check_int(n_samples, "n_samples", minimum=1)
         H, W = _check_shape(shape)
         method, n_sweeps, burn_in = _sweep_plan(method, n_sweeps, burn_in)
         progress = check_bool(progress, "progress")
@@ -374,7 +374,7 @@ def _initial_state(init, n, H, W, gen, dev) -> torch.Tensor:
     if tuple(x0.shape[-2:]) != (H, W):
         raise ValueError(f"init has lattice shape {tuple(x0.shape[-2:])}, expected {(H, W)}")
     if x0.dim() == 3 and x0.shape[0] != n:
-        raise ValueError(f"init has {x0.shape[0]} chains, expected n={n}")
+        raise ValueError(f"init has {x0.shape[0]} chains, expected n_samples={n}")
     return x0.expand(n, H, W).to(torch.int8).clone()
 
 

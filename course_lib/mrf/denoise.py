@@ -163,55 +163,30 @@ class BinaryDenoiser(BaseEstimator):
         return_history = check_bool(return_history, "return_history")
         dev = resolve_device(device)  # validated for every method (the graph cut runs on the CPU)
         if method == "graphcut":
-            if self._coupling() < 0:
-                raise ValueError(
-                    f"coupling must be >= 0 for method='graphcut', got {self._coupling()}: a "
-                    "graph cut finds the exact MAP only for submodular (attractive) pairs"
-                )
-            _check_graphcut_memory(*z.shape)
-            labels = self._graphcut(z.numpy())
+            labels = self._graphcut(z)
             return (labels, []) if return_history else labels
         t = (2 * z - 1).to(dev)
         gen = make_generator(seed, dev)
         masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)
         history = [] if return_history else None  # energies per sweep cost time: only on request
+        n_sweeps = _DEFAULT_SWEEPS[method] if n_sweeps is None else \
+            check_int(n_sweeps, "n_sweeps", minimum=1)
         if method == "icm":
-            n_sweeps = 50 if n_sweeps is None else check_int(n_sweeps, "n_sweeps", minimum=1)
             s = self._icm(t.clone(), t, masks, n_sweeps, history)
         elif method == "mean_field":
-            n_sweeps = 50 if n_sweeps is None else check_int(n_sweeps, "n_sweeps", minimum=1)
-            m = t.clone()
-            for _ in range(n_sweeps):
-                for mask in masks:
-                    m = torch.where(mask, torch.tanh(self._field(m, t)), m)
-                if history is not None:
-                    history.append(
-                        self._energy_spins(torch.where(m >= 0, 1.0, -1.0).double(), t.double())
-                    )
-            s = torch.where(m >= 0, 1.0, -1.0)
+            s = torch.where(self._mean_field(t, n_sweeps, masks, history=history) >= 0, 1.0, -1.0)
         elif method == "gibbs":
-            n_sweeps = 200 if n_sweeps is None else check_int(n_sweeps, "n_sweeps", minimum=1)
             burn_in = 50 if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
             q = self._marginals(t, n_sweeps, burn_in, gen, masks, history)
             s = torch.where(q > 0.5, 1.0, -1.0)
-        else:  # anneal
-            n_sweeps = 300 if n_sweeps is None else check_int(n_sweeps, "n_sweeps", minimum=1)
-            T_start = check_real(T_start, "T_start", minimum=0.0, strict_min=True)
-            T_end = check_real(T_end, "T_end", minimum=0.0, strict_min=True)
-            temps = np.geomspace(T_start, T_end, n_sweeps)
-            s = t.clone()
-            for T in temps:
-                for mask in masks:
-                    p_up = _conditional(self._field(s, t), 1.0 / T)
-                    u = torch.rand(s.shape, generator=gen, device=dev)
-                    s = torch.where(mask, torch.where(u < p_up, 1.0, -1.0), s)
-                if history is not None:
-                    history.append(self._energy_spins(s.double(), t.double()))
-            s = self._icm(s, t, masks, 50, history)
+        else:
+            s = self._anneal(t, _temperatures(T_start, T_end, n_sweeps), gen, masks, history)
         labels = ((s.cpu() + 1) / 2).to(torch.uint8).numpy()
         return (labels, history) if return_history else labels
 
     def _icm(self, s, t, masks, n_sweeps, history):
+        """Iterated conditional modes: each site, colour by colour, to its most probable value
+        given its neighbours, until nothing changes (or ``n_sweeps``)."""
         for _ in range(n_sweeps):
             changed = False
             for mask in masks:
@@ -227,34 +202,56 @@ class BinaryDenoiser(BaseEstimator):
                 break
         return s
 
+    def _gibbs_sweep(self, s, t, beta, gen, masks, eta=None):
+        """One checkerboard Gibbs sweep of the posterior at inverse temperature ``beta``."""
+        for mask in masks:
+            p_up = _conditional(self._field(s, t, eta), beta)
+            u = torch.rand(s.shape, generator=gen, device=s.device)
+            s = torch.where(mask, torch.where(u < p_up, 1.0, -1.0), s)
+        return s
+
     def _marginals(self, t, n_sweeps, burn_in, gen, masks, history, eta=None):
+        """The fraction of the ``n_sweeps`` sweeps after ``burn_in`` in which each site is +1."""
         s = t.clone()
         count = torch.zeros_like(t)
         for sweep in range(burn_in + n_sweeps):
-            for mask in masks:
-                p_up = _conditional(self._field(s, t, eta), 1.0)
-                u = torch.rand(s.shape, generator=gen, device=s.device)
-                s = torch.where(mask, torch.where(u < p_up, 1.0, -1.0), s)
+            s = self._gibbs_sweep(s, t, 1.0, gen, masks, eta)
             if sweep >= burn_in:
                 count += s > 0
             if history is not None:
                 history.append(self._energy_spins(s.double(), t.double()))
         return count / n_sweeps
 
-    def _graphcut(self, z: np.ndarray) -> np.ndarray:
-        import maxflow
+    def _anneal(self, t, temperatures, gen, masks, history):
+        """Simulated annealing: one posterior Gibbs sweep at each temperature, then ICM."""
+        s = t.clone()
+        for T in temperatures:
+            s = self._gibbs_sweep(s, t, 1.0 / T, gen, masks)
+            if history is not None:
+                history.append(self._energy_spins(s.double(), t.double()))
+        return self._icm(s, t, masks, 50, history)
 
-        eta = self._eta()
-        # In labels: E = const + 2c Σ_<ij> [y_i != y_j] + 2η Σ_i [y_i != z_i].
-        g = maxflow.Graph[float]()
-        nodes = g.add_grid_nodes(z.shape)
-        right_down = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0]])
-        g.add_grid_edges(nodes, weights=2.0 * self._coupling(), structure=right_down, symmetric=True)
-        # A node on the sink side (label 1) pays its source capacity, on the source side
-        # (label 0) its sink capacity: label 1 costs 2η where z = 0, label 0 costs 2η where z = 1.
-        g.add_grid_tedges(nodes, 2.0 * eta * (z == 0), 2.0 * eta * (z == 1))
-        g.maxflow()
-        return g.get_grid_segments(nodes).astype(np.uint8)
+    def _mean_field(self, t, n_sweeps, masks, eta=None, history=None):
+        """Mean-field means: ``m_i = tanh(c Σ_j m_j + η t_i)`` colour by colour, from ``t``."""
+        m = t.clone()
+        for _ in range(n_sweeps):
+            for mask in masks:
+                m = torch.where(mask, torch.tanh(self._field(m, t, eta)), m)
+            if history is not None:
+                history.append(
+                    self._energy_spins(torch.where(m >= 0, 1.0, -1.0).double(), t.double())
+                )
+        return m
+
+    def _graphcut(self, z: torch.Tensor) -> np.ndarray:
+        """The exact MAP labels as a minimum s-t cut; needs ``coupling >= 0``."""
+        if self._coupling() < 0:
+            raise ValueError(
+                f"coupling must be >= 0 for method='graphcut', got {self._coupling()}: a "
+                "graph cut finds the exact MAP only for submodular (attractive) pairs"
+            )
+        _check_graphcut_memory(*z.shape)
+        return _min_cut_labels(z.numpy(), self._coupling(), self._eta())
 
     def posterior_marginals(
         self, noisy, n_sweeps: int = 200, burn_in: int = 50, seed=0, device=None
@@ -273,13 +270,6 @@ class BinaryDenoiser(BaseEstimator):
         gen = make_generator(seed, dev)
         q = self._marginals(t, n_sweeps, burn_in, gen, masks, None)
         return q.cpu().double().numpy()
-
-    def _mean_field_marginals(self, t, n_sweeps, masks, eta=None):
-        m = t.clone()
-        for _ in range(n_sweeps):
-            for mask in masks:
-                m = torch.where(mask, torch.tanh(self._field(m, t, eta)), m)
-        return (m + 1) / 2
 
     def fit(self, noisy, y=None, **kwargs) -> BinaryDenoiser:
         """Estimate the noise rate from a noisy ``{0, 1}`` image ``(H, W)``: the same as
@@ -327,7 +317,7 @@ class BinaryDenoiser(BaseEstimator):
             if method == "gibbs":
                 q = self._marginals(t, n_sweeps, burn_in, gen, masks, None, eta)
             else:
-                q = self._mean_field_marginals(t, n_sweeps, masks, eta)
+                q = (self._mean_field(t, n_sweeps, masks, eta) + 1) / 2
             expected_flips = torch.where(z == 0, q, 1 - q).mean()
             new_p = float(expected_flips.clamp(1e-6, 0.5 - 1e-6))
             history.append(new_p)
@@ -340,6 +330,34 @@ class BinaryDenoiser(BaseEstimator):
         return self
 
 
+
+
+#: Default ``n_sweeps`` of :meth:`BinaryDenoiser.denoise` per method.
+_DEFAULT_SWEEPS = {"icm": 50, "mean_field": 50, "gibbs": 200, "anneal": 300}
+
+
+def _temperatures(T_start, T_end, n_sweeps: int) -> np.ndarray:
+    """The annealing schedule: ``n_sweeps`` temperatures falling geometrically."""
+    T_start = check_real(T_start, "T_start", minimum=0.0, strict_min=True)
+    T_end = check_real(T_end, "T_end", minimum=0.0, strict_min=True)
+    return np.geomspace(T_start, T_end, n_sweeps)
+
+
+def _min_cut_labels(z: np.ndarray, coupling: float, eta: float) -> np.ndarray:
+    """The labels minimising eq. (4.17) [mrf-denoise-energy] as a minimum s-t cut through
+    PyMaxflow (Greig, Porteous & Seheult 1989; Boykov & Kolmogorov 2004)."""
+    import maxflow
+
+    # In labels: E = const + 2c Σ_<ij> [y_i != y_j] + 2η Σ_i [y_i != z_i].
+    g = maxflow.Graph[float]()
+    nodes = g.add_grid_nodes(z.shape)
+    right_down = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0]])
+    g.add_grid_edges(nodes, weights=2.0 * coupling, structure=right_down, symmetric=True)
+    # A node on the sink side (label 1) pays its source capacity, on the source side
+    # (label 0) its sink capacity: label 1 costs 2η where z = 0, label 0 costs 2η where z = 1.
+    g.add_grid_tedges(nodes, 2.0 * eta * (z == 0), 2.0 * eta * (z == 1))
+    g.maxflow()
+    return g.get_grid_segments(nodes).astype(np.uint8)
 
 
 #: Memory PyMaxflow needs per pixel of a 4-neighbour grid graph (nodes, arcs, the labels):

@@ -9,11 +9,14 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from .._core import (
+    Float,
+    Int,
     as_tensor,
     check_bool,
     check_choice,
     check_input,
     check_int,
+    check_params,
     check_real,
     dense_input_tags,
     make_generator,
@@ -55,6 +58,11 @@ class PairwiseMRF(BaseEstimator):
 
     Learned state: ``W_`` ``(D, D)``, ``b_`` ``(D,)``, ``image_shape_``, ``history_``.
     """
+
+    #: Every hyperparameter and what it must be, checked by :meth:`fit`
+    #: (:func:`course_lib._core.check_params`); ``device`` is read, not just checked.
+    _hyperparameters = {"l2": Float(minimum=0.0), "n_chains": Int(minimum=1),
+                        "device": resolve_device}
 
     def __init__(self, l2: float = 1e-3, n_chains: int = 256, device=None):
         # stored as given (scikit-learn's rule: clone and set_params rely on it); validated
@@ -225,58 +233,23 @@ class PairwiseMRF(BaseEstimator):
         progress = check_bool(progress, "progress")
         X = check_input(X, "X")
         s = self._to_spins(X, threshold, check_shape=False)
-        N, D = s.shape
         image_shape = tuple(as_tensor(X, "X", ndim=4).shape[1:])
-        l2 = check_real(self.l2, "l2", minimum=0.0)
-        n_chains = check_int(self.n_chains, "n_chains", minimum=1)
-        chains_ = None
-        dev = self._device
-        gen = make_generator(seed, dev)
-        torch_gen_cpu = make_generator(seed, "cpu")
+        params = check_params(self, self._hyperparameters)
+        gen = make_generator(seed, params["device"])
         # start: no couplings, biases matching the pixel means (independent pixels)
-        mean = s.mean(0).clamp(-0.98, 0.98)
-        b0 = torch.atanh(mean)
-        W = torch.zeros(D, D, device=dev)
-        history = {"pseudo_log_likelihood": []}
-        off_diag = 1.0 - torch.eye(D, device=dev)
-
+        b0 = torch.atanh(s.mean(0).clamp(-0.98, 0.98))
+        chains = None
         if method == "pseudolikelihood":
             n_epochs = 300 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
             lr = 0.05 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
-            U = torch.zeros(D, D, device=dev, requires_grad=True)
-            b = b0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([U, b], lr=lr)
-            for _ in _progress(range(n_epochs), progress, desc="pseudo-likelihood"):
-                W = (U + U.T) * off_diag / 2
-                pll = self._pll_per_image(s, W, b).mean()
-                loss = -pll + l2 * (W**2).sum() / 2 + l2 / 100 * (b**2).sum() / 2
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                history["pseudo_log_likelihood"].append(float(pll.detach()))
-            W = ((U + U.T) * off_diag / 2).detach()
-            b = b.detach()
+            W, b, history = _fit_pseudolikelihood(s, b0, params["l2"], n_epochs, lr, progress)
         else:
             n_epochs = 30 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
             lr = 0.02 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
             batch_size = check_int(batch_size, "batch_size", minimum=1)
-            b = b0.clone()
-            chains = torch.where(
-                torch.rand(n_chains, D, generator=gen, device=dev) < 0.5, -1.0, 1.0
-            )
-            for epoch in _progress(range(n_epochs), progress, desc="SML"):
-                order = torch.randperm(N, generator=torch_gen_cpu).to(dev)
-                step = lr / math.sqrt(1.0 + epoch / 5.0)
-                for start in range(0, N, batch_size):
-                    batch = s[order[start : start + batch_size]]
-                    chains = self._gibbs(chains, W, b, 1, gen, "sequential")
-                    # eq. (4.14) [mrf-likelihood-gradient]: E_data[φ] - E_model[φ]
-                    grad_W = batch.T @ batch / len(batch) - chains.T @ chains / len(chains)
-                    grad_b = batch.mean(0) - chains.mean(0)
-                    W = W + step * (grad_W * off_diag - l2 * W)
-                    b = b + step * (grad_b - l2 / 100 * b)
-                history["pseudo_log_likelihood"].append(float(self._pll_per_image(s, W, b).mean()))
-            chains_ = chains
+            W, b, chains, history = _fit_sml(s, b0, params["l2"], params["n_chains"], n_epochs,
+                                             lr, batch_size, gen, make_generator(seed, "cpu"),
+                                             progress)
         if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
             raise RuntimeError("training diverged (non-finite parameters): lower lr")
         # only now, after everything succeeded, is the model changed (a failed refit leaves
@@ -284,8 +257,8 @@ class PairwiseMRF(BaseEstimator):
         self.W_, self.b_ = W, b
         self.image_shape_ = image_shape
         self.history_ = history
-        if chains_ is not None:
-            self.chains_ = chains_
+        if chains is not None:
+            self.chains_ = chains
         elif hasattr(self, "chains_"):
             del self.chains_
         return self
@@ -306,16 +279,18 @@ class PairwiseMRF(BaseEstimator):
                 s[:, i] = torch.where(u[:, k] < _conditional(a_i, 1.0), 1.0, -1.0)
         return s
 
-    def sample(self, n: int, n_sweeps: int = 200, seed=None, scan: str = "sequential", init=None):
-        """``n`` images ``(n, C, H, W)`` in ``{0, 1}`` by Gibbs sampling from random noise.
+    def sample(self, n_samples: int, n_sweeps: int = 200, seed=None, scan: str = "sequential",
+               init=None):
+        """``n_samples`` images ``(n_samples, C, H, W)`` in ``{0, 1}`` by Gibbs sampling from
+        random noise.
 
-        Each of the ``n`` chains starts from independent fair coins (or from ``init``,
+        Each of the ``n_samples`` chains starts from independent fair coins (or from ``init``,
         ``{0, 1}`` images) and runs ``n_sweeps`` sweeps; one sweep visits the ``D`` pixels
         in order (``scan="sequential"``) or in a fresh random order (``"random"``), each
         update drawing a pixel from its conditional given all others.
         """
         self._check_fitted()
-        n = check_int(n, "n", minimum=1)
+        n = check_int(n_samples, "n_samples", minimum=1)
         n_sweeps = check_int(n_sweeps, "n_sweeps", minimum=0)
         check_choice(scan, "scan", ("sequential", "random"))
         dev = self._device
@@ -326,6 +301,58 @@ class PairwiseMRF(BaseEstimator):
         else:
             s = self._to_spins(init, None, "init")
             if s.shape[0] != n:
-                raise ValueError(f"init has {s.shape[0]} images, expected n={n}")
+                raise ValueError(f"init has {s.shape[0]} images, expected n_samples={n}")
         s = self._gibbs(s, self.W_.to(dev), self.b_.to(dev), n_sweeps, gen, scan)
         return ((s + 1) / 2).reshape(n, *self.image_shape_)
+
+
+# ------------------------------------------------------------ the two learners of fit()
+
+
+def _fit_pseudolikelihood(s, b0, l2, n_epochs, lr, show_progress):
+    """Full-batch Adam on the mean pseudo-log-likelihood (eq. (4.15) [mrf-pseudolikelihood])
+    minus the L2 penalty; ``W`` is the symmetric, zero-diagonal part of a free matrix ``U``.
+    Returns ``(W, b, history)``."""
+    off_diag = 1.0 - torch.eye(s.shape[1], device=s.device)
+    U = torch.zeros_like(off_diag, requires_grad=True)
+    b = b0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([U, b], lr=lr)
+    history = {"pseudo_log_likelihood": []}
+    for _ in _progress(range(n_epochs), show_progress, desc="pseudo-likelihood"):
+        W = (U + U.T) * off_diag / 2
+        pll = PairwiseMRF._pll_per_image(s, W, b).mean()
+        loss = -pll + l2 * (W**2).sum() / 2 + l2 / 100 * (b**2).sum() / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history["pseudo_log_likelihood"].append(float(pll.detach()))
+    return ((U + U.T) * off_diag / 2).detach(), b.detach(), history
+
+
+def _fit_sml(s, b0, l2, n_chains, n_epochs, lr, batch_size, gen, cpu_gen, show_progress):
+    """Persistent contrastive divergence (Tieleman 2008): for every minibatch, one Gibbs sweep
+    of the ``n_chains`` persistent chains, then one step along eq. (4.14)
+    [mrf-likelihood-gradient] with step size ``lr / sqrt(1 + epoch/5)``.
+    Returns ``(W, b, chains, history)``."""
+    N, D = s.shape
+    off_diag = 1.0 - torch.eye(D, device=s.device)
+    W, b = torch.zeros(D, D, device=s.device), b0.clone()
+    chains = torch.where(torch.rand(n_chains, D, generator=gen, device=s.device) < 0.5, -1.0, 1.0)
+    history = {"pseudo_log_likelihood": []}
+    for epoch in _progress(range(n_epochs), show_progress, desc="SML"):
+        order = torch.randperm(N, generator=cpu_gen).to(s.device)
+        step = lr / math.sqrt(1.0 + epoch / 5.0)
+        for start in range(0, N, batch_size):
+            batch = s[order[start : start + batch_size]]
+            chains = PairwiseMRF._gibbs(chains, W, b, 1, gen, "sequential")
+            W, b = _sml_step(W, b, batch, chains, off_diag, step, l2)
+        history["pseudo_log_likelihood"].append(float(PairwiseMRF._pll_per_image(s, W, b).mean()))
+    return W, b, chains, history
+
+
+def _sml_step(W, b, batch, chains, off_diag, step, l2):
+    """One ascent step along eq. (4.14) [mrf-likelihood-gradient], ``E_data[φ] - E_model[φ]``
+    (data: the minibatch; model: the chains), with weight decay; returns the new ``(W, b)``."""
+    grad_W = batch.T @ batch / len(batch) - chains.T @ chains / len(chains)
+    grad_b = batch.mean(0) - chains.mean(0)
+    return W + step * (grad_W * off_diag - l2 * W), b + step * (grad_b - l2 / 100 * b)
