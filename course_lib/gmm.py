@@ -23,6 +23,11 @@ given the same initial parameters, ``tol`` and ``max_iter`` it reaches the same 
 (within 1e-6 relative, in float64) after the same number of iterations as
 ``sklearn.mixture.GaussianMixture`` (tested in ``tests/test_gmm.py``).
 
+Where to read EM: :meth:`GaussianMixture.fit_predict` (starts, best run kept) calls ``_em``
+(the loop), which alternates ``_expectation`` (eq. (3.3)) and ``_maximization`` (eq. (3.4),
+then the repairs of "Numerical trouble"). The input checks come last in this file, in their
+own section.
+
 How covariances are stored (as scikit-learn does)
 -------------------------------------------------
 ``covariance_type`` fixes the shape of the covariance parameters (K components, D features):
@@ -513,6 +518,21 @@ def n_parameters(n_components, n_features, covariance_type):
 # --------------------------------------------------------------------------- sampling
 
 
+def _sampling_generator(random_state, seed) -> torch.Generator:
+    """The CPU generator :meth:`GaussianMixture.sample` draws from: seeded by ``seed`` if
+    given, else by ``random_state`` (a RandomState gives one draw of it as the seed; None:
+    a seed from torch's global generator)."""
+    rs = random_state if seed is None else check_seed(seed, "seed", allow_none=False)
+    if isinstance(rs, np.random.RandomState):
+        rs = int(rs.randint(0, 2**31 - 1))
+    gen = torch.Generator(device="cpu")
+    if rs is None:
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+    else:
+        gen.manual_seed(int(rs))
+    return gen
+
+
 def _draw(n_samples, weights, means, covariances, covariance_type, gen):
     """``n_samples`` draws from a mixture (NumPy parameters), in float64 on the CPU: first a
     component for each sample (``z ~ Categorical(weights)``, sorted), then
@@ -703,6 +723,32 @@ class _Run(NamedTuple):
     converged: bool
 
 
+def _initial_mixture(X, inits, n_components, covariance_type, reg_covar, init_params,
+                     random_state) -> Mixture:
+    """The starting mixture: one M-step on the initial responsibilities
+    (:func:`_initial_responsibilities`), replaced where the user gave ``*_init``."""
+    weights_init, means_init, precisions_init = inits
+    covariances = None
+    if weights_init is None or means_init is None or precisions_init is None:
+        resp = _initial_responsibilities(X, n_components, init_params, random_state)
+        weights, means, covariances = _m_step(X, resp, covariance_type, reg_covar)
+        weights, means, covariances = _reseed_empty_start(
+            X, resp.sum(0), weights, means, covariances, covariance_type, reg_covar)
+    if weights_init is not None:
+        weights = weights_init
+    if means_init is not None:
+        means = means_init
+    if precisions_init is None:
+        covariances, P = _safe_precision_cholesky(covariances, covariance_type, reg_covar, 0, X)
+    else:
+        P = _precision_cholesky_from_precisions(precisions_init, covariance_type)
+        if covariance_type in ("full", "tied"):
+            covariances = torch.linalg.inv(precisions_init)
+        else:
+            covariances = 1.0 / precisions_init
+    return Mixture(weights, means, covariances, P)
+
+
 class GaussianMixture(BaseEstimator):
     """Gaussian mixture model fitted by EM, with scikit-learn's interface and semantics.
 
@@ -767,14 +813,9 @@ class GaussianMixture(BaseEstimator):
         Mean log-likelihood of the training data (nats per sample) at the last E-step.
     history_ : list of float
         The mean log-likelihood of the training data at each E-step of the best
-        initialisation (also available under scikit-learn's name ``lower_bounds_``). It is
-        non-decreasing (up to rounding) **only** when ``reg_covar=0`` and no repair below
-        happened (no :class:`NumericalTroubleWarning`): that is EM's guarantee. With
-        ``reg_covar > 0`` the M-step adds ``reg_covar`` to the variances instead of
-        maximising the EM bound, and ``history_`` can drop slightly between iterations
-        (measured on the digits with diagonal covariances, K=10, 20 seeds: drops in 7 runs
-        with the default 1e-6, largest 1.7e-8 nats; in 18 runs with 1e-3, largest 2.1e-3 nats).
-        A re-seeded or repaired component can lower it too.
+        initialisation (also under scikit-learn's name ``lower_bounds_``). EM guarantees that
+        it never decreases (up to rounding) **only** with ``reg_covar=0`` and no repair (no
+        :class:`NumericalTroubleWarning`); see ``reg_covar``.
     n_features_in_ : int
     image_shape_ : tuple (C, H, W) or None
         Set when fitted on images; :meth:`sample` then returns images.
@@ -798,26 +839,10 @@ class GaussianMixture(BaseEstimator):
         "device": resolve_device,
     }
 
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        device=None,
-        dtype="float64",
-        progress=False,
-        verbose=0,
-    ):
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 device=None, dtype="float64", progress=False, verbose=0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -848,7 +873,7 @@ class GaussianMixture(BaseEstimator):
         Everything is computed in local variables and stored only once the fit has
         succeeded: a fit that raises leaves the estimator exactly as it was."""
         dtype, device = self._check_hyperparameters()
-        X, image_shape, offset = self._validate_X(X, reset=True, dtype=dtype, device=device)
+        X, image_shape, offset = _training_data(X, self.n_components, dtype, device)
         D = X.shape[1]
         inits = _check_initial_parameters(self, D, offset, dtype, device)
         warm = self.warm_start and hasattr(self, "converged_")
@@ -868,12 +893,9 @@ class GaussianMixture(BaseEstimator):
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
         if not best.converged:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            warnings.warn("Best performing initialization did not converge. Try different "
+                          "init parameters, or increase max_iter, tol, or check for "
+                          "degenerate data.", ConvergenceWarning, stacklevel=2)
         # a final E-step so that fit_predict(X) == fit(X).predict(X)
         weights, means, _, P = best.mixture
         log_resp, _ = _e_step(X, weights, means, P, self.covariance_type)
@@ -927,46 +949,22 @@ class GaussianMixture(BaseEstimator):
         return Mixture(weights, means, covariances, P)
 
     def _initial_parameters(self, X, random_state, inits):
-        """The starting mixture: one M-step on the initial responsibilities
-        (:func:`_initial_responsibilities`), replaced where the user gave ``*_init``."""
-        weights_init, means_init, precisions_init = inits
-        covariances = None
-        if weights_init is None or means_init is None or precisions_init is None:
-            resp = _initial_responsibilities(X, self.n_components, self.init_params, random_state)
-            weights, means, covariances = _m_step(X, resp, self.covariance_type, self.reg_covar)
-            weights, means, covariances = _reseed_empty_start(
-                X, resp.sum(0), weights, means, covariances, self.covariance_type, self.reg_covar)
-        if weights_init is not None:
-            weights = weights_init
-        if means_init is not None:
-            means = means_init
-        if precisions_init is None:
-            covariances, P = _safe_precision_cholesky(covariances, self.covariance_type,
-                                                      self.reg_covar, 0, X)
-        else:
-            P = _precision_cholesky_from_precisions(precisions_init, self.covariance_type)
-            if self.covariance_type in ("full", "tied"):
-                covariances = torch.linalg.inv(precisions_init)
-            else:
-                covariances = 1.0 / precisions_init
-        return Mixture(weights, means, covariances, P)
+        """The starting mixture (:func:`_initial_mixture`) for this estimator's settings."""
+        return _initial_mixture(X, inits, self.n_components, self.covariance_type,
+                                self.reg_covar, self.init_params, random_state)
 
     def _set_fitted(self, run, D, image_shape, offset, dtype, device):
         """Store the best run as the fitted state (NumPy attributes ending in ``_``)."""
-
-        def to_np(t):
-            return t.detach().cpu().numpy()
-
         weights, means, covariances, P = run.mixture
-        self.weights_ = to_np(weights)
+        self.weights_ = _numpy(weights)
         if offset is not None:  # back in the data's coordinates, added in float64
             means = (means.double() + offset).to(means.dtype)
-        self.means_ = to_np(means)
-        self._offset = None if offset is None else to_np(offset)
-        self.covariances_ = to_np(covariances)
-        self.precisions_cholesky_ = to_np(P)
-        self.precisions_ = to_np(P @ P.mT if self.covariance_type in ("full", "tied")
-                                 else P.square())
+        self.means_ = _numpy(means)
+        self._offset = None if offset is None else _numpy(offset)
+        self.covariances_ = _numpy(covariances)
+        self.precisions_cholesky_ = _numpy(P)
+        self.precisions_ = _numpy(P @ P.mT if self.covariance_type in ("full", "tied")
+                                  else P.square())
         self._dtype, self._device = dtype, device
         self.n_features_in_ = D
         self.image_shape_ = image_shape
@@ -977,7 +975,7 @@ class GaussianMixture(BaseEstimator):
         self.history_ = list(run.history)
         self.lower_bounds_ = self.history_
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------- checks and the fit in use
 
     def _check_hyperparameters(self):
         """Check every hyperparameter (the table ``_hyperparameters``); return the working
@@ -987,68 +985,16 @@ class GaussianMixture(BaseEstimator):
 
     def _check_is_fitted(self):
         if not hasattr(self, "means_"):
-            raise NotFittedError(
-                "This GaussianMixture instance is not fitted yet. Call 'fit' with appropriate "
-                "arguments before using this estimator."
-            )
-
-    def _validate_X(self, X, *, reset, dtype, device):
-        """X as a (N, D) tensor of ``dtype`` on ``device`` (images flattened). With ``reset``
-        (in a fit) returns ``(X, image_shape, offset)`` and changes nothing on ``self``;
-        otherwise X must match the fitted model and is centred with its offset."""
-        fitted = None if reset else (self.n_features_in_, self.image_shape_)
-        X, image_shape, eps_in = _read_X(X, device, fitted)
-        if not reset:
-            return _centre(X, self._offset_tensor(device), dtype)
-        offset = _choose_offset(X, eps_in)
-        X = _centre(X, offset, dtype)
-        _check_scale(X)
-        N = X.shape[0]
-        if N < 2:
-            raise ValueError(f"X must contain at least 2 samples, got n_samples={N}")
-        if self.n_components > N:
-            raise ValueError(f"n_components={self.n_components} must be <= n_samples={N} "
-                             "(each component needs data)")
-        return X, image_shape, offset
-
-    def _offset_tensor(self, device):
-        """The offset taken off the data before EM (float64 tensor (D,)), or None."""
-        offset = getattr(self, "_offset", None)
-        return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
-                                                           device=device)
-
-    # ------------------------------------------------------------------ using the fit
+            raise NotFittedError("This GaussianMixture instance is not fitted yet. Call 'fit' "
+                                 "with appropriate arguments before using this estimator.")
 
     def _fitted_tensors(self, offset=None, dtype=None, device=None):
-        """The fitted parameters as a :class:`Mixture` of tensors (by default of the fit's
-        dtype, on its device), the means relative to ``offset`` (float64 tensor (D,) or None;
-        subtracted in float64)."""
-        self._check_is_fitted()
-        dtype = dtype or getattr(self, "_dtype", None) or _as_torch_dtype(self.dtype)
-        device = device or getattr(self, "_device", None) or resolve_device(self.device)
-
-        def t(a, as_dtype=dtype):
-            return torch.as_tensor(np.asarray(a), dtype=as_dtype, device=device)
-
-        means = t(self.means_)
-        if offset is not None:
-            means = (t(self.means_, torch.float64) - offset.to(device)).to(dtype)
-        return Mixture(t(self.weights_), means, t(self.covariances_),
-                       t(self.precisions_cholesky_))
+        """The fitted parameters as a :class:`Mixture` of tensors (:func:`_fitted_mixture`)."""
+        return _fitted_mixture(self, offset, dtype, device)
 
     def _e_step_on(self, X):
-        mixture = self._fitted_tensors()
-        P = mixture.precisions_cholesky
-        X = self._validate_X(X, reset=False, dtype=P.dtype, device=P.device)
-        means = self._fitted_tensors(self._offset_tensor(P.device)).means
-        log_resp, log_prob = _e_step(X, mixture.weights, means, P, self.covariance_type)
-        if not bool(torch.isfinite(log_prob).all()):
-            raise ValueError(
-                "X: some samples are so far from every component (relative to the fitted "
-                "covariances) that their log-density overflows the working precision; "
-                "rescale X the way the training data were scaled"
-            )
-        return log_resp, log_prob
+        """Log-responsibilities and log p(x_n) of new data under the fit (:func:`_e_step_fitted`)."""
+        return _e_step_fitted(self, X)
 
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of each sample (nats), NumPy array (N,)."""
@@ -1069,9 +1015,8 @@ class GaussianMixture(BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion ``-2 log L + p log N`` (eq. (3.5) [gmm-bic]); lower is better."""
         log_prob = self._e_step_on(X)[1]
-        n = log_prob.shape[0]
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
-        return float(-2.0 * log_prob.sum() + p * math.log(n))
+        return float(-2.0 * log_prob.sum() + p * math.log(log_prob.shape[0]))
 
     def aic(self, X):
         """Akaike information criterion ``-2 log L + 2 p`` (eq. (3.5) [gmm-bic]); lower is better."""
@@ -1097,15 +1042,7 @@ class GaussianMixture(BaseEstimator):
         """
         self._check_is_fitted()
         n_samples = check_int(n_samples, "n_samples", minimum=1)
-        rs = self.random_state if seed is None else check_seed(seed, "seed", allow_none=False)
-        if isinstance(rs, np.random.RandomState):
-            rs = int(rs.randint(0, 2**31 - 1))
-        gen = torch.Generator(device="cpu")
-        if rs is None:
-            gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
-        else:
-            gen.manual_seed(int(rs))
-
+        gen = _sampling_generator(self.random_state, seed)
         X, y = _draw(n_samples, self.weights_, self.means_, self.covariances_,
                      self.covariance_type, gen)
         if self.image_shape_ is not None:
@@ -1113,10 +1050,78 @@ class GaussianMixture(BaseEstimator):
         return X, y
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _fitted_mixture(gm, offset=None, dtype=None, device=None) -> Mixture:
+    """The fitted parameters of ``gm`` as a :class:`Mixture` of tensors (by default of the
+    fit's dtype, on its device), the means relative to ``offset`` (float64 tensor (D,) or
+    None; subtracted in float64)."""
+    gm._check_is_fitted()
+    dtype = dtype or getattr(gm, "_dtype", None) or _as_torch_dtype(gm.dtype)
+    device = device or getattr(gm, "_device", None) or resolve_device(gm.device)
+
+    def t(a, as_dtype=dtype):
+        return torch.as_tensor(np.asarray(a), dtype=as_dtype, device=device)
+
+    means = t(gm.means_)
+    if offset is not None:
+        means = (t(gm.means_, torch.float64) - offset.to(device)).to(dtype)
+    return Mixture(t(gm.weights_), means, t(gm.covariances_), t(gm.precisions_cholesky_))
+
+
+def _e_step_fitted(gm, X):
+    """The E-step of the fitted ``gm`` on new data ``X`` (checked against the fit, centred
+    with its offset); samples whose log-density overflows are refused."""
+    mixture = gm._fitted_tensors()
+    P = mixture.precisions_cholesky
+    offset = _offset_tensor(getattr(gm, "_offset", None), P.device)
+    X = _data_for_fitted(X, gm, offset, P.dtype, P.device)
+    means = gm._fitted_tensors(offset).means
+    log_resp, log_prob = _e_step(X, mixture.weights, means, P, gm.covariance_type)
+    if not bool(torch.isfinite(log_prob).all()):
+        raise ValueError(
+            "X: some samples are so far from every component (relative to the fitted "
+            "covariances) that their log-density overflows the working precision; "
+            "rescale X the way the training data were scaled"
+        )
+    return log_resp, log_prob
+
+
 # ------------------------------------------------------------------ reading and checking inputs
 #
 # Everything below refuses bad input with a message that names the argument; nothing below is
 # part of EM. The estimator's hyperparameters are declared in GaussianMixture._hyperparameters.
+
+
+def _training_data(X, n_components, dtype, device):
+    """The training data as a (N, D) tensor of ``dtype`` on ``device`` (images flattened),
+    centred when far from the origin: returns ``(X, image_shape, offset)``."""
+    X, image_shape, eps_in = _read_X(X, device)
+    offset = _choose_offset(X, eps_in)
+    X = _centre(X, offset, dtype)
+    _check_scale(X)
+    N = X.shape[0]
+    if N < 2:
+        raise ValueError(f"X must contain at least 2 samples, got n_samples={N}")
+    if n_components > N:
+        raise ValueError(f"n_components={n_components} must be <= n_samples={N} "
+                         "(each component needs data)")
+    return X, image_shape, offset
+
+
+def _data_for_fitted(X, gm, offset, dtype, device):
+    """X for a fitted model ``gm``: the same features (or image shape), centred with the
+    fit's ``offset`` (float64 tensor (D,) or None), as a tensor of ``dtype`` on ``device``."""
+    X, _, _ = _read_X(X, device, (gm.n_features_in_, gm.image_shape_))
+    return _centre(X, offset, dtype)
+
+
+def _offset_tensor(offset, device):
+    """The offset taken off the data before EM (float64 tensor (D,)), or None."""
+    return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
+                                                       device=device)
 
 
 def _read_X(X, device, fitted=None):
