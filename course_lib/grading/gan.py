@@ -334,60 +334,81 @@ def check_train_step(train_step) -> None:
         for t in range(2):
             x_real = torch.randn(32, 2, generator=gen, dtype=torch.float64) * 0.5 + 1.0
             z = torch.randn(32, 3, generator=gen, dtype=torch.float64)
-            exp_d, exp_g = _reference_step(G_ref, D_ref, opts[2], opts[3], x_real, z)
-            # the networks and optimisers are passed by closure: call_learner copies its
-            # arguments, and the learner's step must update THESE networks
-            result = run_learner(
-                lambda x_real, z, G=G, D=D, o=opts: train_step(G, D, o[0], o[1], x_real, z),
-                x_real, z, what=what, references=_REFERENCES["step"])
-            if not isinstance(result, (tuple, list)) or len(result) != 2:
-                raise GradingError(f"{what} should return the pair (loss_d, loss_g), "
-                                   f"got {type(result).__name__}")
-            got_d, got_g = (as_number(v, f"{name} returned by train_step")
-                            for v, name in zip(result, ("loss_d", "loss_g")))
+            expected = _reference_step(G_ref, D_ref, opts[2], opts[3], x_real, z)
+            got = _learner_step(train_step, (G, D, opts[0], opts[1]), x_real, z, what)
             step = f"step {t + 1} ({networks}, seeded {seed})"
-            d_ok = np.allclose(_flat_params(D), _flat_params(D_ref), rtol=1e-6, atol=1e-9)
-            if not d_ok:
-                if not (np.isfinite(got_d) and np.isfinite(_flat_params(D)).all()):
-                    hint = (f"the discriminator's loss is {got_d} or its parameters NaN: "
-                            + _STABLE_HINT)
-                elif np.isclose(got_d, -exp_d, rtol=1e-6):
-                    hint = "the discriminator loss has the wrong sign (it must minimise -V)"
-                elif scale != 1.0:
-                    hint = _CAPPED_HINT
-                elif t == 1:
-                    hint = ("the first step was right, the second is not: call "
-                            "opt_d.zero_grad() before loss_d.backward() so that gradients do "
-                            "not accumulate from one step to the next")
-                else:
-                    hint = ("the discriminator update differs: minimise "
-                            "discriminator_loss(D(x_real), D(G(z).detach())) with opt_d")
-                raise GradingError(f"{what}: the discriminator's parameters after {step} "
-                                   f"differ from the reference. Hint: {hint}")
-            g_ok = np.allclose(_flat_params(G), _flat_params(G_ref), rtol=1e-6, atol=1e-9)
-            if not g_ok:
-                gan = _gan()
-                with torch.no_grad():
-                    minimax = gan.generator_loss(D_ref(G_ref(z)), "minimax")
-                if not (np.isfinite(got_g) and np.isfinite(_flat_params(G)).all()):
-                    hint = (f"the generator's loss is {got_g} or its parameters NaN: "
-                            + _STABLE_HINT)
-                elif np.isclose(got_g, float(minimax), rtol=0.2) or got_g < 0:
-                    hint = ("use the non-saturating loss -mean(log D(G(z))) = "
-                            "mean(softplus(-logits)), not the saturating minimax one")
-                elif scale != 1.0:
-                    hint = _CAPPED_HINT
-                elif t == 1:
-                    hint = "call opt_g.zero_grad() before loss_g.backward()"
-                else:
-                    hint = ("after the discriminator's step, compute the logits of the SAME "
-                            "generated batch again with the updated D, and minimise the "
-                            "non-saturating loss with opt_g")
-                raise GradingError(f"{what}: the generator's parameters after {step} differ "
-                                   f"from the reference. Hint: {hint}")
-            check_close(got_d, exp_d, f"loss_d returned at {step}", rtol=1e-6, atol=1e-9,
-                        hint="return the discriminator's loss of this step, as a float")
-            check_close(got_g, exp_g, f"loss_g returned at {step}", rtol=1e-6, atol=1e-9,
-                        hint="return the generator's loss of this step, as a float")
+            _check_one_step(what, step, got, expected, (G, D, G_ref, D_ref), z,
+                            capped=scale != 1.0, second=t == 1)
     passed(f"{what} updates both networks exactly like the reference, two steps in a row, "
            "very sure discriminators included")
+
+
+def _learner_step(train_step, models, x_real, z, what: str) -> tuple[float, float]:
+    """One call of the learner's ``train_step`` on ``models`` (G, D, opt_g, opt_d); its
+    ``(loss_d, loss_g)`` as two floats.
+
+    The networks and optimisers are passed by closure: :func:`run_learner` copies its
+    arguments, and the learner's step must update THESE networks."""
+    result = run_learner(lambda x_real, z: train_step(*models, x_real, z), x_real, z,
+                         what=what, references=_REFERENCES["step"])
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise GradingError(f"{what} should return the pair (loss_d, loss_g), "
+                           f"got {type(result).__name__}")
+    got_d, got_g = (as_number(v, f"{name} returned by train_step")
+                    for v, name in zip(result, ("loss_d", "loss_g")))
+    return got_d, got_g
+
+
+def _check_one_step(what: str, step: str, got, expected, nets, z, *, capped: bool,
+                    second: bool) -> None:
+    """Compare the networks ``nets`` = (G, D, G_ref, D_ref) after the learner's step and the
+    reference's, then the returned losses ``got`` with ``expected``; ``capped``: the
+    discriminator is a very sure one; ``second``: the second step in a row."""
+    G, D, G_ref, D_ref = nets
+    (got_d, got_g), (exp_d, exp_g) = got, expected
+    if not np.allclose(_flat_params(D), _flat_params(D_ref), rtol=1e-6, atol=1e-9):
+        hint = _discriminator_hint(got_d, exp_d, D, capped=capped, second=second)
+        raise GradingError(f"{what}: the discriminator's parameters after {step} "
+                           f"differ from the reference. Hint: {hint}")
+    if not np.allclose(_flat_params(G), _flat_params(G_ref), rtol=1e-6, atol=1e-9):
+        with torch.no_grad():
+            minimax = float(_gan().generator_loss(D_ref(G_ref(z)), "minimax"))
+        hint = _generator_hint(got_g, minimax, G, capped=capped, second=second)
+        raise GradingError(f"{what}: the generator's parameters after {step} differ "
+                           f"from the reference. Hint: {hint}")
+    check_close(got_d, exp_d, f"loss_d returned at {step}", rtol=1e-6, atol=1e-9,
+                hint="return the discriminator's loss of this step, as a float")
+    check_close(got_g, exp_g, f"loss_g returned at {step}", rtol=1e-6, atol=1e-9,
+                hint="return the generator's loss of this step, as a float")
+
+
+def _discriminator_hint(got_d: float, exp_d: float, D, *, capped: bool, second: bool) -> str:
+    """The likeliest mistake when the discriminator's parameters differ after a step."""
+    if not (np.isfinite(got_d) and np.isfinite(_flat_params(D)).all()):
+        return f"the discriminator's loss is {got_d} or its parameters NaN: " + _STABLE_HINT
+    if np.isclose(got_d, -exp_d, rtol=1e-6):
+        return "the discriminator loss has the wrong sign (it must minimise -V)"
+    if capped:
+        return _CAPPED_HINT
+    if second:
+        return ("the first step was right, the second is not: call opt_d.zero_grad() before "
+                "loss_d.backward() so that gradients do not accumulate from one step to the "
+                "next")
+    return ("the discriminator update differs: minimise "
+            "discriminator_loss(D(x_real), D(G(z).detach())) with opt_d")
+
+
+def _generator_hint(got_g: float, minimax: float, G, *, capped: bool, second: bool) -> str:
+    """The likeliest mistake when the generator's parameters differ after a step;
+    ``minimax`` is the saturating loss of the reference's batch."""
+    if not (np.isfinite(got_g) and np.isfinite(_flat_params(G)).all()):
+        return f"the generator's loss is {got_g} or its parameters NaN: " + _STABLE_HINT
+    if np.isclose(got_g, minimax, rtol=0.2) or got_g < 0:
+        return ("use the non-saturating loss -mean(log D(G(z))) = mean(softplus(-logits)), "
+                "not the saturating minimax one")
+    if capped:
+        return _CAPPED_HINT
+    if second:
+        return "call opt_g.zero_grad() before loss_g.backward()"
+    return ("after the discriminator's step, compute the logits of the SAME generated batch "
+            "again with the updated D, and minimise the non-saturating loss with opt_g")
