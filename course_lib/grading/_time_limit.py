@@ -8,14 +8,14 @@ learner's ``except Exception`` does not swallow it. It gets there in one of two 
 **SIGALRM, on the main thread.** Where the course runs code (a Jupyter kernel, the kernels
 of nbval and nbgrader, a pytest or pytest-xdist worker) it runs on the main thread, and
 there a real-time timer (``signal.setitimer``) interrupts the learner's code: a loop of
-Python code, and a C call that returns to Python (``time.sleep`` and most NumPy and torch
-calls check for signals or return soon). A bare ``except:`` (or ``except BaseException``)
-in the learner's loop swallows that :class:`TimeUp`, so the timer fires again every
+Python code at its next instruction, a C call when it returns to Python (``time.sleep`` at
+once: the signal wakes it). A bare ``except:`` (or ``except BaseException``) in the
+learner's loop swallows that :class:`TimeUp`, so the timer fires again every
 :data:`_REPEAT` seconds, and from its second firing on a trace function raises
 :class:`TimeUp` on every line of the learner's frames: the exception then also leaves the
-``except`` clause. The timer alone never stops such a loop; the case
-``_swallowing_loop`` of ``tests/test_robustness.py::
-test_time_limit_stops_endless_learners_on_the_main_thread`` is the proof.
+``except`` clause. The timer alone never stops such a loop: the proof is the case
+``_swallowing_loop`` of ``test_time_limit_stops_endless_learners_on_the_main_thread`` in
+``tests/test_robustness.py``.
 
 **The fallback, a trace function with a deadline**, wherever SIGALRM cannot be used: a
 thread other than the main one, a platform without ``setitimer``, or a SIGALRM handler or
@@ -25,8 +25,8 @@ deadline (``tests/test_robustness.py::test_time_limit_off_the_main_thread``). It
 stated plainly:
 
 - the learner's code runs traced, so pure-Python code is slower than without the limit;
-- a C call that does not return (a huge matrix product, ``time.sleep(1e6)``) is not
-  interrupted: the check fails when it returns;
+- a long C call (a huge matrix product, ``time.sleep(1e6)``) is not interrupted: the
+  check fails only once it has returned;
 - CPython removes a trace function that raises, so a bare ``except:`` that swallows the
   first :class:`TimeUp` inside a loop leaves that loop running without a limit.
 
