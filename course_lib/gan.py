@@ -78,7 +78,7 @@ from ._core import (
     check_real,
     check_seed,
 )
-from .training import NeuralEstimator, minibatches, mlp, per_sample_labels, seeded, train_loop
+from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_loop
 
 __all__ = [
     "GAN",
@@ -809,37 +809,6 @@ class GAN(NeuralEstimator):
                              f"[{X.min().item():.4g}, {X.max().item():.4g}]")
         return X
 
-    @staticmethod
-    def _as_label_array(y, name: str) -> np.ndarray:
-        arr = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)
-                                       or np.issubdtype(arr.dtype, np.str_)):
-            if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) \
-                    and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.int64)
-            else:
-                raise ValueError(f"Unknown label type: {name} must hold class labels (integers "
-                                 f"or strings), got dtype {arr.dtype}")
-        return arr
-
-    def _label_index(self, labels, n: int, name: str = "labels") -> torch.Tensor | None:
-        """Indices into ``classes_`` of the requested labels (None for an unconditional model)."""
-        if self.classes_ is None:
-            if labels is not None:
-                raise ValueError(f"{name} given but the model was fitted without labels "
-                                 "(it is not conditional)")
-            return None
-        if labels is None:
-            return torch.arange(n) % len(self.classes_)
-        arr = per_sample_labels(self._as_label_array(labels, name), n, name)
-        idx = np.searchsorted(self.classes_, arr)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        unknown = arr[self.classes_[idx] != arr]
-        if len(unknown):
-            raise ValueError(f"{name} contains {unknown[0].item()!r}, which is not one of the classes "
-                             f"seen by fit: {self.classes_.tolist()}")
-        return torch.as_tensor(idx, dtype=torch.long)
-
     # ------------------------------------------------------------------ networks
 
     # The presets: a hyperparameter left at None takes the value of the preset for the kind
@@ -895,19 +864,13 @@ class GAN(NeuralEstimator):
         return G, Dn
 
     @staticmethod
-    def _one_hot(idx, n_classes: int, device):
-        if idx is None:
-            return None
-        return F.one_hot(idx.to(device), n_classes).to(torch.float32)
-
-    @staticmethod
     def _cat(a, b):
         return a if b is None else torch.cat([a, b], dim=1)
 
     @staticmethod
     def _one_hot_cat(z, idx, n_classes: int, device):
         """``z`` with the one-hot labels ``idx`` (or None) appended: a generator's input."""
-        return GAN._cat(z, GAN._one_hot(idx, n_classes, device))
+        return GAN._cat(z, one_hot(idx, n_classes, device))
 
     # ------------------------------------------------------------------ fit
 
@@ -933,7 +896,7 @@ class GAN(NeuralEstimator):
         n_classes = 0 if classes is None else len(classes)
         seed = self._training_seed()
         run = _GANRun(
-            x=x_all.to(device), y_idx=y_idx, y1h=self._one_hot(y_idx, n_classes, device),
+            x=x_all.to(device), y_idx=y_idx, y1h=one_hot(y_idx, n_classes, device),
             n_classes=n_classes, latent_dim=self.latent_dim, device=device,
             noise_gen=self._seeded_generator(seed, device),  # noise, on the device
             batches=minibatches(len(x_all), min(self.batch_size, len(x_all)),
@@ -986,14 +949,7 @@ class GAN(NeuralEstimator):
         if N < 2:
             raise ValueError(f"X must contain at least 2 samples, got {N} sample(s)")
         flat = X.reshape(N, -1)
-        classes, y_idx = None, None
-        if y is not None:
-            y_arr = self._as_label_array(y, "y")
-            if y_arr.shape != (N,):
-                raise ValueError(f"y must have shape ({N},) (one label per row of X), "
-                                 f"got {y_arr.shape}")
-            classes, inv = np.unique(y_arr, return_inverse=True)
-            y_idx = torch.as_tensor(inv.reshape(-1), dtype=torch.long)
+        classes, y_idx = self._fit_labels(y, N)
         mean = flat.mean(0)
         scale = float((flat - mean).pow(2).mean().sqrt())
         if not scale > 0:
@@ -1064,7 +1020,7 @@ class GAN(NeuralEstimator):
         out = []
         for k in range(max(1, n_classes)):
             idx = None if n_classes == 0 else torch.full((self._BURN_IN,), k, dtype=torch.long)
-            c = self._one_hot(idx, n_classes, device)
+            c = one_hot(idx, n_classes, device)
             logits = Dn(self._cat(G(noise(self._BURN_IN, idx)), c)).squeeze(1)
             q = float(self.rejection_quantile)
             out.append(logits.max() if q >= 1.0 else torch.quantile(logits, q))
@@ -1145,7 +1101,7 @@ class GAN(NeuralEstimator):
         device = self._net_device()
         n = idx if isinstance(idx, int) else len(idx)
         z = torch.randn(n, self.latent_dim, generator=gen, device=device)
-        c = None if isinstance(idx, int) else self._one_hot(idx, self._n_classes(), device)
+        c = None if isinstance(idx, int) else one_hot(idx, self._n_classes(), device)
         return self.generator_(self._cat(z, c))
 
     @torch.no_grad()
@@ -1163,7 +1119,7 @@ class GAN(NeuralEstimator):
         x = (flat.to(device) - self.mean_) / self.scale_
         idx = self._label_index(labels, n) if self.classes_ is not None or labels is not None \
             else None
-        c = None if idx is None else self._one_hot(idx, self._n_classes(), device)
+        c = None if idx is None else one_hot(idx, self._n_classes(), device)
         return self.discriminator_(self._cat(x, c)).squeeze(1).cpu().numpy()
 
     @torch.no_grad()
@@ -1216,7 +1172,7 @@ class GAN(NeuralEstimator):
             cand_rows = todo.repeat(reps)
             cand_idx = None if idx is None else idx[cand_rows]
             fake = self._generate(len(cand_rows) if idx is None else cand_idx, gen)
-            c = None if idx is None else self._one_hot(cand_idx, self._n_classes(), device)
+            c = None if idx is None else one_hot(cand_idx, self._n_classes(), device)
             logit = self.discriminator_(self._cat(fake, c)).squeeze(1)
             log_m = self.log_m_[0] if idx is None else self.log_m_[cand_idx.to(device)]
             accept = torch.rand(len(cand_rows), generator=gen, device=device) < \

@@ -40,6 +40,7 @@ from sklearn.exceptions import NotFittedError
 
 from ._core import (
     MAX_SEED,
+    ComplexDataError,
     cache_dir,
     check_bool,
     check_int,
@@ -68,6 +69,8 @@ __all__ = [
     "SHIPPED_MODELS",
     "mlp",
     "per_sample_labels",
+    "label_array",
+    "one_hot",
 ]
 
 #: Version of the checkpoint layout written by :func:`save_checkpoint`.
@@ -180,6 +183,24 @@ def train_loop(
     return history
 
 
+def label_array(labels, name: str = "labels") -> np.ndarray:
+    """Class labels as a NumPy array of integers, booleans or strings: one rule for the GAN and
+    the VAE. Whole-number floats (``1.0``) become integers; other floats, NaN or infinity,
+    complex values and objects are refused, naming ``name``."""
+    arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if arr.dtype.kind == "c":
+        raise ComplexDataError(f"{name} must hold class labels, got complex values")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values; class labels expected")
+        if np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "biuU":
+        raise ValueError(f"Unknown label type: {name} must hold class labels (integers or "
+                         f"strings), got dtype {arr.dtype}")
+    return arr
+
+
 def per_sample_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.ndarray:
     """The class labels asked of ``sample(n, labels)``, one per sample: a single label (a
     scalar) means every sample is of that class; otherwise ``labels`` must have shape ``(n,)``.
@@ -190,6 +211,14 @@ def per_sample_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.nd
         raise ValueError(f"{name} must be one class label or an array of shape ({n},) (one "
                          f"label per sample), got shape {labels.shape}")
     return labels
+
+
+def one_hot(idx: torch.Tensor | None, n_classes: int, device) -> torch.Tensor | None:
+    """The one-hot rows ``(n, n_classes)`` (float32, on ``device``) of class indices ``idx``:
+    what a conditional network takes beside its input. ``None`` (no labels) stays ``None``."""
+    if idx is None:
+        return None
+    return torch.nn.functional.one_hot(idx.to(device), n_classes).to(torch.float32)
 
 
 @contextlib.contextmanager
@@ -352,6 +381,47 @@ class NeuralEstimator(BaseEstimator):
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
+
+    # ---------------------------------------------------------------- labels
+    # A model fitted with labels ``y`` is conditional: ``classes_`` holds the sorted classes,
+    # and every method that takes ``labels`` turns them into indices into ``classes_`` here.
+
+    @staticmethod
+    def _fit_labels(y, n: int) -> tuple[np.ndarray | None, torch.Tensor | None]:
+        """``fit``'s labels as ``(classes_, indices into classes_)``; ``(None, None)`` without
+        labels (an unconditional model)."""
+        if y is None:
+            return None, None
+        y_arr = label_array(y, "y")
+        if y_arr.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) (one label per row of X), got {y_arr.shape}")
+        classes, inv = np.unique(y_arr, return_inverse=True)
+        return classes, torch.as_tensor(inv.reshape(-1), dtype=torch.long)
+
+    def _label_index(self, labels, n: int, name: str = "labels", *,
+                     missing: str = "cycle") -> torch.Tensor | None:
+        """Indices into ``classes_`` of ``labels`` (one label for all ``n`` rows, or one per
+        row); ``None`` for an unconditional model. When a conditional model gets no labels,
+        ``missing`` says what happens: ``"cycle"`` takes the classes in turn
+        (``classes_[i % n_classes]``, what ``sample`` does), ``"error"`` refuses, ``"none"``
+        returns ``None``."""
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            if labels is not None:
+                raise ValueError(f"{name} given but the model was fitted without labels "
+                                 "(it is not conditional)")
+            return None
+        if labels is None:
+            if missing == "error":
+                raise ValueError(f"{name} is required: the model is conditional (fitted with y)")
+            return torch.arange(n) % len(classes) if missing == "cycle" else None
+        arr = per_sample_labels(label_array(labels, name), n, name)
+        idx = np.clip(np.searchsorted(classes, arr), 0, len(classes) - 1)
+        unknown = arr[classes[idx] != arr]
+        if len(unknown):
+            raise ValueError(f"{name} contains {unknown[0].item()!r}, which is not one of the "
+                             f"classes seen by fit: {classes.tolist()}")
+        return torch.as_tensor(idx, dtype=torch.long)
 
     # ---------------------------------------------------------------- save / load
     def _networks_state(self) -> dict:  # pragma: no cover - abstract

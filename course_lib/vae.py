@@ -58,7 +58,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._core import (
-    ComplexDataError,
     as_real_array,
     as_tensor,
     check_bool,
@@ -75,7 +74,7 @@ from .training import (
     NeuralEstimator,
     minibatches,
     mlp,
-    per_sample_labels,
+    one_hot,
     seeded,
     train_loop,
 )
@@ -755,17 +754,6 @@ def vae_train_step(t, *, model, nets, optimizer, batches, x, y1h, generator, bet
 # ====================================================================== the estimator
 
 
-def _label_array(labels, name: str) -> np.ndarray:
-    """Class labels as a NumPy array; complex values (even with a zero imaginary part) and
-    NaN/inf are refused, naming ``name``."""
-    lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
-    if lab.dtype.kind == "c":
-        raise ComplexDataError(f"{name} must hold class labels, got complex values")
-    if lab.dtype.kind == "f" and not np.isfinite(lab).all():
-        raise ValueError(f"{name} contains NaN or infinite values; class labels expected")
-    return lab
-
-
 class _EarlyStopping:
     """The per-epoch bookkeeping of :meth:`VAE.fit`'s early stopping: the epochs run
     (``n_epochs``), the best validation ELBO so far with the kept networks' weights at that
@@ -1015,25 +1003,6 @@ class VAE(NeuralEstimator):
                                  "(binarise it first, e.g. X > 0.5)")
         return X
 
-    def _check_labels(self, labels, n, name="labels", *, required=True):
-        if self.classes_ is None:
-            if labels is not None:
-                raise ValueError(f"{name} given but the model was fitted without labels "
-                                 "(it is not conditional)")
-            return None
-        if labels is None:
-            if required:
-                raise ValueError(f"{name} is required: the model is conditional (fitted with y)")
-            return None
-        lab = per_sample_labels(_label_array(labels, name), n, name)
-        idx = np.searchsorted(self.classes_, lab)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        if not np.all(self.classes_[idx] == lab):
-            bad = lab[self.classes_[idx] != lab][:3].tolist()
-            raise ValueError(f"{name} must be among the classes seen in fit "
-                             f"{self.classes_.tolist()}, got e.g. {bad}")
-        return torch.as_tensor(idx, dtype=torch.long)
-
     # ------------------------------------------------------------------ networks
 
     @property
@@ -1094,8 +1063,6 @@ class VAE(NeuralEstimator):
             return to_levels(x, self.n_levels) / (self.n_levels - 1)
         return x
 
-    def _one_hot(self, idx, device):
-        return F.one_hot(idx.to(device), self._n_classes).to(torch.float32)
 
     def _encode_t(self, enc, x, y1h, encoded=False):
         inp = x if encoded else self._encoder_input(x)
@@ -1165,13 +1132,14 @@ class VAE(NeuralEstimator):
         X = self._check_X(X, reset=True)
         N, input_shape = X.shape[0], tuple(X.shape[1:])
         x_all = X.reshape(N, -1)
-        classes, y_idx = self._encode_labels(y, N)
+        classes, y_idx = self._fit_labels(y, N)
         seeds = np.random.SeedSequence(self._training_seed()).generate_state(3, dtype=np.uint64)
         gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
         cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
         val_idx, train_idx = self._split(N, y_idx, classes, cpu_gen)
         nets, opt = self._build_training(x_all.shape[1], classes, hidden, int(seeds[2]), device)
-        x_dev, y1h_all = self._device_data(x_all, y_idx, classes, device)
+        x_dev = x_all.to(device)
+        y1h_all = one_hot(y_idx, 0 if classes is None else len(classes), device)
         x_tr = x_dev[train_idx.to(device)]
         y_tr = None if y1h_all is None else y1h_all[train_idx.to(device)]
         batch_size = min(self.batch_size, len(train_idx))
@@ -1233,30 +1201,6 @@ class VAE(NeuralEstimator):
         for key in ("elbo", "reconstruction", "kl"):
             history[key].extend(h[key])
         history["train_elbo"].append(float(np.mean(h["elbo"])))
-
-    @staticmethod
-    def _device_data(x_all, y_idx, classes, device):
-        """The flattened rows and the one-hot labels (None without labels) on the device."""
-        y1h = None
-        if classes is not None:
-            y1h = F.one_hot(y_idx, len(classes)).to(torch.float32).to(device)
-        return x_all.to(device), y1h
-
-    @staticmethod
-    def _encode_labels(y, N):
-        """``fit``'s labels ``y`` as ``(classes, indices into classes)``, both None without
-        labels; also refuses fewer than 2 samples."""
-        classes, y_idx = None, None
-        if y is not None:
-            y_arr = _label_array(y, "y")
-            if y_arr.shape != (N,):
-                raise ValueError(f"y must have shape ({N},) (one label per row of X), "
-                                 f"got {y_arr.shape}")
-            classes, inv = np.unique(y_arr, return_inverse=True)
-            y_idx = torch.as_tensor(inv, dtype=torch.long)
-        if N < 2:
-            raise ValueError(f"X must contain at least 2 samples, got {N}")
-        return classes, y_idx
 
     def _split(self, N, y_idx, classes, cpu_gen):
         """The validation split ``(val_idx, train_idx)`` of ``validation_fraction`` of the N
@@ -1372,8 +1316,8 @@ class VAE(NeuralEstimator):
         return X.reshape(len(X), -1).to(self._net_device())
 
     def _labels_1h(self, labels, n, name="labels", required=True):
-        idx = self._check_labels(labels, n, name, required=required)
-        return None if idx is None else self._one_hot(idx, self._net_device())
+        idx = self._label_index(labels, n, name, missing="error" if required else "none")
+        return None if idx is None else one_hot(idx, self._n_classes, self._net_device())
 
     def _to_images(self, flat: torch.Tensor) -> np.ndarray:
         return flat.detach().cpu().numpy().astype(np.float32).reshape(len(flat),
@@ -1741,12 +1685,9 @@ class VAE(NeuralEstimator):
         device = self._net_device()
         gen = self._rng(seed, device)
         # indices into classes_: the classes in turn by default, else the checked labels
-        if self.classes_ is not None and labels is None:
-            idx = torch.arange(n) % len(self.classes_)
-        else:
-            idx = self._check_labels(labels, n)  # None for an unconditional model
+        idx = self._label_index(labels, n)  # None for an unconditional model
         lab = None if idx is None else self.classes_[idx.numpy()]
-        y1h = None if idx is None else self._one_hot(idx, device)
+        y1h = None if idx is None else one_hot(idx, self._n_classes, device)
         z = self._sample_prior(n, self._prior_components(self.encoder_, self.prior_), gen,
                                device)
         params = self._decode_t(self.decoder_, z, y1h, self.n_features_in_)
