@@ -76,7 +76,6 @@ from ._core import (
     check_input,
     check_int,
     check_real,
-    check_seed,
 )
 from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_loop
 
@@ -1079,13 +1078,6 @@ class GAN(NeuralEstimator):
     def _net_device(self) -> torch.device:
         return self.mean_.device
 
-    def _rng(self, seed, device) -> torch.Generator:
-        if seed is None:
-            if getattr(self, "_rng_", None) is None or self._rng_.device.type != device.type:
-                self._rng_ = self._seeded_generator(self._training_seed(), device)
-            return self._rng_
-        return self._seeded_generator(check_seed(seed, allow_none=False), device)
-
     def _to_data(self, flat_std: torch.Tensor) -> np.ndarray:
         x = flat_std * self.scale_ + self.mean_
         if len(self.input_shape_) == 3:  # images live in [0, 1]
@@ -1155,7 +1147,7 @@ class GAN(NeuralEstimator):
             raise ValueError("rejection=True needs a model fitted with rejection=True")
         idx = self._label_index(labels, n)
         device = self._net_device()
-        gen = self._rng(seed, device)
+        gen = self._sampling_generator(seed, device)
         if not rejection:
             out = self._generate(n if idx is None else idx, gen)
             return (self._to_data(out), 1.0) if return_acceptance else self._to_data(out)

@@ -375,6 +375,17 @@ class NeuralEstimator(BaseEstimator):
         gen.manual_seed(int(seed) % (MAX_SEED + 1))
         return gen
 
+    def _sampling_generator(self, seed, device) -> torch.Generator:
+        """The generator that a sampling method draws from. With ``seed``, a fresh one seeded
+        by it (same seed, same samples). With ``seed=None``, the model's own stream: started
+        from ``random_state`` by ``fit`` (or on first use) and continued by every call, so two
+        calls differ and a model with a ``random_state`` repeats the same sequence of calls."""
+        if seed is None:
+            if getattr(self, "_rng_", None) is None or self._rng_.device.type != device.type:
+                self._rng_ = self._seeded_generator(self._training_seed(), device)
+            return self._rng_
+        return self._seeded_generator(check_seed(seed, allow_none=False), device)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
             raise NotFittedError(

@@ -1301,13 +1301,6 @@ class VAE(NeuralEstimator):
 
     # ------------------------------------------------------------------ helpers after fit
 
-    def _rng(self, seed, device):
-        if seed is None:
-            if not hasattr(self, "_rng_") or self._rng_.device.type != device.type:
-                self._rng_ = self._seeded_generator(self._training_seed(), device)
-            return self._rng_
-        return make_generator(seed, device=device)
-
     def _net_device(self):
         return next(self.decoder_.parameters()).device
 
@@ -1334,7 +1327,7 @@ class VAE(NeuralEstimator):
         self._check_fitted()
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
-        gen = self._rng(seed, x.device)
+        gen = self._sampling_generator(seed, x.device)
         e, r, k = self._elbo_t(self.encoder_, self.decoder_, x, y1h, gen, self.prior_)
         if not bool(torch.isfinite(e).all()):
             raise DivergenceError("the ELBO is not finite: the model's parameters diverged")
@@ -1391,7 +1384,7 @@ class VAE(NeuralEstimator):
         n_draws = check_int(n_draws, "n_draws", minimum=1)
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
-        gen = self._rng(seed, x.device)
+        gen = self._sampling_generator(seed, x.device)
         with torch.no_grad():
             mean, log_var = self._encode_t(self.encoder_, x, y1h)
             comps = self._prior_components(self.encoder_, self.prior_)
@@ -1415,7 +1408,7 @@ class VAE(NeuralEstimator):
         lr = check_real(lr, "lr", minimum=0.0, strict_min=True)
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
-        gen = self._rng(seed, x.device)
+        gen = self._sampling_generator(seed, x.device)
         with torch.no_grad():
             mean0, log_var0 = self._encode_t(self.encoder_, x, y1h)
             comps = self._prior_components(self.encoder_, self.prior_)
@@ -1483,7 +1476,7 @@ class VAE(NeuralEstimator):
         x = self._flat(X)
         y1h = self._labels_1h(labels, len(x))
         device = x.device
-        gen = self._rng(seed, device)
+        gen = self._sampling_generator(seed, device)
         budget = _IWAE_ROWS.get(device.type, _IWAE_ROWS["cuda"])
         comps = self._prior_components(self.encoder_, self.prior_)
         if comps is not None:  # log p(z) holds a (rows, K, d) temporary
@@ -1560,7 +1553,7 @@ class VAE(NeuralEstimator):
         an unconditional model's. (Given the label, log p(x | y) is higher by at most
         log(1 / p(y)): what knowing the digit is worth.)"""
         n = len(self._flat(X))
-        gen = self._rng(seed, self._net_device())
+        gen = self._sampling_generator(seed, self._net_device())
         per_class, errors = [], []
         k_each = max(1, k // len(self.classes_))
         for c in self.classes_:
@@ -1641,7 +1634,7 @@ class VAE(NeuralEstimator):
         y1h = self._labels_1h(labels, len(z))
         params = self._decode_t(self.decoder_, z, y1h, self.n_features_in_)
         out = _decoder_mean(self.likelihood, params, self.n_levels, draw,
-                            self._rng(seed, device) if draw else None)
+                            self._sampling_generator(seed, device) if draw else None)
         return self._to_images(out)
 
     def reconstruct(self, X, labels=None, *, draw: bool = False, seed=None) -> np.ndarray:
@@ -1683,7 +1676,7 @@ class VAE(NeuralEstimator):
         return_labels = check_bool(return_labels, "return_labels")
         n = check_int(n_samples, "n_samples", minimum=1)
         device = self._net_device()
-        gen = self._rng(seed, device)
+        gen = self._sampling_generator(seed, device)
         # indices into classes_: the classes in turn by default, else the checked labels
         idx = self._label_index(labels, n)  # None for an unconditional model
         lab = None if idx is None else self.classes_[idx.numpy()]
