@@ -462,7 +462,8 @@ def test_time_limit_stops_endless_learners_on_the_main_thread(fn):
 
 
 def test_time_limit_off_the_main_thread():
-    """Where SIGALRM cannot be used (another thread), the call runs in a helper thread."""
+    """Where SIGALRM cannot be used (another thread), a trace function with a deadline stops
+    the call, in the caller's thread."""
     import threading
 
     result = {}
