@@ -514,12 +514,16 @@ def _digest_arrays(*arrays) -> str:
 
 
 def _source_digest(model) -> str:
-    """SHA-256 of the source of the model's module and of the machinery it relies on."""
+    """SHA-256 of the source of the model's module and of the machinery it relies on. A model
+    defined in a package of its own (``course_lib/vae/``) is the source of every module of it."""
     import inspect
 
+    model_file = Path(inspect.getfile(inspect.getmodule(type(model))))
+    package = inspect.getmodule(type(model)).__package__ or ""
+    files = sorted(model_file.parent.glob("*.py")) if "." in package else [model_file]
     h = hashlib.sha256()
-    for module in (inspect.getmodule(type(model)), inspect.getmodule(train_loop)):
-        h.update(Path(inspect.getfile(module)).read_bytes())
+    for path in (*files, Path(inspect.getfile(train_loop))):
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

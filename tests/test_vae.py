@@ -432,9 +432,9 @@ def test_discretized_logistic_mean_and_draws_match_its_probabilities():
     params = torch.stack([torch.tensor([0.0, 0.3, 0.97]), torch.tensor([-3.0, -1.5, -2.5])], -1)
     grid = torch.arange(17, dtype=torch.float32)
     p = vae.discretized_logistic_log_prob(grid, params[:, :1], params[:, 1:2]).exp()  # (3, 17)
-    mean = vae._decoder_mean("discretized_logistic", params, 17, draw=False)
+    mean = vae.likelihoods._decoder_mean("discretized_logistic", params, 17, draw=False)
     torch.testing.assert_close(mean, (p * grid).sum(-1) / 16, rtol=1e-5, atol=1e-6)
-    draws = vae._decoder_mean("discretized_logistic", params.expand(20000, 3, 2), 17, draw=True,
-                              generator=gen)
+    draws = vae.likelihoods._decoder_mean("discretized_logistic", params.expand(20000, 3, 2), 17,
+                                          draw=True, generator=gen)
     freq = torch.stack([((draws * 16).round() == k).float().mean(0) for k in range(17)], -1)
     assert (freq - p).abs().max() < 0.015

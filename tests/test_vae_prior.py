@@ -124,7 +124,7 @@ def test_vamp_prior_is_the_mean_of_the_encoder_gaussians(digits):
         mean, log_var = m.encoder_(u).chunk(2, -1)
         z = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
         want = torch.logsumexp(vae.log_normal_diag(z[:, None], mean, log_var), -1) - math.log(4)
-        got = m._log_prior(z, m._prior_components(m.encoder_, m.prior_))
+        got = vae.networks.log_prior(z, vae.networks.prior_components(m, m.encoder_, m.prior_))
     torch.testing.assert_close(got, want)
 
 
@@ -222,7 +222,7 @@ def test_conditional_log_px_sums_over_the_labels(conditional_vae, digits):
     marginal = model.log_likelihood(X, 50, seed=0)
     # the same sum, computed by hand from the per-label estimates (their seeds drawn in turn
     # from the seed's stream, as the method does)
-    gen = model._rng(0, torch.device(CPU))
+    gen = model._sampling_generator(0, torch.device(CPU))
     per_label = np.stack([  # k = 50 in total: 5 per label
         model.log_likelihood(X, 5, np.full(len(X), c), seed=int(torch.randint(
             0, 2**62, (1,), generator=gen).item()))

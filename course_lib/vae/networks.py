@@ -1,0 +1,217 @@
+"""The networks of the VAE and how the model runs them: the encoder q(z | x), the decoder
+p(x | z), the prior p(z) (standard normal, a learned mixture, or the VampPrior), and the
+one-draw ELBO that training maximises.
+
+The functions take the estimator first for its hyperparameters (``latent_dim``,
+``likelihood``, ``n_levels``, ``prior``, ``dropout``) and the networks explicitly: training runs
+the networks it is updating, the fitted model its ``encoder_``, ``decoder_`` and ``prior_``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..training import mlp
+from .formulas import (
+    elbo_terms,
+    gaussian_kl,
+    log_normal_diag,
+    mixture_prior_log_prob,
+    monte_carlo_kl,
+    reparameterize,
+)
+from .likelihoods import DATA_PRESETS, decoder_log_prob, n_decoder_params, to_levels
+
+#: Priors p(z) offered by :class:`course_lib.vae.VAE`: the standard normal, a learned mixture of
+#: diagonal Gaussians, or the VampPrior (a uniform mixture of the encoder's q(z | u_k) at
+#: learned pseudo-inputs u_k; Tomczak & Welling 2018).
+PRIORS = ("gaussian", "mixture", "vamp")
+
+
+# ====================================================================== building them
+
+
+def _mlp_dropout(sizes, dropout: float) -> nn.Sequential:
+    """:func:`course_lib.training.mlp` with ``nn.Dropout(dropout)`` after every hidden ReLU
+    (the same layers, hence the same initial weights for the same seed)."""
+    if dropout == 0:
+        return mlp(sizes)
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class MixturePrior(nn.Module):
+    """Learned prior p(z): a mixture of ``n_components`` diagonal Gaussians (means, log-variances
+    and mixing logits are parameters trained with the ELBO). Means start as draws from N(0, I),
+    variances at 1, weights equal: at the start it is close to the standard normal."""
+
+    def __init__(self, latent_dim: int, n_components: int):
+        super().__init__()
+        self.means = nn.Parameter(torch.randn(n_components, latent_dim))
+        self.log_vars = nn.Parameter(torch.zeros(n_components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(n_components))
+
+    def components(self, encode):
+        """``(means, log_vars, logits)`` of the mixture; ``encode`` is not used."""
+        return self.means, self.log_vars, self.logits
+
+
+class VampPrior(nn.Module):
+    """The VampPrior (Tomczak & Welling 2018), eq. (6.11) [vae-vamp]: p(z) = (1/K) Σ_k q(z | u_k), the encoder's
+    Gaussians at K learned pseudo-inputs u_k: ``sigmoid(raw_k)`` in [0, 1]^D when ``bounded``
+    (images: the encoder's input scale), else ``raw_k`` itself. In a conditional model
+    pseudo-input k carries the class ``k mod n_classes``."""
+
+    def __init__(self, n_features: int, n_components: int, n_classes: int = 0,
+                 bounded: bool = True):
+        super().__init__()
+        self.bounded = bounded
+        self.raw = nn.Parameter(0.5 * torch.randn(n_components, n_features) - 1.0 if bounded
+                                else torch.randn(n_components, n_features))
+        labels = torch.arange(n_components) % max(n_classes, 1)
+        self.register_buffer("labels_1h", F.one_hot(labels, n_classes).to(torch.float32)
+                             if n_classes else torch.zeros(n_components, 0))
+
+    def components(self, encode):
+        """``(means, log_vars, logits)``: ``encode(u, y1h) -> (mean, log_var)`` at the
+        pseudo-inputs, equal weights."""
+        y1h = self.labels_1h if self.labels_1h.shape[1] else None
+        mean, log_var = encode(torch.sigmoid(self.raw) if self.bounded else self.raw, y1h)
+        return mean, log_var, torch.zeros(len(mean), device=mean.device, dtype=mean.dtype)
+
+
+
+def build_networks(model, D: int, n_classes: int, hidden):
+    """The encoder (D [+ C] inputs, 2 d outputs: μ and log σ²) and the decoder (d [+ C]
+    inputs, D·P outputs: the P parameters of every pixel), from the ``encoder``/``decoder``
+    callables when given, else MLPs of widths ``hidden`` (reversed for the decoder)."""
+    d, C = model.latent_dim, n_classes
+    P = n_decoder_params(model.likelihood, model.n_levels)
+    if model.encoder is not None:
+        enc = model.encoder(D + C, 2 * d)
+    else:
+        enc = _mlp_dropout([D + C, *hidden, 2 * d], model.dropout)
+    if model.decoder is not None:
+        dec = model.decoder(d + C, D * P)
+    else:
+        dec = _mlp_dropout([d + C, *reversed(hidden), D * P], model.dropout)
+    for name, net in (("encoder", enc), ("decoder", dec)):
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{name} must return an nn.Module, got {type(net).__name__}")
+    return enc, dec
+
+
+def build_prior(model, D: int, n_classes: int) -> nn.Module:
+    """The prior's parameters: none for ``"gaussian"`` (an empty module)."""
+    if model.prior == "mixture":
+        return MixturePrior(model.latent_dim, model.n_components)
+    if model.prior == "vamp":
+        return VampPrior(D, model.n_components, n_classes,
+                         bounded=DATA_PRESETS[model.likelihood].bounded)
+    return nn.Module()
+
+
+# ====================================================================== running them
+
+
+def encoder_input(model, x):
+    """What the encoder sees: grey levels rescaled to [0, 1] for discrete decoders."""
+    if DATA_PRESETS[model.likelihood].levels:
+        return to_levels(x, model.n_levels) / (model.n_levels - 1)
+    return x
+
+
+def encode(model, enc, x, y1h, encoded=False):
+    """The encoder's Gaussian q(z | x): ``(mean, log_var)``, (N, d) each, for flattened x
+    (``encoded``: x is already the encoder's input, e.g. the VampPrior's pseudo-inputs)."""
+    inp = x if encoded else encoder_input(model, x)
+    if y1h is not None:
+        inp = torch.cat([inp, y1h], dim=-1)
+    h = enc(inp)
+    if h.shape[-1] != 2 * model.latent_dim:
+        raise ValueError(f"the encoder must output 2 * latent_dim = {2 * model.latent_dim} "
+                         f"numbers per sample, got {h.shape[-1]}")
+    mean, log_var = h.chunk(2, dim=-1)
+    return mean, log_var
+
+
+def decode(model, dec, z, y1h, D):
+    """The decoder's parameters of p(x | z), ``(..., D, P)``, for latent vectors z (..., d)."""
+    if y1h is not None:
+        if y1h.dim() < z.dim():
+            y1h = y1h.expand(*z.shape[:-1], y1h.shape[-1])
+        z = torch.cat([z, y1h], dim=-1)
+    out = dec(z)
+    P = n_decoder_params(model.likelihood, model.n_levels)
+    if out.shape[-1] != D * P:
+        raise ValueError(f"the decoder must output D * P = {D * P} numbers per sample "
+                         f"(P = {P} for {model.likelihood}), got {out.shape[-1]}")
+    return out.reshape(*out.shape[:-1], D, P)
+
+
+def prior_components(model, enc, prior):
+    """``(means, log_vars, logits)`` of a mixture prior, or None for the standard normal."""
+    if model.prior == "gaussian":
+        return None
+    return prior.components(functools.partial(encode, model, enc, encoded=True))
+
+
+def log_prior(z, comps) -> torch.Tensor:
+    """log p(z) (...) for z (..., d): standard normal, or the mixture ``comps``."""
+    if comps is None:
+        return log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    return mixture_prior_log_prob(z, *comps)
+
+
+def sample_prior(model, n, comps, generator, device) -> torch.Tensor:
+    """n draws from p(z): a component from the weights, then its Gaussian."""
+    eps = torch.randn(n, model.latent_dim, generator=generator, device=device)
+    if comps is None:
+        return eps
+    means, log_vars, logits = comps
+    k = torch.multinomial(torch.softmax(logits, -1).expand(n, -1), 1,
+                          generator=generator).squeeze(-1)
+    return reparameterize(means[k], log_vars[k], eps)
+
+
+def one_draw_elbo(model, nets, x, y1h, generator, *, kl_groups=False):
+    """One-sample ELBO terms (N,) for flattened x (N, D), eq. (6.3) [vae-elbo]: the KL in
+    closed form for the standard normal prior, by Monte Carlo at the same z for a mixture
+    prior, eq. (6.12) [vae-mckl]. ``nets`` is ``(encoder, decoder, prior)``. With
+    ``kl_groups``, also the KL's groups for free bits, (N, G): per dimension for the standard
+    normal prior (G = d), the whole KL for a mixture (G = 1)."""
+    enc, dec, prior = nets
+    mean, log_var = encode(model, enc, x, y1h)
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    z = reparameterize(mean, log_var, eps)
+    params = decode(model, dec, z, y1h, x.shape[-1])
+    rec = decoder_log_prob(model.likelihood, x, params, model.n_levels)
+    comps = prior_components(model, enc, prior)
+    kl = None if comps is None else monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
+    terms = elbo_terms(rec, mean, log_var, kl)
+    if not kl_groups:
+        return terms
+    groups = gaussian_kl(mean, log_var, reduce=False) if comps is None else kl[:, None]
+    return terms, groups
+
+
+def k_draw_terms(model, nets, x, y1h, generator, k):
+    """log p(x | z_i) and the one-draw KL log q(z_i | x) − log p(z_i), (k, N) each, at k
+    draws z_i ~ q(z | x): the terms of the importance log-weights, eq. (6.9) [vae-iwae]."""
+    enc, dec, prior = nets
+    mean, log_var = encode(model, enc, x, y1h)
+    eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device,
+                      dtype=mean.dtype)
+    z = reparameterize(mean, log_var, eps)
+    params = decode(model, dec, z, y1h, x.shape[-1])
+    rec = decoder_log_prob(model.likelihood, x.expand(k, *x.shape), params, model.n_levels)
+    comps = prior_components(model, enc, prior)
+    return rec, monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
