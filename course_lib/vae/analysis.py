@@ -265,9 +265,8 @@ def log_likelihood(model, X, k: int = 1000, labels=None, *, seed=None,
                    return_error: bool = False):
     r"""IWAE estimate of log p(x) per sample, eq. (6.9) [vae-iwae], with k importance samples.
 
-    Batched over images and samples, so that memory stays bounded for any k (k = 5000 on
-    the 359 test digits is fine). Its expectation is a lower bound on log p(x) that rises
-    with k. On the course's scale: ``metrics.bits_per_pixel(result, n_pixels=D)``.
+    Batched over images and samples, so that memory stays bounded for any k. Its
+    expectation is a lower bound on log p(x) that rises with k. On the course's scale: ``metrics.bits_per_pixel(result, n_pixels=D)``.
 
     With ``return_error=True`` also returns the Monte Carlo standard error of each value
     (delta method: :math:`\sqrt{(\overline{w^2}/\bar w^2 - 1)/k}`).
