@@ -46,7 +46,7 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
 - a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
   ``r1_every`` steps, against mode collapse and oscillation: γ = 0.01 for point data, 1 for
   images (with 0.01 the GAN on the digits collapses onto a few classes and gets worse with
-  more steps; see the presets in :class:`GAN`);
+  more steps; see :data:`PRESETS`);
 - discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
   trained a little longer with the generator frozen so that its logit estimates
   log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability
@@ -60,8 +60,10 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -69,12 +71,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._core import (
+    Flag,
+    Float,
+    Int,
+    OneOf,
     as_real_array,
     as_tensor,
-    check_bool,
     check_choice,
     check_input,
     check_int,
+    check_params,
     check_real,
 )
 from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_loop
@@ -82,6 +88,8 @@ from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_
 __all__ = [
     "GAN",
     "LOSSES",
+    "PRESETS",
+    "resolve_presets",
     "value_function",
     "discriminator_loss",
     "generator_loss",
@@ -329,11 +337,6 @@ def _leaky():
     return nn.LeakyReLU(0.2)
 
 
-def _cosine(t: int, n_steps: int) -> float:
-    """Cosine learning-rate factor: 1 at step 0, 0 after the last step."""
-    return 0.5 * (1.0 + math.cos(math.pi * t / n_steps))
-
-
 def _n_halvings(height: int, width: int, most: int = 3) -> int:
     """How many times an image of ``height`` × ``width`` can be halved (exactly, both sides
     even) while both sides stay >= 2: the number of resolution levels of the conv networks."""
@@ -511,49 +514,61 @@ def refine_discriminator(G, D, opt, x_real, z, cond=None) -> dict:
     return {"loss_d_rejection": loss.detach()}
 
 
-def _freeze(net: nn.Module) -> nn.Module:
-    """``net`` in evaluation mode with gradients off (a fitted or averaged network)."""
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+# ====================================================================== presets
+
+#: The presets: the value a hyperparameter left at ``None`` takes, by the data ``fit`` sees.
+#: :func:`resolve_presets` applies them in this order, a later row winning over an earlier one,
+#: and an explicit hyperparameter over every row (D = features per sample, C·H·W for images):
+#:
+#: - ``"low-dimensional"`` (D <= 16) and ``"high-dimensional"`` (D > 16), for points and
+#:   images alike. A third hidden layer in the discriminator (``d_depth``) lets it draw the
+#:   sharp boundaries between 25 narrow modes and the "bridges" between them, which both the
+#:   generator's training signal and rejection sampling need; β₂ = 0.9 lets Adam's moment
+#:   estimate follow the fast-changing gradient scale of the game, which sharpened the samples
+#:   on the 2D grid (``benchmarks/gan_modes.py``). The wider networks and β₂ = 0.999 of
+#:   high-dimensional data are the settings the digits were tuned with.
+#: - ``"points"`` ``(N, D)`` and ``"images"`` ``(N, C, H, W)``. Images need a strong R1
+#:   penalty: with the point data's γ = 0.01 the GAN on the digits collapses onto a few
+#:   classes, worse the longer it trains. ``sample_rejection`` is :meth:`GAN.sample`'s default
+#:   for ``rejection=None`` (when the model was fitted with ``rejection=True``): on the digits
+#:   rejection sampling raised precision but lowered recall and worsened the FID, so images
+#:   are sampled raw unless ``sample(n, rejection=True)`` asks for it
+#:   (``benchmarks/gan_digits.py``, results in ``benchmarks/results/gan_digits_cpu.txt``).
+#: - ``"conv"`` (``architecture="conv"``): ``hidden`` is then the channels of the first
+#:   convolution, not the width of an MLP layer.
+#: - ``"wasserstein"`` (``loss="wasserstein"``): the gradient penalty ``gp`` replaces R1.
+PRESETS = {
+    "low-dimensional": {"hidden": 128, "d_depth": 3, "beta2": 0.9},
+    "high-dimensional": {"hidden": 256, "d_depth": 2, "beta2": 0.999},
+    "points": {"r1": 0.01, "sample_rejection": True},
+    "images": {"r1": 1.0, "sample_rejection": False},
+    "conv": {"hidden": 16},
+    "wasserstein": {"r1": 0.0},
+}
+LOW_DIMENSIONAL = 16  # the most features per sample of "low-dimensional" data
 
 
-class _GANRun:
-    """What one :meth:`GAN.fit` draws from and carries across steps: the standardised data
-    ``x`` (on the device) with its labels (indices ``y_idx``, one-hot ``y1h``; None without
-    labels), the endless minibatch ``batches`` (indices), the generator ``noise_gen`` of the
-    noise, the last computed R1 penalty and the snapshots taken so far."""
-
-    def __init__(self, x, y_idx, y1h, n_classes, latent_dim, device, noise_gen, batches):
-        self.x, self.y_idx, self.y1h, self.n_classes = x, y_idx, y1h, n_classes
-        self.latent_dim, self.device = latent_dim, device
-        self.noise_gen, self.batches = noise_gen, batches
-        self.last_r1 = 0.0
-        self.snapshots: list = []
-
-    def noise(self, b, idx, generator=None) -> torch.Tensor:
-        """The generator's input for ``b`` samples: z ~ N(0, I), with the one-hot labels
-        ``idx`` (class indices, or None) appended."""
-        z = torch.randn(b, self.latent_dim, device=self.device,
-                        generator=self.noise_gen if generator is None else generator)
-        return GAN._one_hot_cat(z, idx, self.n_classes, self.device)
-
-    def next_batch(self):
-        """The next minibatch as ``(x_real, z, cond)``: real rows, the generator's noise for
-        as many samples with the same labels, and the one-hot labels (or None)."""
-        idx = next(self.batches).to(self.device)
-        cond = None if self.y1h is None else self.y1h[idx]
-        z = self.noise(len(idx), None if self.y_idx is None else self.y_idx[idx.cpu()])
-        return self.x[idx], z, cond
-
-    def report_r1(self, r1):
-        """The R1 penalty to report for a step: the step's, or with lazy R1 on the steps that
-        skip it (``r1`` None) the last one computed."""
-        if r1 is None:
-            return self.last_r1
-        self.last_r1 = r1
-        return r1
+def resolve_presets(params: dict, shape) -> dict:
+    """The values of the preset hyperparameters (``hidden``, ``d_depth``, ``beta2``, ``r1``,
+    ``lr_d``) and of ``sample_rejection`` for data whose samples have ``shape`` (``(D,)`` or
+    ``(C, H, W)``): each one's value in ``params`` (a GAN's ``get_params()``) where it is not
+    None, else the last of the :data:`PRESETS` rows that apply. ``lr_d`` left at None is ``lr``.
+    """
+    D = int(np.prod(shape))
+    rows = ["low-dimensional" if D <= LOW_DIMENSIONAL else "high-dimensional",
+            "images" if len(shape) == 3 else "points"]
+    if params["architecture"] == "conv":
+        rows.append("conv")
+    if params["loss"] == "wasserstein":
+        rows.append("wasserstein")
+    values = {}
+    for row in rows:
+        values.update(PRESETS[row])
+    values.update({name: params[name] for name in values if params.get(name) is not None})
+    values["lr_d"] = params["lr"] if params["lr_d"] is None else params["lr_d"]
+    for name in ("beta2", "r1", "lr_d"):
+        values[name] = float(values[name])
+    return values
 
 
 # ====================================================================== the estimator
@@ -563,42 +578,13 @@ class GAN(NeuralEstimator):
     """A generative adversarial network (Goodfellow et al. 2014) with scikit-learn's shape.
 
     ``GAN().fit(X).sample(n)`` works for point data ``(N, D)`` and for images ``(N, C, H, W)``
-    with values in [0, 1]; with labels, ``fit(X, y)`` trains a conditional GAN (Mirza &
-    Osindero 2014: the one-hot label is appended to the generator's latent input and to the
-    discriminator's input) and ``sample(n, labels)`` generates the requested classes.
-
-    The generator maps ``z ~ N(0, I_latent_dim)`` (the prior p_z of the book, a vector, not an
-    image) to a data point; the discriminator maps a data point to a logit. Both are MLPs on
-    flattened, standardised data (or, with ``architecture="conv"``, small convolutional
-    networks with the same flat interface). Training alternates one discriminator step and one
-    generator step on each minibatch (:func:`discriminator_loss` plus a lazy R1 penalty
-    :func:`r1_penalty`, then :func:`generator_loss`), with Adam and a cosine learning-rate decay.
-    If ``rejection`` is on, the discriminator is then trained ``rejection_steps`` more steps
-    with the generator frozen (its logit then estimates log p/q) and :meth:`sample` uses
-    discriminator rejection sampling (:func:`acceptance_probability`).
-
-    Presets
-    -------
-    Where the right value depends on the data, the hyperparameter's default is ``None`` and it
-    takes the value of the preset for the kind of data ``fit`` sees (D = features per sample):
-
-    ====================  ==================================  =================================
-    hyperparameter        point data ``(N, D)``               images ``(N, C, H, W)``
-    ====================  ==================================  =================================
-    ``hidden`` (MLP)      128 if D <= 16, else 256            the same rule with D = C·H·W
-                                                              (256 for the 8×8 digits)
-    ``hidden`` (conv)     (conv needs images)                 16 channels
-    ``d_depth``           3 if D <= 16, else 2                the same rule (2 for the digits)
-    ``beta2``             0.9 if D <= 16, else 0.999          the same rule (0.999 for digits)
-    ``r1``                0.01                                1.0
-    ``sample()``          rejection sampling (when fitted     the raw generator output
-                          with ``rejection=True``)            (``sample(n, rejection=True)``
-                                                              for rejection sampling)
-    ====================  ==================================  =================================
-
-    The image presets were chosen on the 8×8 digits by ``benchmarks/gan_digits.py`` (results
-    in ``benchmarks/results/gan_digits_cpu.txt``); the point-data presets by
-    ``benchmarks/gan_modes.py`` (ring and grid). An explicit value always wins.
+    with values in [0, 1]; ``fit(X, y)`` trains a conditional GAN (Mirza & Osindero 2014: the
+    one-hot label is appended to both networks' inputs) and ``sample(n, labels)`` generates
+    the requested classes. The generator maps ``z ~ N(0, I_latent_dim)`` (the book's prior p_z)
+    to a flattened, standardised data point, the discriminator such a point to a logit; the
+    module docstring lists the defaults. Where the right value depends on the data, a
+    hyperparameter's default is ``None``: ``fit`` then takes the value of the preset for the
+    data it sees (:data:`PRESETS` says which and why). An explicit value always wins.
 
     Parameters
     ----------
@@ -606,60 +592,43 @@ class GAN(NeuralEstimator):
         Dimension of the latent vector z.
     hidden : int >= 1 or None, default None
         Width of every hidden layer of the default MLPs (two in the generator, ``d_depth`` in
-        the discriminator; with ``architecture="conv"``: the
-        channels of the first convolution); ``None``: the preset, 128 for data with at most 16
-        features, 256 otherwise (e.g. 8×8 images), 16 channels for the conv networks.
+        the discriminator; with ``architecture="conv"``: the channels of the first
+        convolution); ``None``: the preset.
     d_depth : int >= 1 or None, default None
         Number of hidden layers of the default discriminator (the default generator has two);
-        ``None``: 3 for data with at most 16 features, 2 otherwise. A third layer lets the
-        discriminator draw the sharp boundaries between 25 narrow modes and the "bridges"
-        between them, which both the generator's training signal and rejection sampling need
-        (``benchmarks/gan_modes.py``).
+        ``None``: the preset.
     architecture : {"mlp", "conv"}, default "mlp"
         The default networks: MLPs, or for images small DCGAN-style convolutional networks
-        (:class:`ConvGenerator`, :class:`ConvDiscriminator`; ``d_depth`` is then unused). On
-        the digits the conv networks reached a similar FID at about 3.5 times the time per step
-        (``benchmarks/gan_digits.py``, screened with ``batch_size=128, lr=1e-3, beta2=0.99,
-        ema=0.999, r1=1``).
+        (:class:`ConvGenerator`, :class:`ConvDiscriminator`; ``d_depth`` is then unused).
     n_steps : int >= 1, default 6000
-        Training steps (each: one discriminator and one generator update).
+        Training steps (each: ``n_critic`` discriminator updates and one generator update).
     batch_size : int >= 1, default 256
     lr : float > 0, default 4e-3
-        Adam's learning rate (of both networks unless ``lr_d`` is given), decayed to 0 with a
-        cosine schedule.
+        Adam's learning rate (of both networks unless ``lr_d`` is given).
     lr_d : float > 0 or None, default None
-        The discriminator's learning rate (two time-scale update rule, Heusel et al. 2017);
-        ``None``: ``lr``. The cosine decay scales both alike.
+        The discriminator's (two time-scale update rule, Heusel et al. 2017); ``None``: ``lr``.
     beta1 : float in [0, 1), default 0.5
         Adam's first momentum coefficient (0.5 is the usual choice for GANs).
     beta2 : float in [0, 1) or None, default None
-        Adam's second momentum coefficient; ``None``: 0.9 for data with at most 16 features
-        (its moment estimate then follows the fast-changing gradient scale of the adversarial
-        game more closely, which sharpened the samples on the 2D grid), 0.999 otherwise (the
-        digit settings were not re-tuned).
+        Adam's second momentum coefficient; ``None``: the preset.
     loss : {"non-saturating", "minimax", "wasserstein"}, default "non-saturating"
         The generator's loss, :func:`generator_loss`. ``"wasserstein"`` trains a WGAN-GP
         (Gulrajani et al. 2017): the discriminator becomes a critic with unbounded scores,
-        trained on :func:`critic_loss` plus ``gp`` times :func:`gradient_penalty` (no R1).
-        The paper's settings are ``lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5`` (pass them:
-        the defaults are the non-saturating GAN's); ``benchmarks/gan_modes.py`` and ``gan_digits.py`` measure both.
-        Rejection sampling still works after it: the refinement phase trains the critic's
-        network as a classifier, eq. (5.2), before its logit is used.
+        trained on :func:`critic_loss` plus ``gp`` times :func:`gradient_penalty` (no R1);
+        the paper's settings are ``lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5``.
     n_critic : int >= 1, default 1
         Discriminator (critic) updates per generator update; each on a fresh minibatch.
     gp : float >= 0, default 10.0
         λ of the gradient penalty of ``loss="wasserstein"`` (unused otherwise).
     r1 : float >= 0 or None, default None
-        γ of the R1 penalty (in standardised units); 0 switches it off. ``None``: the preset,
-        0.01 for point data, 1.0 for images (a weak penalty lets the digit GAN collapse onto
-        a few classes, worse the longer it trains); 0 with ``loss="wasserstein"``, whose
-        gradient penalty replaces it (an explicit r1 > 0 is refused there).
+        γ of the R1 penalty (in standardised units); 0 switches it off. ``None``: the preset
+        (0 with ``loss="wasserstein"``, which refuses an explicit r1 > 0).
     r1_every : int >= 1, default 16
         Lazy regularisation: the penalty is computed every ``r1_every`` steps and multiplied
-        by ``r1_every`` (Karras et al. 2020), which costs 1/``r1_every`` of the full penalty.
+        by ``r1_every`` (Karras et al. 2020).
     rejection : bool, default True
-        Train the discriminator for rejection sampling after the main training; :meth:`sample`
-        uses it by default for point data, and on request (``rejection=True``) for images.
+        Refine the discriminator for rejection sampling after the main training
+        (:meth:`sample` uses it by default for point data, on request for images).
     rejection_steps : int >= 1, default 3000
     rejection_quantile : float in [0.5, 1], default 0.95
         log M of rejection sampling is this quantile of the discriminator's logits on 10,000
@@ -670,20 +639,17 @@ class GAN(NeuralEstimator):
         Cosine decay of the learning rate to 0 over ``n_steps``; False keeps it constant.
     ema : float in [0, 1), default 0
         Decay of an exponential moving average of the generator's weights (:func:`ema_update`),
-        which then samples (``generator_`` is the average; the raw generator is the one
-        trained); 0 switches it off. Off by default: with the cosine decay the last weights
-        are already an average, and 0.999 changed the digits' FID by less than its spread
-        (``benchmarks/gan_digits.py``).
+        which then samples (``generator_`` is the average); 0 switches it off (with the cosine
+        decay the last weights are already an average).
     snapshots : int >= 0, default 0
-        Keep this many snapshots of the raw generator output during training (500 samples
-        from the same latent vectors each time, at evenly spaced steps, the last one after
-        the final step) in ``snapshots_``: for plots of the samples over training.
+        Keep this many snapshots of the generator's output, 500 samples from the same latent
+        vectors at evenly spaced steps (the last after the final step), in ``snapshots_``.
     generator, discriminator : nn.Module or None
         Replace the default networks. ``generator`` maps ``(B, latent_dim + n_classes)`` to
         ``(B, D)`` (flattened, standardised data); ``discriminator`` maps
         ``(B, D + n_classes)`` to ``(B, 1)`` logits (``n_classes`` is 0 without labels). They
-        are trained in place (with ``ema > 0``, ``generator_`` is an averaged copy). A model saved with them is loaded with
-        ``GAN.load(path, generator=..., discriminator=...)``.
+        are trained in place (with ``ema > 0``, ``generator_`` is an averaged copy). A model
+        saved with them is loaded with ``GAN.load(path, generator=..., discriminator=...)``.
     random_state : int or None
         Seeds the weights, the minibatches and the noise: same value, same result on the CPU.
     device : str, torch.device or None (``None``: :func:`course_lib.get_device`)
@@ -702,39 +668,17 @@ class GAN(NeuralEstimator):
         D on the minibatch; with ``loss="wasserstein"`` the mean critic scores), ``lr``; and
         ``loss_d_rejection`` for the rejection steps
     fit_time_ : float, seconds spent in ``fit``
-    snapshots_ : list of (step, ndarray) pairs, samples in X's shape during training (see
-        ``snapshots``)
+    snapshots_ : list of (step, ndarray) pairs, samples in X's shape (see ``snapshots``)
     """
 
-    def __init__(
-        self,
-        latent_dim: int = 8,
-        hidden=None,
-        d_depth=None,
-        architecture: str = "mlp",
-        n_steps: int = 6000,
-        batch_size: int = 256,
-        lr: float = 4e-3,
-        lr_d=None,
-        beta1: float = 0.5,
-        beta2=None,
-        loss: str = "non-saturating",
-        n_critic: int = 1,
-        gp: float = 10.0,
-        r1=None,
-        r1_every: int = 16,
-        rejection: bool = True,
-        rejection_steps: int = 3000,
-        rejection_quantile: float = 0.95,
-        lr_decay: bool = True,
-        ema: float = 0.0,
-        snapshots: int = 0,
-        generator=None,
-        discriminator=None,
-        random_state=None,
-        device=None,
-        progress: bool = True,
-    ):
+    def __init__(self, latent_dim: int = 8, hidden=None, d_depth=None, architecture: str = "mlp",
+                 n_steps: int = 6000, batch_size: int = 256, lr: float = 4e-3, lr_d=None,
+                 beta1: float = 0.5, beta2=None, loss: str = "non-saturating",
+                 n_critic: int = 1, gp: float = 10.0, r1=None, r1_every: int = 16,
+                 rejection: bool = True, rejection_steps: int = 3000,
+                 rejection_quantile: float = 0.95, lr_decay: bool = True, ema: float = 0.0,
+                 snapshots: int = 0, generator=None, discriminator=None, random_state=None,
+                 device=None, progress: bool = True):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.d_depth = d_depth
@@ -762,92 +706,30 @@ class GAN(NeuralEstimator):
         self.device = device
         self.progress = progress
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------------------ presets and networks
 
-    def _check_hyperparameters(self) -> None:
-        check_int(self.latent_dim, "latent_dim", minimum=1)
-        if self.hidden is not None:
-            check_int(self.hidden, "hidden", minimum=1)
-        if self.d_depth is not None:
-            check_int(self.d_depth, "d_depth", minimum=1)
-        check_choice(self.architecture, "architecture", ARCHITECTURES)
-        check_int(self.n_steps, "n_steps", minimum=1)
-        check_int(self.batch_size, "batch_size", minimum=1)
-        check_real(self.lr, "lr", minimum=0.0, strict_min=True)
-        if self.lr_d is not None:
-            check_real(self.lr_d, "lr_d", minimum=0.0, strict_min=True)
-        check_real(self.beta1, "beta1", minimum=0.0, maximum=1.0, strict_max=True)
-        if self.beta2 is not None:
-            check_real(self.beta2, "beta2", minimum=0.0, maximum=1.0, strict_max=True)
-        check_choice(self.loss, "loss", LOSSES)
-        check_int(self.n_critic, "n_critic", minimum=1)
-        check_real(self.gp, "gp", minimum=0.0)
-        if self.r1 is not None:
-            check_real(self.r1, "r1", minimum=0.0)
-            if self.loss == "wasserstein" and self.r1 > 0:
-                raise ValueError(f"r1 must be None or 0 with loss='wasserstein' (the gradient "
-                                 f"penalty gp replaces it), got {self.r1}")
-        check_int(self.r1_every, "r1_every", minimum=1)
-        check_bool(self.rejection, "rejection")
-        check_int(self.rejection_steps, "rejection_steps", minimum=1)
-        check_real(self.rejection_quantile, "rejection_quantile", minimum=0.5, maximum=1.0)
-        check_bool(self.lr_decay, "lr_decay")
-        check_real(self.ema, "ema", minimum=0.0, maximum=1.0, strict_max=True)
-        check_int(self.snapshots, "snapshots", minimum=0)
-        for name in ("generator", "discriminator"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, nn.Module):
-                raise TypeError(f"{name} must be None or a torch.nn.Module, "
-                                f"got {type(value).__name__}")
-        check_bool(self.progress, "progress")
-
-    def _check_X(self, X, name: str = "X") -> torch.Tensor:
-        X = as_tensor(check_input(X, name), name, ndim=(2, 4), dtype=torch.float32, device="cpu")
-        if X.dim() == 4 and (bool((X < 0).any()) or bool((X > 1).any())):
-            raise ValueError(f"{name}: images (N, C, H, W) must have values in [0, 1], found "
-                             f"[{X.min().item():.4g}, {X.max().item():.4g}]")
-        return X
-
-    # ------------------------------------------------------------------ networks
-
-    # The presets: a hyperparameter left at None takes the value of the preset for the kind
-    # of data fitted, point data (N, D) or images (N, C, H, W); see the class docstring.
-
-    def _hidden(self, D: int) -> int:
-        if self.hidden is not None:
-            return self.hidden
-        if self.architecture == "conv":
-            return self._CONV_WIDTH
-        return 128 if D <= 16 else 256
-
-    def _beta2(self, D: int) -> float:
-        return float(self.beta2) if self.beta2 is not None else (0.9 if D <= 16 else 0.999)
+    def _presets(self, shape) -> dict:
+        """The preset hyperparameters resolved for samples of ``shape`` (:func:`resolve_presets`)."""
+        return resolve_presets(self.get_params(deep=False), shape)
 
     def _r1(self, shape) -> float:
-        if self.r1 is not None:
-            return float(self.r1)
-        if self.loss == "wasserstein":
-            return 0.0
-        return self._IMAGE_PRESET["r1"] if len(shape) == 3 else 0.01
+        """The R1 weight γ used for samples of ``shape``."""
+        return self._presets(shape)["r1"]
 
-    def _d_depth(self, D: int) -> int:
-        return self.d_depth if self.d_depth is not None else (3 if D <= 16 else 2)
-
-    def _sample_rejection(self) -> bool:
-        """``sample``'s default for ``rejection=None``: rejection sampling for point data,
-        the raw generator output for images (the image preset)."""
-        return self.log_m_ is not None and len(self.input_shape_) != 3
-
-    def _lr_d(self) -> float:
-        return float(self.lr if self.lr_d is None else self.lr_d)
+    def _beta2(self, D: int) -> float:
+        """Adam's β₂ used for samples of ``D`` features."""
+        return self._presets((D,))["beta2"]
 
     def _build(self, D: int, n_classes: int, shape=None):
+        """The generator and the discriminator (the given ones, or the default MLPs or conv
+        networks) for samples of ``shape``, ``D`` features, with ``n_classes`` labels."""
         shape = (D,) if shape is None else tuple(shape)
-        h = self._hidden(D)
         conv = self.architecture == "conv"
         if conv and len(shape) != 3:
             raise ValueError(f"architecture='conv' needs images (N, C, H, W), got data of shape "
                              f"(N, {', '.join(map(str, shape))})")
+        preset = self._presets(shape)
+        h = preset["hidden"]
         if self.generator is not None:
             G = self.generator
         elif conv:
@@ -859,17 +741,8 @@ class GAN(NeuralEstimator):
         elif conv:
             Dn = ConvDiscriminator(shape, n_classes, h)
         else:
-            Dn = mlp([D + n_classes] + [h] * self._d_depth(D) + [1], _leaky)
+            Dn = mlp([D + n_classes] + [h] * preset["d_depth"] + [1], _leaky)
         return G, Dn
-
-    @staticmethod
-    def _cat(a, b):
-        return a if b is None else torch.cat([a, b], dim=1)
-
-    @staticmethod
-    def _one_hot_cat(z, idx, n_classes: int, device):
-        """``z`` with the one-hot labels ``idx`` (or None) appended: a generator's input."""
-        return GAN._cat(z, one_hot(idx, n_classes, device))
 
     # ------------------------------------------------------------------ fit
 
@@ -877,163 +750,43 @@ class GAN(NeuralEstimator):
         """Train on ``X`` (``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1]); labels ``y``
         (length N) make the GAN conditional. Returns ``self``.
 
-        Reads top to bottom: the set-up (checks, standardised data, networks, optimisers), the
-        loop over :func:`train_step`, eq. (5.2) [gan-d-loss] and eq. (5.6) [gan-g-loss], the
-        optional refinement of the discriminator for rejection sampling,
-        :func:`refine_discriminator`, eq. (5.8) [gan-drs], and the fitted state.
-
-        Raises ``ValueError``/``TypeError`` naming the argument for bad input and
-        :class:`course_lib.training.DivergenceError` if a loss becomes NaN or infinite (the
-        model is then left as it was).
+        Reads top to bottom: the set-up, the loop over :meth:`_GANRun.step` (one
+        :func:`train_step`, eqs. (5.2) [gan-d-loss] and (5.6) [gan-g-loss]), the refinement for
+        rejection sampling (:func:`refine_discriminator`, eq. (5.8) [gan-drs]), the fitted state.
+        Raises ``ValueError``/``TypeError`` naming the argument for bad input, ``DivergenceError``
+        if a loss becomes NaN or infinite; the model is then left as it was.
         """
         start = time.perf_counter()
-        self._check_hyperparameters()
+        _check_hyperparameters(self)
         device = self._target_device()
-        X = self._check_X(X)
+        X = _check_data(X)
         input_shape = tuple(X.shape[1:])
-        x_all, mean, scale, classes, y_idx = self._standardise(X, y)
+        x, mean, scale, classes, y_idx = _standardise(X, y)
         n_classes = 0 if classes is None else len(classes)
         seed = self._training_seed()
-        run = _GANRun(
-            x=x_all.to(device), y_idx=y_idx, y1h=one_hot(y_idx, n_classes, device),
-            n_classes=n_classes, latent_dim=self.latent_dim, device=device,
-            noise_gen=self._seeded_generator(seed, device),  # noise, on the device
-            batches=minibatches(len(x_all), min(self.batch_size, len(x_all)),
-                                self._seeded_generator(seed + 1, "cpu"), drop_last=True))
-        G, Dn, G_avg, opt_g, opt_d = self._build_training(x_all.shape[1], n_classes,
-                                                          input_shape, seed, device)
-        G_out = G if G_avg is None else G_avg  # the network that samples
-        snap_steps, snap_z = self._snapshot_plan(run, seed)
+        with seeded(seed):
+            G, Dn = self._build(x.shape[1], n_classes, input_shape)
+        preset = self._presets(input_shape)  # beta2, lr_d and r1 of the optimisers and steps
+        run = _GANRun(self, preset, x.to(device), y_idx, n_classes, (G, Dn), seed, device)
 
-        kw = {"loss": self.loss, "r1": self._r1(input_shape), "r1_every": self.r1_every,
-              "gp": float(self.gp), "generator": run.noise_gen}
-
-        def step(t):
-            lr = self._set_lr(t, opt_g, opt_d)
-            for _ in range(int(self.n_critic) - 1):  # the extra critic steps (n_critic > 1)
-                train_step(G, Dn, opt_g, opt_d, *run.next_batch(), t=t, update_g=False, **kw)
-            out = train_step(G, Dn, opt_g, opt_d, *run.next_batch(), t=t, **kw)
-            out["r1"] = run.report_r1(out["r1"])  # lazy R1: the last computed penalty
-            if G_avg is not None:
-                ema_update(G_avg, G, float(self.ema), t)
-            if t in snap_steps:
-                with torch.no_grad():
-                    run.snapshots.append((t + 1, G_out(snap_z) * scale + mean.to(device)))
-            return {**out, "lr": lr}
-
-        history = train_loop(step, self.n_steps, progress=bool(self.progress), desc="GAN",
+        history = train_loop(run.step, self.n_steps, progress=bool(self.progress), desc="GAN",
                              check=("loss_d", "loss_g", "r1"))
         _freeze(G)
         log_m = None
         if self.rejection:
-            history.update(self._refine(G_out, Dn, run))
-            log_m = self._estimate_log_m(G_out, Dn, n_classes, run.noise, device)
+            history.update(train_loop(run.refine_step, self.rejection_steps,
+                                      progress=bool(self.progress), desc="GAN (rejection)",
+                                      check=("loss_d_rejection",)))
+            log_m = _estimate_log_m(run, float(self.rejection_quantile))
         _freeze(Dn)
 
         # success: commit the fitted state
-        self._set_fitted(G_out, Dn, classes, input_shape, mean.to(device), scale, log_m)
+        self._set_fitted(run.G_out, Dn, classes, input_shape, mean.to(device), scale, log_m)
         self.history_ = history
         self._rng_ = run.noise_gen
-        self.snapshots_ = [(t, (x.clamp(0, 1) if len(input_shape) == 3 else x)
-                            .cpu().numpy().reshape(len(x), *input_shape))
-                           for t, x in run.snapshots]
+        self.snapshots_ = [(t, self._to_data(x)) for t, x in run.snapshots]
         self.fit_time_ = time.perf_counter() - start
         return self
-
-    def _standardise(self, X, y):
-        """``fit``'s data: the flattened rows of ``X`` standardised (mean per feature, ONE
-        overall standard deviation), with ``mean`` and ``scale``, and the labels ``y`` encoded
-        as ``classes`` and indices into them (both None without labels)."""
-        N = X.shape[0]
-        if N < 2:
-            raise ValueError(f"X must contain at least 2 samples, got {N} sample(s)")
-        flat = X.reshape(N, -1)
-        classes, y_idx = self._fit_labels(y, N)
-        mean = flat.mean(0)
-        scale = float((flat - mean).pow(2).mean().sqrt())
-        if not scale > 0:
-            raise ValueError("X: every sample is the same point; a GAN needs varied data")
-        return (flat - mean) / scale, mean, scale, classes, y_idx
-
-    def _build_training(self, D, n_classes, input_shape, seed, device):
-        """The networks in training mode, initialised from ``seed`` (torch's global RNG is left
-        untouched), the moving average of the generator's weights (None when ``ema`` = 0;
-        used for sampling) and the two Adam optimisers (TTUR: the discriminator's own ``lr_d``).
-        Returns ``(G, D, G_avg, opt_g, opt_d)``."""
-        with seeded(seed):
-            G, Dn = self._build(D, n_classes, input_shape)
-        G, Dn = G.to(device).train(), Dn.to(device).train()
-        G_avg = None
-        if float(self.ema) > 0:
-            G_avg = _freeze(copy.deepcopy(G))
-        betas = (float(self.beta1), self._beta2(D))
-        opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(Dn.parameters(), lr=self._lr_d(), betas=betas)
-        return G, Dn, G_avg, opt_g, opt_d
-
-    def _snapshot_plan(self, run, seed):
-        """The steps after which ``fit`` keeps ``snapshots`` samples (evenly spaced, the last
-        step included) and the fixed noise of those samples (500, labels cycling through the
-        classes), drawn from a generator of its own so that the training is unchanged."""
-        if not self.snapshots:
-            return set(), None
-        n = self.n_steps
-        snap_steps = {int(round(n * (k + 1) / self.snapshots)) - 1 for k in range(self.snapshots)}
-        snap_idx = None if run.y_idx is None else torch.arange(500) % run.n_classes
-        return snap_steps, run.noise(500, snap_idx, self._seeded_generator(seed + 2, run.device))
-
-    def _set_lr(self, t, opt_g, opt_d) -> float:
-        """Set both learning rates for step ``t`` (cosine decay when ``lr_decay``; the ratio
-        ``lr_d / lr`` fixed) and return the generator's."""
-        lr_g = float(self.lr)
-        lr = self.lr * _cosine(t, self.n_steps) if self.lr_decay else self.lr
-        for opt, base in ((opt_g, lr_g), (opt_d, self._lr_d())):
-            for group in opt.param_groups:
-                group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
-        return lr
-
-    def _refine(self, G, Dn, run) -> dict:
-        """``rejection_steps`` steps of :func:`refine_discriminator`, eq. (5.8) [gan-drs], at
-        ``_REJECTION_LR`` times ``lr``; returns their history (``loss_d_rejection``)."""
-        betas = (float(self.beta1), self._beta2(run.x.shape[1]))
-        opt_r = torch.optim.Adam(Dn.parameters(), lr=self.lr * self._REJECTION_LR, betas=betas)
-
-        def refine(t):
-            return refine_discriminator(G, Dn, opt_r, *run.next_batch())
-
-        return train_loop(refine, self.rejection_steps, progress=bool(self.progress),
-                          desc="GAN (rejection)", check=("loss_d_rejection",))
-
-    #: The values that the hyperparameters left at None take for images (N, C, H, W) where
-    #: point data (N, D) take others (r1 = 0.01). See "Presets" in the class docstring.
-    _IMAGE_PRESET = {"r1": 1.0}
-    _CONV_WIDTH = 16  # channels of the first layer of the conv networks when hidden is None
-
-    _BURN_IN = 10_000  # generated points per class used to estimate log M
-    _REJECTION_LR = 0.25  # learning rate of the rejection steps, relative to lr
-
-    @torch.no_grad()
-    def _estimate_log_m(self, G, Dn, n_classes, noise, device) -> torch.Tensor:
-        """log M per class: the ``rejection_quantile`` quantile (the maximum when it is 1) of
-        the discriminator's logits on ``_BURN_IN`` generated points of that class."""
-        out = []
-        for k in range(max(1, n_classes)):
-            idx = None if n_classes == 0 else torch.full((self._BURN_IN,), k, dtype=torch.long)
-            c = one_hot(idx, n_classes, device)
-            logits = Dn(self._cat(G(noise(self._BURN_IN, idx)), c)).squeeze(1)
-            q = float(self.rejection_quantile)
-            out.append(logits.max() if q >= 1.0 else torch.quantile(logits, q))
-        return torch.stack(out).to(device)
-
-    # ------------------------------------------------------------------ save / load
-
-    def _networks_state(self):
-        self._check_fitted()
-        return {"generator": self.generator_.state_dict(),
-                "discriminator": self.discriminator_.state_dict(),
-                "standardisation": {"mean": self.mean_.detach().cpu(),
-                                    "log_m": (torch.zeros(0) if self.log_m_ is None
-                                              else self.log_m_.detach().cpu())}}
 
     def _set_fitted(self, G, Dn, classes, input_shape, mean, scale, log_m):
         """Set the fitted attributes shared by fit and load (only once everything succeeded)."""
@@ -1045,47 +798,31 @@ class GAN(NeuralEstimator):
         self.scale_ = scale
         self.log_m_ = log_m
 
+    # ------------------------------------------------------------------ save / load
+
+    def _networks_state(self):
+        return _checkpoint_state(self)
+
     def _checkpoint_meta(self):
-        self._check_fitted()
-        return {"input_shape": list(self.input_shape_),
-                "classes": None if self.classes_ is None else self.classes_.tolist(),
-                "scale": float(self.scale_), "has_log_m": self.log_m_ is not None,
-                "fit_time": float(self.fit_time_)}
+        return _checkpoint_meta(self)
 
     def _restore(self, meta, state):
-        self._check_hyperparameters()
-        device = self._target_device()
-        classes = None if meta["classes"] is None else np.asarray(meta["classes"])
-        input_shape = tuple(int(s) for s in meta["input_shape"])
-        D = int(np.prod(input_shape))
-        G, Dn = self._build(D, 0 if classes is None else len(classes), input_shape)
-        G.load_state_dict(state["generator"])
-        Dn.load_state_dict(state["discriminator"])
-        mean = state["standardisation"]["mean"]
-        if tuple(mean.shape) != (D,):
-            raise ValueError(f"the stored mean has shape {tuple(mean.shape)}, expected ({D},)")
-        for net in (G, Dn):
-            net.to(device).eval()
-            for p in net.parameters():
-                p.requires_grad_(False)
-        log_m = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
-        self._set_fitted(G, Dn, classes, input_shape, mean.to(device), float(meta["scale"]), log_m)
-        self.fit_time_ = float(meta.get("fit_time", 0.0))
-        self._rng_ = self._seeded_generator(self._training_seed(), device)
+        _restore(self, meta, state)
 
     # ------------------------------------------------------------------ sampling
 
     def _net_device(self) -> torch.device:
         return self.mean_.device
 
+    def _n_classes(self) -> int:
+        return 0 if self.classes_ is None else len(self.classes_)
+
     def _to_data(self, flat_std: torch.Tensor) -> np.ndarray:
+        """Standardised flat rows back in X's units and shape (images clamped to [0, 1])."""
         x = flat_std * self.scale_ + self.mean_
         if len(self.input_shape_) == 3:  # images live in [0, 1]
             x = x.clamp(0.0, 1.0)
         return x.detach().cpu().numpy().astype(np.float32).reshape(len(x), *self.input_shape_)
-
-    def _n_classes(self) -> int:
-        return 0 if self.classes_ is None else len(self.classes_)
 
     @torch.no_grad()
     def _generate(self, idx, gen) -> torch.Tensor:
@@ -1094,25 +831,17 @@ class GAN(NeuralEstimator):
         n = idx if isinstance(idx, int) else len(idx)
         z = torch.randn(n, self.latent_dim, generator=gen, device=device)
         c = None if isinstance(idx, int) else one_hot(idx, self._n_classes(), device)
-        return self.generator_(self._cat(z, c))
+        return self.generator_(_with_label(z, c))
 
     @torch.no_grad()
     def logits(self, X, labels=None) -> np.ndarray:
         """The discriminator's logit for each row of ``X`` (in X's units): after fitting with
         ``rejection=True`` an estimate of ``log p(x)/q(x)``, eq. (5.5) [gan-logit]."""
         self._check_fitted()
-        X = self._check_X(X)
-        n = len(X)
-        flat = X.reshape(n, -1)
-        if flat.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} features per sample, "
-                             f"got {flat.shape[1]}")
-        device = self._net_device()
-        x = (flat.to(device) - self.mean_) / self.scale_
-        idx = self._label_index(labels, n) if self.classes_ is not None or labels is not None \
-            else None
-        c = None if idx is None else one_hot(idx, self._n_classes(), device)
-        return self.discriminator_(self._cat(x, c)).squeeze(1).cpu().numpy()
+        x = _standardised_rows(self, X)
+        idx = self._label_index(labels, len(x))
+        c = one_hot(idx, self._n_classes(), self._net_device())
+        return self.discriminator_(_with_label(x, c)).squeeze(1).cpu().numpy()
 
     @torch.no_grad()
     def sample(self, n_samples: int = 1, labels=None, *, rejection=None, seed=None,
@@ -1124,69 +853,374 @@ class GAN(NeuralEstimator):
         n_samples : int >= 1
         labels : a class label, an array of shape ``(n_samples,)``, or None
             Classes to generate (conditional models only; one label: every sample of that
-            class). ``None`` for a conditional model
-            cycles through the classes: ``classes_[i % n_classes]``.
+            class); ``None`` cycles through the classes: ``classes_[i % n_classes]``.
         rejection : bool or None
-            ``None`` (default): the preset; for point data, discriminator rejection sampling
-            when the model was fitted with ``rejection=True``; for images, the raw generator
-            output. ``True``: rejection sampling (needs ``rejection=True`` at fit).
-            ``False``: the raw generator output G(z).
+            ``True``: discriminator rejection sampling (needs ``rejection=True`` at fit);
+            ``False``: the raw generator output G(z); ``None`` (default): the preset, rejection
+            sampling for point data (when fitted with ``rejection=True``), raw for images.
         seed : int or None
-            Seeds the latent draws (and the acceptance tests); ``None`` continues the model's
-            own random stream.
+            Seeds the latent draws and acceptance tests; ``None``: the model's own stream.
         return_acceptance : bool
             Also return the fraction of generated candidates that were accepted.
         """
         self._check_fitted()
         n = check_int(n_samples, "n_samples", minimum=1)
-        if rejection is None:
-            rejection = self._sample_rejection()
-        elif not isinstance(rejection, (bool, np.bool_)):
-            raise TypeError(f"rejection must be None, True or False, got {rejection!r}")
-        if rejection and self.log_m_ is None:
-            raise ValueError("rejection=True needs a model fitted with rejection=True")
+        rejection = _sample_with_rejection(self, rejection)
         idx = self._label_index(labels, n)
-        device = self._net_device()
-        gen = self._sampling_generator(seed, device)
-        if not rejection:
-            out = self._generate(n if idx is None else idx, gen)
-            return (self._to_data(out), 1.0) if return_acceptance else self._to_data(out)
-
-        out = torch.empty(n, self.n_features_in_, device=device)
-        need = torch.ones(n, dtype=torch.bool)
-        n_drawn, n_kept = 0, 0
-        for _round in range(self._MAX_ROUNDS):
-            todo = torch.nonzero(need).flatten()
-            if len(todo) == 0:
-                break
-            # draw a few times more candidates than still needed
-            reps = 4 if _round < 3 else 32
-            cand_rows = todo.repeat(reps)
-            cand_idx = None if idx is None else idx[cand_rows]
-            fake = self._generate(len(cand_rows) if idx is None else cand_idx, gen)
-            c = None if idx is None else one_hot(cand_idx, self._n_classes(), device)
-            logit = self.discriminator_(self._cat(fake, c)).squeeze(1)
-            log_m = self.log_m_[0] if idx is None else self.log_m_[cand_idx.to(device)]
-            accept = torch.rand(len(cand_rows), generator=gen, device=device) < \
-                acceptance_probability(logit, log_m)
-            n_drawn += len(cand_rows)
-            n_kept += int(accept.sum())
-            # fill each still-needed row with its first accepted candidate
-            acc = accept.cpu().reshape(reps, len(todo))
-            got = acc.any(0)
-            first = acc.to(torch.uint8).argmax(0)  # index of the first True along the reps
-            pos = (first * len(todo) + torch.arange(len(todo)))[got]
-            rows = todo[got]
-            out[rows.to(device)] = fake[pos.to(device)]
-            need[rows] = False
-        if bool(need.any()):  # pathological acceptance: fall back to raw samples (never silent)
-            import warnings
-
-            todo = torch.nonzero(need).flatten()
-            warnings.warn(f"rejection sampling accepted too few candidates; {len(todo)} of {n} "
-                          "samples are raw generator output", RuntimeWarning, stacklevel=2)
-            out[todo.to(device)] = self._generate(len(todo) if idx is None else idx[todo], gen)
+        gen = self._sampling_generator(seed, self._net_device())
+        if rejection:
+            out, acceptance = _rejection_sample(self, n, idx, gen)
+        else:
+            out, acceptance = self._generate(n if idx is None else idx, gen), 1.0
         data = self._to_data(out)
-        return (data, n_kept / max(n_drawn, 1)) if return_acceptance else data
+        return (data, acceptance) if return_acceptance else data
 
-    _MAX_ROUNDS = 12
+
+# ====================================================================== checks and data
+
+
+def _optional(rule):
+    """A hyperparameter rule that also lets ``None`` through (``None``: the preset)."""
+
+    def check(value, name):
+        return None if value is None else rule(value, name)
+
+    return check
+
+
+def _module_or_none(value, name: str):
+    """A network given in place of a default one: ``None`` or a ``torch.nn.Module``."""
+    if value is not None and not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be None or a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def _check_r1(value, name: str, loss: str):
+    """γ of R1: None (the preset) or a real >= 0, and with ``loss="wasserstein"`` 0 only."""
+    if value is None:
+        return None
+    if check_real(value, name, minimum=0.0) > 0 and loss == "wasserstein":
+        raise ValueError(f"r1 must be None or 0 with loss='wasserstein' (the gradient "
+                         f"penalty gp replaces it), got {value}")
+    return value
+
+
+#: Every hyperparameter the GAN checks and what it must be, in the order they are checked by
+#: :func:`course_lib._core.check_params` (``r1``'s rule depends on ``loss``: see
+#: :func:`_check_hyperparameters`; ``random_state`` and ``device`` are checked where used).
+_HYPERPARAMETERS = {
+    "latent_dim": Int(minimum=1),
+    "hidden": _optional(Int(minimum=1)),
+    "d_depth": _optional(Int(minimum=1)),
+    "architecture": OneOf(ARCHITECTURES),
+    "n_steps": Int(minimum=1),
+    "batch_size": Int(minimum=1),
+    "lr": Float(minimum=0.0, strict_min=True),
+    "lr_d": _optional(Float(minimum=0.0, strict_min=True)),
+    "beta1": Float(minimum=0.0, maximum=1.0, strict_max=True),
+    "beta2": _optional(Float(minimum=0.0, maximum=1.0, strict_max=True)),
+    "loss": OneOf(LOSSES),
+    "n_critic": Int(minimum=1),
+    "gp": Float(minimum=0.0),
+    "r1": _check_r1,
+    "r1_every": Int(minimum=1),
+    "rejection": Flag(),
+    "rejection_steps": Int(minimum=1),
+    "rejection_quantile": Float(minimum=0.5, maximum=1.0),
+    "lr_decay": Flag(),
+    "ema": Float(minimum=0.0, maximum=1.0, strict_max=True),
+    "snapshots": Int(minimum=0),
+    "generator": _module_or_none,
+    "discriminator": _module_or_none,
+    "progress": Flag(),
+}
+
+
+def _check_hyperparameters(gan: GAN) -> None:
+    """Check every hyperparameter of ``gan`` (the table ``_HYPERPARAMETERS``, in its order)."""
+    check_params(gan, dict(_HYPERPARAMETERS, r1=functools.partial(_check_r1, loss=gan.loss)))
+
+
+def _check_data(X, name: str = "X") -> torch.Tensor:
+    """``X`` as a float32 CPU tensor of points ``(N, D)`` or images ``(N, C, H, W)`` in [0, 1]."""
+    X = as_tensor(check_input(X, name), name, ndim=(2, 4), dtype=torch.float32, device="cpu")
+    if X.dim() == 4 and (bool((X < 0).any()) or bool((X > 1).any())):
+        raise ValueError(f"{name}: images (N, C, H, W) must have values in [0, 1], found "
+                         f"[{X.min().item():.4g}, {X.max().item():.4g}]")
+    return X
+
+
+def _standardise(X, y):
+    """``fit``'s data: the flattened rows of ``X`` standardised (mean per feature, ONE
+    overall standard deviation), with ``mean`` and ``scale``, and the labels ``y`` encoded
+    as ``classes`` and indices into them (both None without labels)."""
+    N = X.shape[0]
+    if N < 2:
+        raise ValueError(f"X must contain at least 2 samples, got {N} sample(s)")
+    flat = X.reshape(N, -1)
+    classes, y_idx = NeuralEstimator._fit_labels(y, N)
+    mean = flat.mean(0)
+    scale = float((flat - mean).pow(2).mean().sqrt())
+    if not scale > 0:
+        raise ValueError("X: every sample is the same point; a GAN needs varied data")
+    return (flat - mean) / scale, mean, scale, classes, y_idx
+
+
+def _standardised_rows(gan: GAN, X) -> torch.Tensor:
+    """``X`` (in X's units, points or images) as flat rows in the fitted ``gan``'s
+    standardised units, on its device: what its networks take."""
+    X = _check_data(X)
+    flat = X.reshape(len(X), -1)
+    if flat.shape[1] != gan.n_features_in_:
+        raise ValueError(f"X must have {gan.n_features_in_} features per sample, "
+                         f"got {flat.shape[1]}")
+    return (flat.to(gan._net_device()) - gan.mean_) / gan.scale_
+
+
+def _sample_with_rejection(gan: GAN, rejection) -> bool:
+    """Whether :meth:`GAN.sample` uses rejection sampling: ``rejection`` (True or False; it
+    needs a model fitted with ``rejection=True``), or for ``None`` the preset of the data
+    ``gan`` was fitted on (``sample_rejection`` in :data:`PRESETS`)."""
+    if rejection is None:
+        return gan.log_m_ is not None and gan._presets(gan.input_shape_)["sample_rejection"]
+    if not isinstance(rejection, (bool, np.bool_)):
+        raise TypeError(f"rejection must be None, True or False, got {rejection!r}")
+    if rejection and gan.log_m_ is None:
+        raise ValueError("rejection=True needs a model fitted with rejection=True")
+    return rejection
+
+
+# ====================================================================== saving and loading
+# NeuralEstimator.save and GAN.load call these (through GAN's methods of the same protocol).
+
+
+def _checkpoint_state(gan: GAN) -> dict:
+    """The tensors a checkpoint stores: both networks' state dicts, the mean of the
+    standardisation and log M (empty without rejection sampling)."""
+    gan._check_fitted()
+    log_m = torch.zeros(0) if gan.log_m_ is None else gan.log_m_.detach().cpu()
+    return {"generator": gan.generator_.state_dict(),
+            "discriminator": gan.discriminator_.state_dict(),
+            "standardisation": {"mean": gan.mean_.detach().cpu(), "log_m": log_m}}
+
+
+def _checkpoint_meta(gan: GAN) -> dict:
+    """What else a checkpoint must remember, as plain values."""
+    gan._check_fitted()
+    return {"input_shape": list(gan.input_shape_),
+            "classes": None if gan.classes_ is None else gan.classes_.tolist(),
+            "scale": float(gan.scale_), "has_log_m": gan.log_m_ is not None,
+            "fit_time": float(gan.fit_time_)}
+
+
+def _restore(gan: GAN, meta: dict, state: dict) -> None:
+    """Rebuild ``gan``'s networks from its hyperparameters and ``meta``, load ``state`` into
+    them and set the fitted attributes (what :meth:`GAN.fit` sets)."""
+    _check_hyperparameters(gan)
+    device = gan._target_device()
+    classes = None if meta["classes"] is None else np.asarray(meta["classes"])
+    input_shape = tuple(int(s) for s in meta["input_shape"])
+    D = int(np.prod(input_shape))
+    G, Dn = gan._build(D, 0 if classes is None else len(classes), input_shape)
+    G.load_state_dict(state["generator"])
+    Dn.load_state_dict(state["discriminator"])
+    mean = state["standardisation"]["mean"]
+    if tuple(mean.shape) != (D,):
+        raise ValueError(f"the stored mean has shape {tuple(mean.shape)}, expected ({D},)")
+    log_m = state["standardisation"]["log_m"].to(device) if meta["has_log_m"] else None
+    gan._set_fitted(_freeze(G.to(device)), _freeze(Dn.to(device)), classes, input_shape,
+                    mean.to(device), float(meta["scale"]), log_m)
+    gan.fit_time_ = float(meta.get("fit_time", 0.0))
+    gan._rng_ = gan._seeded_generator(gan._training_seed(), device)
+
+
+# ====================================================================== one run of fit
+
+
+def _freeze(net: nn.Module) -> nn.Module:
+    """``net`` in evaluation mode with gradients off (a fitted or averaged network)."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def _cosine(t: int, n_steps: int) -> float:
+    """Cosine learning-rate factor: 1 at step 0, 0 after the last step."""
+    return 0.5 * (1.0 + math.cos(math.pi * t / n_steps))
+
+
+_REJECTION_LR = 0.25  # learning rate of the rejection steps, relative to lr
+_SNAPSHOT_SIZE = 500  # samples per snapshot
+
+
+class _GANRun:
+    """What one :meth:`GAN.fit` works on, step after step: the standardised data ``x`` (on the
+    device) with its labels (indices ``y_idx``, one-hot ``y1h``; None without labels), the
+    endless minibatches, the generator ``noise_gen`` of the noise, the two networks in
+    training mode with their optimisers, the moving average of the generator (``G_avg``,
+    None when ``ema`` = 0), the last computed R1 penalty and the snapshots taken so far.
+
+    :meth:`step` is the step of the game that ``fit`` repeats ``n_steps`` times;
+    :meth:`refine_step` the step of the refinement for rejection sampling."""
+
+    def __init__(self, gan, preset, x, y_idx, n_classes, networks, seed, device):
+        self.gan, self.preset = gan, preset
+        self.x, self.y_idx, self.n_classes, self.device = x, y_idx, n_classes, device
+        self.y1h = one_hot(y_idx, n_classes, device)
+        self.noise_gen = gan._seeded_generator(seed, device)
+        self.batches = minibatches(len(x), min(gan.batch_size, len(x)),
+                                   gan._seeded_generator(seed + 1, "cpu"), drop_last=True)
+        self.G, self.D = (net.to(device).train() for net in networks)
+        self.G_avg = _freeze(copy.deepcopy(self.G)) if float(gan.ema) > 0 else None
+        self.G_out = self.G if self.G_avg is None else self.G_avg  # the network that samples
+        betas = (float(gan.beta1), self.preset["beta2"])
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=gan.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.preset["lr_d"], betas=betas)
+        self.opt_r = torch.optim.Adam(self.D.parameters(), lr=gan.lr * _REJECTION_LR, betas=betas)
+        self.options = {"loss": gan.loss, "r1": self.preset["r1"], "r1_every": gan.r1_every,
+                        "gp": float(gan.gp), "generator": self.noise_gen}
+        self.last_r1 = 0.0
+        self.snapshot_steps, self.snapshot_z = self._snapshot_plan(seed)
+        self.snapshots: list = []
+
+    def noise(self, b, idx, generator=None) -> torch.Tensor:
+        """The generator's input for ``b`` samples: z ~ N(0, I), with the one-hot labels
+        ``idx`` (class indices, or None) appended."""
+        z = torch.randn(b, self.gan.latent_dim, device=self.device,
+                        generator=self.noise_gen if generator is None else generator)
+        return _with_label(z, one_hot(idx, self.n_classes, self.device))
+
+    def next_batch(self):
+        """The next minibatch as ``(x_real, z, cond)``: real rows, the generator's noise for
+        as many samples with the same labels, and the one-hot labels (or None)."""
+        idx = next(self.batches).to(self.device)
+        cond = None if self.y1h is None else self.y1h[idx]
+        z = self.noise(len(idx), None if self.y_idx is None else self.y_idx[idx.cpu()])
+        return self.x[idx], z, cond
+
+    def step(self, t: int) -> dict:
+        """Step ``t`` of the game: both learning rates, ``n_critic - 1`` extra critic steps,
+        one :func:`train_step` (discriminator, then generator), the moving average of the
+        generator, and a snapshot on the planned steps. Returns the step's scalars."""
+        lr = self._set_lr(t)
+        G, D, opt_g, opt_d = self.G, self.D, self.opt_g, self.opt_d
+        for _ in range(int(self.gan.n_critic) - 1):
+            train_step(G, D, opt_g, opt_d, *self.next_batch(), t=t, update_g=False, **self.options)
+        out = train_step(G, D, opt_g, opt_d, *self.next_batch(), t=t, **self.options)
+        if out["r1"] is None:  # lazy R1 skipped this step: report the last computed penalty
+            out["r1"] = self.last_r1
+        else:
+            self.last_r1 = out["r1"]
+        if self.G_avg is not None:
+            ema_update(self.G_avg, G, float(self.gan.ema), t)
+        if t in self.snapshot_steps:
+            with torch.no_grad():
+                self.snapshots.append((t + 1, self.G_out(self.snapshot_z)))
+        return {**out, "lr": lr}
+
+    def refine_step(self, t: int) -> dict:
+        """Step ``t`` of the refinement for rejection sampling: :func:`refine_discriminator`,
+        eq. (5.8) [gan-drs], with the generator frozen (after a WGAN-GP too: it trains the
+        critic's network as a classifier, eq. (5.2))."""
+        return refine_discriminator(self.G_out, self.D, self.opt_r, *self.next_batch())
+
+    def _set_lr(self, t: int) -> float:
+        """Set both learning rates for step ``t`` (cosine decay when ``lr_decay``; the ratio
+        ``lr_d / lr`` fixed) and return the generator's."""
+        gan = self.gan
+        lr_g = float(gan.lr)
+        lr = gan.lr * _cosine(t, gan.n_steps) if gan.lr_decay else gan.lr
+        for opt, base in ((self.opt_g, lr_g), (self.opt_d, self.preset["lr_d"])):
+            for group in opt.param_groups:
+                group["lr"] = lr * (base / lr_g)  # TTUR: lr_d / lr fixed
+        return lr
+
+    def _snapshot_plan(self, seed: int):
+        """The steps after which :meth:`step` keeps a snapshot (``snapshots`` of them, evenly
+        spaced, the last step included) and the fixed noise of its samples (labels cycling
+        through the classes), drawn from a generator of its own so that the training is
+        unchanged."""
+        count, n = self.gan.snapshots, self.gan.n_steps
+        if not count:
+            return set(), None
+        steps = {int(round(n * (k + 1) / count)) - 1 for k in range(count)}
+        idx = None if self.y_idx is None else torch.arange(_SNAPSHOT_SIZE) % self.n_classes
+        return steps, self.noise(_SNAPSHOT_SIZE, idx,
+                                 self.gan._seeded_generator(seed + 2, self.device))
+
+
+# ====================================================================== rejection sampling
+
+_BURN_IN = 10_000  # generated points per class used to estimate log M
+_MAX_ROUNDS = 12  # rounds of candidates before sample falls back to raw generator output
+
+
+@torch.no_grad()
+def _estimate_log_m(run: _GANRun, quantile: float) -> torch.Tensor:
+    """log M of eq. (5.8) [gan-drs] per class: the ``quantile`` quantile (the maximum when it
+    is 1) of the refined discriminator's logits on ``_BURN_IN`` generated points of that
+    class, drawn from the run's noise."""
+    out = []
+    for k in range(max(1, run.n_classes)):
+        idx = None if run.n_classes == 0 else torch.full((_BURN_IN,), k, dtype=torch.long)
+        c = one_hot(idx, run.n_classes, run.device)
+        logits = run.D(_with_label(run.G_out(run.noise(_BURN_IN, idx)), c)).squeeze(1)
+        out.append(logits.max() if quantile >= 1.0 else torch.quantile(logits, quantile))
+    return torch.stack(out).to(run.device)
+
+
+def _rejection_sample(gan: GAN, n: int, idx, gen):
+    """``n`` samples (standardised, flat) of a fitted ``gan`` by discriminator rejection
+    sampling, eq. (5.8) [gan-drs], and the fraction of candidates accepted.
+
+    Each round draws a few times more candidates than samples still needed
+    (:func:`_candidates`) and fills each still-needed row with its first accepted candidate;
+    rows still empty after ``_MAX_ROUNDS`` rounds get raw generator output, with a warning.
+    ``idx``: the class index of each sample (None for an unconditional model)."""
+    device = gan._net_device()
+    out = torch.empty(n, gan.n_features_in_, device=device)
+    need = torch.ones(n, dtype=torch.bool)
+    n_drawn, n_kept = 0, 0
+    for round_ in range(_MAX_ROUNDS):
+        todo = torch.nonzero(need).flatten()
+        if len(todo) == 0:
+            break
+        reps = 4 if round_ < 3 else 32
+        fake, accept = _candidates(gan, todo.repeat(reps), idx, gen)
+        n_drawn += len(accept)
+        n_kept += int(accept.sum())
+        rows, pos = _first_accepted(accept.cpu().reshape(reps, len(todo)), todo)
+        out[rows.to(device)] = fake[pos.to(device)]
+        need[rows] = False
+    if bool(need.any()):  # pathological acceptance: fall back to raw samples (never silent)
+        todo = torch.nonzero(need).flatten()
+        warnings.warn(f"rejection sampling accepted too few candidates; {len(todo)} of {n} "
+                      "samples are raw generator output", RuntimeWarning, stacklevel=3)
+        out[todo.to(device)] = gan._generate(len(todo) if idx is None else idx[todo], gen)
+    return out, n_kept / max(n_drawn, 1)
+
+
+def _candidates(gan: GAN, rows, idx, gen):
+    """Generated candidates for the output rows ``rows`` (standardised, flat) and whether each
+    passes the acceptance test: a uniform draw below :func:`acceptance_probability`, with the
+    log M of the candidate's class."""
+    device = gan._net_device()
+    cand_idx = None if idx is None else idx[rows]
+    fake = gan._generate(len(rows) if idx is None else cand_idx, gen)
+    c = None if idx is None else one_hot(cand_idx, gan._n_classes(), device)
+    logit = gan.discriminator_(_with_label(fake, c)).squeeze(1)
+    log_m = gan.log_m_[0] if idx is None else gan.log_m_[cand_idx.to(device)]
+    accept = torch.rand(len(rows), generator=gen, device=device) < \
+        acceptance_probability(logit, log_m)
+    return fake, accept
+
+
+def _first_accepted(accepted, todo):
+    """Where each output row's first accepted candidate lies: ``accepted`` is ``(reps,
+    len(todo))``, candidate ``r * len(todo) + j`` belonging to row ``todo[j]``. Returns the
+    rows that got one and the positions of their candidates."""
+    got = accepted.any(0)
+    first = accepted.to(torch.uint8).argmax(0)  # index of the first True along the reps
+    pos = (first * len(todo) + torch.arange(len(todo)))[got]
+    return todo[got], pos
