@@ -37,24 +37,23 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
 
 - the data are standardised inside the model (mean per feature, one overall standard
   deviation), so the same defaults work whatever the data's scale;
-- small MLPs (two hidden layers; three in the discriminator for data with at most 16
-  features), Adam (β₂ = 0.9 for such data, 0.999 otherwise) with a cosine learning-rate
-  decay to zero; ``architecture="conv"`` swaps in small convolutional networks for images
+- small MLPs (two or three hidden layers) and Adam with a cosine learning-rate decay to zero;
+  ``architecture="conv"`` swaps in small convolutional networks for images
   (:class:`ConvGenerator`, :class:`ConvDiscriminator`);
 - the non-saturating generator loss (``loss="wasserstein"``: WGAN-GP, Gulrajani et al. 2017,
   the critic's loss with a gradient penalty instead of the discriminator's and R1);
 - a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
-  ``r1_every`` steps, against mode collapse and oscillation: γ = 0.01 for point data, 1 for
-  images (with 0.01 the GAN on the digits collapses onto a few classes and gets worse with
-  more steps; see :data:`PRESETS`);
+  ``r1_every`` steps, against mode collapse and oscillation;
 - discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
   trained a little longer with the generator frozen so that its logit estimates
   log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability
-  min(1, exp(logit − M)). It is ``sample``'s default for point data; for images the default
-  is the raw generator output (rejection sampling raised precision but lowered recall and
-  worsened the FID on the digits) and ``sample(n, rejection=True)`` asks for it;
+  min(1, exp(logit − M)): ``sample``'s default for point data, on request for images;
 - optionally (``ema``) an exponential moving average of the generator's weights
   (:func:`ema_update`) samples instead of the last weights.
+
+Where the best value differs between point data and images (or with the number of features:
+the networks' width and depth, Adam's β₂, R1's γ, ``sample``'s default), the hyperparameter's
+default is ``None`` and ``fit`` takes it from the presets, :data:`PRESETS`, which say why.
 """
 
 from __future__ import annotations
