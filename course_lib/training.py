@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
+import json
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -53,6 +55,7 @@ from ._core import (
     write_files,
 )
 from ._core import progress as _progress  # `progress` is also an argument name below
+from .data import load_digits
 
 __all__ = [
     "DivergenceError",
@@ -516,8 +519,6 @@ def _digest_arrays(*arrays) -> str:
 def _source_digest(model) -> str:
     """SHA-256 of the source of the model's module and of the machinery it relies on. A model
     defined in a package of its own (``course_lib/vae/``) is the source of every module of it."""
-    import inspect
-
     model_file = Path(inspect.getfile(inspect.getmodule(type(model))))
     package = inspect.getmodule(type(model)).__package__ or ""
     files = sorted(model_file.parent.glob("*.py")) if "." in package else [model_file]
@@ -541,8 +542,6 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     Returns the fitted model: ``model`` itself after a fit, or a new instance loaded from the
     cache (with the same hyperparameters and its training ``history_``).
     """
-    import json
-
     if not isinstance(model, NeuralEstimator):
         raise TypeError(f"model must be a course_lib neural model, got {type(model).__name__}")
     params = model.get_params(deep=False)
@@ -594,16 +593,12 @@ SHIPPED_MODELS = Path(__file__).resolve().parent / "assets" / "models"
 
 def shipped_records() -> dict:
     """``models.json``: name -> the record of one shipped model (empty if there is none)."""
-    import json
-
     path = SHIPPED_MODELS / "models.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def shipped_training_data(record: dict):
     """The data a shipped model was fitted on, from its record: ``(X, y or None)``."""
-    from .data import load_digits
-
     spec = record["data"]
     X, y = load_digits(spec["split"], dequantize=spec["dequantize"], seed=spec["noise_seed"])
     return X, (y if spec["labels"] else None)

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import torch
+from scipy import stats
 
 from .. import mrf as _mrf_module
 from ..mrf import _ising, _lattice, denoise, diagnostics
@@ -246,8 +247,6 @@ def check_sampler_distribution(half_sweep, beta: float = 0.35, n_chains: int = 4
     """Run a Gibbs sampler built from the learner's ``half_sweep`` on a 4×4 periodic lattice
     and compare the distribution of the energy with the exact one (enumeration of all 65 536
     states) by a chi-square test. Returns the test's numbers."""
-    from scipy import stats
-
     L = 4
     gen = torch.Generator().manual_seed(seed)
     s = _random_spins((n_chains, L, L), gen)

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.special import ellipk
 
 from .._core import (
     as_tensor,
@@ -82,8 +83,6 @@ def onsager_energy_per_spin(T, J: float = 1.0):
     ``T_c`` the factor ``2 tanh² - 1`` vanishes while ``K1`` diverges only logarithmically,
     so ``u(T_c) = -J coth(2K_c) = -√2 J``; as ``T → 0``, ``u → -2J`` (all bonds satisfied).
     """
-    from scipy.special import ellipk
-
     J = check_real(J, "J", minimum=0.0, strict_min=True)
     T_arr = _check_temperature(T)
     K = J / T_arr

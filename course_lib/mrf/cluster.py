@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .._core import check_real, make_generator
 from ._lattice import _check_spins
@@ -60,8 +61,6 @@ def _sw_sweep(x: np.ndarray, beta: float, J: float, h: float, periodic: bool, ge
     then merge labels by a vectorised union–find (:func:`_merge`) on the few labels they
     touch.
     """
-    from scipy import ndimage
-
     N, H, W = x.shape
     p = -math.expm1(-2.0 * beta * abs(J))
     sign_J = 1 if J >= 0 else -1
