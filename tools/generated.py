@@ -65,9 +65,13 @@ TABLE = [
         "glossary", "book/glossary.md (row order)", "its own rows, sorted case-insensitively",
         [_py("tools/sort_glossary.py")], check=_py("tools/sort_glossary.py", "--check")),
     Generated(
-        "classifier", "course_lib/assets/digit_cnn_*.pt, .sha256, digit_cnn.json",
-        "course_lib.metrics.features (_CLASSIFIER_CONFIG, DigitCNN, _train_classifier)",
-        [_py("tools/ship_classifier.py")], check=_py("tools/generated.py", "_check-classifier")),
+        "classifier", "course_lib/assets/digit_cnn_*.pt, .sha256, digit_cnn.json; "
+        "fashion_cnn_*.pt, .sha256, fashion_cnn.json",
+        "course_lib.metrics.features (_CLASSIFIER_CONFIG, DigitCNN, _train_classifier) and "
+        "course_lib.metrics.fashion (_FASHION_CONFIG, FashionCNN, _train_fashion; trained on "
+        "Debian's full Fashion-MNIST, minutes of CPU)",
+        [_py("tools/ship_classifier.py"), _py("tools/ship_classifier.py", "--dataset", "fashion")],
+        check=_py("tools/generated.py", "_check-classifier")),
     Generated(
         "models", "course_lib/assets/models/*.pt, .sha256, models.json",
         "GAN() and VAE() defaults on the digits (tools/ship_models.py)",
@@ -99,25 +103,33 @@ TABLE = [
 
 
 def check_classifier() -> list[str]:
-    """The shipped classifier: the file the configuration names exists, its .sha256 and
-    digit_cnn.json agree with its bytes, and no stale weights lie beside it."""
-    from course_lib import metrics
+    """The shipped feature networks (the digit classifier, the Fashion-MNIST network)."""
+    from course_lib.metrics import fashion, features
 
-    problems = []
-    path = metrics.features._shipped_classifier_path()
+    return (_check_network("digit_cnn", features._shipped_classifier_path(),
+                           features._CLASSIFIER_CONFIG, "metrics.features._CLASSIFIER_CONFIG", "")
+            + _check_network("fashion_cnn", fashion._shipped_fashion_path(),
+                             fashion._FASHION_CONFIG, "metrics.fashion._FASHION_CONFIG",
+                             " --dataset fashion"))
+
+
+def _check_network(stem: str, path: Path, config: dict, where: str, flags: str) -> list[str]:
+    """One shipped network: the file its configuration names exists, its .sha256 and
+    <stem>.json agree with its bytes, and no stale weights lie beside it."""
     if not path.exists():
-        return [f"{path.relative_to(ROOT)} (named by metrics.features._CLASSIFIER_CONFIG) is "
-                "missing: run tools/ship_classifier.py"]
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        return [f"{shown} (named by {where}) is missing: run tools/ship_classifier.py{flags}"]
+    problems = []
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = path.with_name(path.name + ".sha256").read_text().split()[0]
     if stored != digest:
         problems.append(f"{path.name}.sha256 does not match the file")
-    meta = json.loads((path.parent / "digit_cnn.json").read_text())
+    meta = json.loads((path.parent / f"{stem}.json").read_text())
     if meta.get("file") != path.name or meta.get("sha256") != digest:
-        problems.append("digit_cnn.json names another file or checksum")
-    if meta.get("config") != metrics.features._CLASSIFIER_CONFIG:
-        problems.append("digit_cnn.json's config differs from metrics.features._CLASSIFIER_CONFIG")
-    stale = sorted(p.name for p in path.parent.glob("digit_cnn_*.pt") if p != path)
+        problems.append(f"{stem}.json names another file or checksum")
+    if meta.get("config") != config:
+        problems.append(f"{stem}.json's config differs from {where}")
+    stale = sorted(p.name for p in path.parent.glob(f"{stem}_*.pt") if p != path)
     if stale:
         problems.append(f"old weights beside the current ones: {stale} (delete them)")
     return problems

@@ -18,7 +18,10 @@ every machine scores with the same features and nothing is ever downloaded.
 
 A damaged file is reported with a warning and skipped, never used. The checks and the
 warning are :func:`course_lib._core.load_verified`'s, shared with ``training.fit_cached`` and
-the shipped models.
+the shipped models. The chain itself (:func:`_verified_network`, for a :class:`_Network`), the
+training loop (:func:`_train_network`) and the sanity check (:func:`_accuracy_problem`) serve
+every feature network of the course: the Fashion-MNIST one (:mod:`course_lib.metrics.fashion`)
+uses them as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +102,15 @@ _CLASSIFIER_MEMO: dict = {}  # (cache file, device) -> trained module, per proce
 _ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
+def _config_file_name(stem: str, config: dict) -> str:
+    """``<stem>_<version>_<hash of the configuration>.pt``: one name per configuration."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    return f"{stem}_{config['version']}_{digest}.pt"
+
+
 def _classifier_file_name() -> str:
     """``digit_cnn_<version>_<hash of the configuration>.pt``: one name per configuration."""
-    digest = hashlib.sha256(
-        json.dumps(_CLASSIFIER_CONFIG, sort_keys=True).encode("utf-8")
-    ).hexdigest()[:12]
-    return f"digit_cnn_{_CLASSIFIER_VERSION}_{digest}.pt"
+    return _config_file_name("digit_cnn", _CLASSIFIER_CONFIG)
 
 
 def _classifier_path() -> Path:
@@ -138,29 +146,32 @@ def _random_shifts(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _train_classifier() -> DigitCNN:
-    """Train :class:`DigitCNN` on the training split, on the CPU, deterministically.
+    """Train :class:`DigitCNN` on the training split, on the CPU, deterministically."""
+    return _train_network(DigitCNN, *load_digits(_CLASSIFIER_CONFIG["split"]), _CLASSIFIER_CONFIG)
 
-    Runs on one CPU thread: the network is tiny, so one thread is as fast on an idle machine,
-    far faster on a busy one (parallel test workers), and the float summation order, hence the
-    weights, does not depend on the machine's number of cores.
+
+def _train_network(build, X: np.ndarray, y: np.ndarray, cfg: dict) -> nn.Module:
+    """A network ``build()`` trained on images ``X`` with labels ``y`` as ``cfg`` says, on the
+    CPU, deterministically; shared by the course's feature networks.
+
+    Runs on one CPU thread: the networks are small, so one thread is nearly as fast on an idle
+    machine, far faster on a busy one (parallel test workers), and the float summation order,
+    hence the weights, does not depend on the machine's number of cores.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_classifier_one_thread()
+        return _train_one_thread(build, torch.from_numpy(X), torch.from_numpy(y), cfg)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_classifier_one_thread() -> DigitCNN:
-    """Adam with a cosine schedule and random one-pixel shifts, as ``_CLASSIFIER_CONFIG`` says."""
-    cfg = _CLASSIFIER_CONFIG
-    X, y = load_digits(cfg["split"])
-    X, y = torch.from_numpy(X), torch.from_numpy(y)
+def _train_one_thread(build, X: torch.Tensor, y: torch.Tensor, cfg: dict) -> nn.Module:
+    """Adam with a cosine schedule and random one-pixel shifts, as ``cfg`` says."""
     # Weight initialisation uses torch's global RNG: fork it so the caller's RNG is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg["seed"])
-        model = DigitCNN()
+        model = build()
     gen = torch.Generator().manual_seed(cfg["seed"])
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"])
@@ -186,37 +197,63 @@ def _train_classifier_one_thread() -> DigitCNN:
 CLASSIFIER_MIN_ACCURACY = 0.95
 
 
-def _classifier_problem(model: DigitCNN) -> str | None:
-    """Why ``model`` must not be used (non-finite weights, low test accuracy), or None."""
+@dataclass(frozen=True)
+class _Network:
+    """One feature network as the shared machinery sees it: how to build, train and check
+    it, and where its files and its per-process memo are. Made at each call
+    (:func:`_digit_network`), so that what a test replaces in this module is what is used."""
+
+    label: str  # "digit classifier": how warnings and errors name it
+    file_name: str  # the file name of its weights, shipped and cached
+    build: Callable[[], nn.Module]  # an untrained network
+    train: Callable[[], nn.Module]  # a trained network (minutes at most, one CPU thread)
+    problem: Callable[[nn.Module], str | None]  # why it must not be used, or None
+    memo: dict  # (cache file, device) -> trained module, per process
+
+
+def _digit_network() -> _Network:
+    """The digit classifier's :class:`_Network`."""
+    return _Network("digit classifier", _classifier_file_name(), DigitCNN, _train_classifier,
+                    _classifier_problem, _CLASSIFIER_MEMO)
+
+
+def _accuracy_problem(model: nn.Module, X: np.ndarray, y: np.ndarray,
+                      minimum: float) -> str | None:
+    """Why ``model`` must not be used (non-finite weights or outputs, an accuracy on the
+    labelled images ``X``, ``y`` below ``minimum``), or None."""
     if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values()):
         return "its weights contain NaN or infinite values"
-    X, y = load_digits("test")
     device = next(model.parameters()).device  # check it where it is; never move the caller's model
     with torch.no_grad():
         logits = model.eval()(torch.from_numpy(X).to(device)).cpu()
     if not bool(torch.isfinite(logits).all()):
         return "its outputs contain NaN or infinite values"
     accuracy = float((logits.argmax(1) == torch.from_numpy(y)).float().mean())
-    if accuracy < CLASSIFIER_MIN_ACCURACY:
-        return f"its test accuracy is {accuracy:.3f} < {CLASSIFIER_MIN_ACCURACY}"
+    if accuracy < minimum:
+        return f"its test accuracy is {accuracy:.3f} < {minimum}"
     return None
 
 
-def _load_classifier(path: Path) -> DigitCNN:
+def _classifier_problem(model: DigitCNN) -> str | None:
+    """Why ``model`` must not be used (non-finite weights, low test accuracy), or None."""
+    return _accuracy_problem(model, *load_digits("test"), CLASSIFIER_MIN_ACCURACY)
+
+
+def _load_network(net: _Network, path: Path) -> nn.Module:
     """The network stored at ``path``; a ``ValueError`` says why it must not be used."""
-    model = DigitCNN()
+    model = net.build()
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:  # unreadable, or made for another architecture
         raise ValueError(f"it cannot be loaded ({type(exc).__name__})") from exc
-    why = _classifier_problem(model)
+    why = net.problem(model)
     if why is not None:
         raise ValueError(why)
     return model
 
 
-def _load_verified_classifier(path: Path, what: str = "cached") -> DigitCNN | None:
-    """The classifier stored at ``path`` if the file is intact and the network passes the
+def _load_verified_network(net: _Network, path: Path, what: str = "cached") -> nn.Module | None:
+    """The network stored at ``path`` if the file is intact and the network passes the
     sanity check; ``None`` if there is no file.
 
     The file's SHA-256 is stored next to it (``.sha256``) when it is written: a truncated or
@@ -226,22 +263,43 @@ def _load_verified_classifier(path: Path, what: str = "cached") -> DigitCNN | No
     :func:`course_lib._core.load_verified`'s, shared with the cached fits.
     """
     then = "retraining it" if what == "cached" else "using the cache or retraining"
-    return load_verified(path, _load_classifier, label=f"the {what} digit classifier {path}",
-                         then=then, stacklevel=3)
+    return load_verified(path, lambda p: _load_network(net, p),
+                         label=f"the {what} {net.label} {path}", then=then, stacklevel=4)
 
 
-def _train_and_cache(path: Path) -> DigitCNN:
-    """A classifier trained now, checked, and saved to ``path`` (with its ``.sha256``)."""
+def _train_and_cache(net: _Network, path: Path) -> nn.Module:
+    """A network trained now, checked, and saved to ``path`` (with its ``.sha256``)."""
     # The caller may be inside torch.no_grad() (e.g. digit_features): training needs grads.
     with torch.inference_mode(False), torch.enable_grad():
-        model = _train_classifier()
-    why = _classifier_problem(model)
-    if why is not None:  # pragma: no cover - the configuration above passes it
-        raise RuntimeError(f"the digit classifier failed its sanity check after training: {why}")
+        model = net.train()
+    why = net.problem(model)
+    if why is not None:  # pragma: no cover - the configurations pass it
+        raise RuntimeError(f"the {net.label} failed its sanity check after training: {why}")
     try:
         save_verified(model.state_dict(), path)
     except OSError as exc:  # a read-only or full cache folder costs a retraining next time
-        warnings.warn(f"could not cache the digit classifier at {path}: {exc}", stacklevel=3)
+        warnings.warn(f"could not cache the {net.label} at {path}: {exc}", stacklevel=4)
+    return model
+
+
+def _verified_network(net: _Network, device) -> nn.Module:
+    """``net``'s trained network in eval mode on ``device``, frozen: the shipped file, else
+    the cached one, else trained now and cached; each file verified, a damaged one reported
+    and skipped. Memoised per process in ``net.memo``."""
+    device = resolve_device(device)
+    path = cache_dir() / net.file_name
+    key = (str(path), str(device))
+    if key in net.memo:
+        return net.memo[key]
+    model = _load_verified_network(net, _ASSETS / net.file_name, "shipped")
+    if model is None:
+        model = _load_verified_network(net, path)
+    if model is None:
+        model = _train_and_cache(net, path)
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    net.memo[key] = model
     return model
 
 
@@ -257,32 +315,31 @@ def digit_classifier(device=None) -> DigitCNN:
     seconds) and saved there with its SHA-256 beside it. A file that fails is reported and
     rebuilt, never used. The module is memoised per process: do not modify it in place.
     """
-    device = resolve_device(device)
-    path = _classifier_path()
-    key = (str(path), str(device))
-    if key in _CLASSIFIER_MEMO:
-        return _CLASSIFIER_MEMO[key]
-    model = _load_verified_classifier(_shipped_classifier_path(), "shipped")
-    if model is None:
-        model = _load_verified_classifier(path)
-    if model is None:
-        model = _train_and_cache(path)
-    model = model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    _CLASSIFIER_MEMO[key] = model
-    return model
+    return _verified_network(_digit_network(), device)
 
 
 # ===================================================================== what it says about images
 
 
+def _check_shaped_images(X, name: str, device, shape: tuple, what: str) -> torch.Tensor:
+    """``X`` as float32 images ``(N, *shape)`` in [0, 1] on ``device``, or a clear error
+    calling them ``what``."""
+    x = check_images(X, name, device=device)
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(f"{name} must be {what} of shape (N, {', '.join(map(str, shape))}), "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
 def _check_digit_images(X, name: str, device) -> torch.Tensor:
     """``X`` as float32 digit images ``(N, 1, 8, 8)`` in [0, 1] on ``device``, or a clear error."""
-    x = check_images(X, name, device=device)
-    if tuple(x.shape[1:]) != (1, 8, 8):
-        raise ValueError(f"{name} must be digit images of shape (N, 1, 8, 8), got {tuple(x.shape)}")
-    return x
+    return _check_shaped_images(X, name, device, (1, 8, 8), "digit images")
+
+
+@torch.no_grad()
+def _network_features(model: nn.Module, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``model.features`` of the images ``x``, ``chunk`` images at a time."""
+    return torch.cat([model.features(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
 @torch.no_grad()
@@ -299,8 +356,7 @@ def _cnn_features(X, device) -> torch.Tensor:
     """The CNN's features of the images ``X`` as a float32 tensor on ``device``; the class
     logits are ``digit_classifier(device).fc2`` of them."""
     x = _check_digit_images(X, "X", device)
-    model = digit_classifier(device)
-    return torch.cat([model.features(x[i : i + 4096]) for i in range(0, len(x), 4096)])
+    return _network_features(digit_classifier(device), x, 4096)
 
 
 @torch.no_grad()
