@@ -19,15 +19,28 @@ lives in three parts, each readable on its own:
     :func:`predict_digits`, :func:`class_accuracy` and :func:`classifier_accuracy` use its
     labels.
 
+:mod:`~course_lib.metrics.fashion` — the feature network for 28×28 Fashion-MNIST
+    :class:`FashionCNN`, shipped and verified the same way (:func:`fashion_classifier`);
+    :func:`fashion_features`, :func:`predict_fashion`, :func:`fashion_classifier_accuracy`.
+
 :mod:`~course_lib.metrics.protocol` — the evaluation protocol
     :func:`evaluate` (every score, over :data:`EVAL_DRAWS` draws of :data:`EVAL_SIZE` images
-    against the test split), :func:`evaluate_floor`, :class:`Evaluation`,
+    against the test split; ``dataset="fashion"``: :data:`FASHION_EVAL_DRAWS` draws of
+    :data:`FASHION_EVAL_SIZE` Fashion-MNIST images), :func:`evaluate_floor`, :class:`Evaluation`,
     :func:`separated`, and :func:`comparison_table` / :class:`Table` for the book's tables.
 
 The formulas use the features for image inputs, and the protocol uses both; nothing here
 imports a model.
 """
 
+from .fashion import (
+    FASHION_MIN_ACCURACY,
+    FashionCNN,
+    fashion_classifier,
+    fashion_classifier_accuracy,
+    fashion_features,
+    predict_fashion,
+)
 from .features import (
     CLASSIFIER_MIN_ACCURACY,
     DigitCNN,
@@ -52,12 +65,15 @@ from .formulas import (
     precision_recall,
 )
 from .protocol import (
+    EVAL_DATASETS,
     EVAL_DESCRIPTIONS,
     EVAL_DRAWS,
     EVAL_GROUPS,
     EVAL_METRICS,
     EVAL_SEED,
     EVAL_SIZE,
+    FASHION_EVAL_DRAWS,
+    FASHION_EVAL_SIZE,
     Evaluation,
     Table,
     comparison_table,
@@ -74,7 +90,11 @@ __all__ = [
     # the feature network
     "DigitCNN", "digit_classifier", "digit_features", "classifier_accuracy", "predict_digits",
     "class_accuracy", "CLASSIFIER_MIN_ACCURACY",
+    # the Fashion-MNIST feature network
+    "FashionCNN", "fashion_classifier", "fashion_features", "predict_fashion",
+    "fashion_classifier_accuracy", "FASHION_MIN_ACCURACY",
     # the evaluation protocol
     "Evaluation", "evaluate", "evaluate_floor", "comparison_table", "Table", "separated",
     "EVAL_SIZE", "EVAL_DRAWS", "EVAL_SEED", "EVAL_METRICS", "EVAL_GROUPS", "EVAL_DESCRIPTIONS",
+    "EVAL_DATASETS", "FASHION_EVAL_SIZE", "FASHION_EVAL_DRAWS",
 ]

@@ -86,6 +86,21 @@ def _pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
+def _nearest_distances_by_products(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Distance from each row of ``x`` to its nearest row of ``r`` (float64 tensors of values
+    of order 1, e.g. images in [0, 1]), some ten times faster than :func:`_pairwise_distances`
+    on many long rows (28×28 images against a training set of 60,000): the nearest row is
+    found through ``|x|² + |r|² - 2 x·r`` (matrix products), then its distance is computed
+    directly, so that a copy of a row is at distance exactly 0."""
+    r_sq = (r * r).sum(1)
+    out = []
+    for start in range(0, len(x), 256):
+        xc = x[start : start + 256]
+        d2 = r_sq[None, :] - 2.0 * (xc @ r.T)  # |x|² added or not, the nearest is the same
+        out.append((xc - r[d2.argmin(dim=1)]).norm(dim=1))
+    return torch.cat(out)
+
+
 def _kth_neighbour_radius(points: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each point to its k-th nearest neighbour in ``points``, itself excluded.
 
