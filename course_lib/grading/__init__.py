@@ -47,6 +47,7 @@ from ._answers import (
     check_probability,
     check_scalar,
     check_shape,
+    check_tuple,
 )
 from ._answers import check_log_determinant_rule as check_log_determinant_rule
 from ._answers import extreme_covariances as extreme_covariances
@@ -95,6 +96,7 @@ __all__ = [
     "check_finite",
     "check_scalar",
     "check_probability",
+    "check_tuple",
     "passed",
 ]
 # The names imported above as ``x as x`` are re-exported for the chapters' checks and the
@@ -160,25 +162,6 @@ def _values_equal(a, b) -> bool | None:
             return False
         return all(_values_equal(a[k], b[k]) is not False for k in a)
     return None
-
-
-def _changed_inputs(fn, originals, passed_args, orig_kwargs, passed_kwargs,
-                    names=None) -> list[str]:
-    """The names of the arguments the learner's function changed in place."""
-    try:
-        params = [p.name for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    names = list(names) if names else params
-    changed = []
-    for i, (a, b) in enumerate(zip(originals, passed_args)):
-        if _values_equal(a, b) is False:
-            changed.append(f"`{names[i]}`" if i < len(names) else f"argument {i + 1}")
-    for k in orig_kwargs:
-        if _values_equal(orig_kwargs[k], passed_kwargs[k]) is False:
-            changed.append(f"`{k}`")
-    return changed
 
 
 def _convert_base_exception(exc: BaseException, what: str) -> GradingError:
@@ -295,8 +278,19 @@ def _raise_for_changed_globals(what: str, called: list[str], replaced: list[str]
 
 def _raise_for_changed_inputs(fn, what: str, originals, passed, arg_names) -> None:
     """A :class:`GradingError` naming the inputs the learner's function changed in place
-    (``originals`` and ``passed``: the grader's and the learner's ``(args, kwargs)``)."""
-    changed = _changed_inputs(fn, originals[0], passed[0], originals[1], passed[1], arg_names)
+    (``originals`` and ``passed``: the grader's and the learner's ``(args, kwargs)``; the
+    positional ones named by ``arg_names``, else by ``fn``'s signature)."""
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = list(arg_names) if arg_names else params
+    changed = [f"`{names[i]}`" if i < len(names) else f"argument {i + 1}"
+               for i, (a, b) in enumerate(zip(originals[0], passed[0]))
+               if _values_equal(a, b) is False]
+    changed += [f"`{k}`" for k in originals[1]
+                if _values_equal(originals[1][k], passed[1][k]) is False]
     if changed:
         raise GradingError(
             f"{what} changed its input {', '.join(changed)} in place. Hint: work on a "

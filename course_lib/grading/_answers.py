@@ -109,6 +109,17 @@ def as_number(value, what: str) -> float:
     return float(arr.reshape(()))
 
 
+def check_tuple(result, names: tuple[str, ...], what: str) -> tuple:
+    """The learner's ``result`` (a tuple or list of ``len(names)`` answers) as a tuple; a
+    :class:`GradingError` naming the answers expected otherwise."""
+    if isinstance(result, (tuple, list)) and len(result) == len(names):
+        return tuple(result)
+    got = (f"{type(result).__name__} of length {len(result)}"
+           if isinstance(result, (tuple, list)) else _describe(result))
+    raise GradingError(f"{what} should return {'a pair' if len(names) == 2 else 'a triple'} "
+                       f"({', '.join(names)}), got {got}")
+
+
 def _first_bad(arr: np.ndarray) -> str:
     bad = ~np.isfinite(arr)
     n_bad = int(bad.sum())
@@ -130,20 +141,18 @@ def check_finite(value, what: str, *, hint: str = "") -> np.ndarray:
     return arr
 
 
-def check_shape(value, shape, what: str, *, finite: bool = False) -> np.ndarray:
+def check_shape(value, shape, what: str, *, finite: bool = False, hint: str = "") -> np.ndarray:
     """Convert to a real float array and raise unless its shape is ``shape``.
 
     Complex values, strings and objects are always refused. With ``finite=True`` NaN/inf are
-    refused too; the default leaves them to the caller, which can then give a hint specific to
+    refused too (``hint``: the hint of that message); the default leaves them to the caller, which can then give a hint specific to
     the exercise (``check_close``, ``check_scalar`` and ``check_probability`` always refuse
     them)."""
-    if value is None:
-        raise GradingError(f"{what} is None: did you forget a `return`?")
-    arr = _to_numpy(value, what)
+    arr = _to_numpy(value, what)  # None included: "did you forget a `return`?"
     if arr.shape != tuple(shape):
         raise GradingError(f"{what} has shape {arr.shape}, expected {tuple(shape)}")
     if finite:
-        check_finite(arr, what)
+        check_finite(arr, what, hint=hint)
     return arr
 
 
@@ -182,10 +191,7 @@ def check_scalar(value, what: str, *, minimum: float | None = None,
     """The answer as one finite real number (a Python/NumPy number, a 0-d or one-element
     array or tensor), within ``[minimum, maximum]`` when given; a :class:`GradingError`
     otherwise. Use it before comparing a learner's statistic with a threshold."""
-    arr = _to_numpy(value, what)
-    if arr.size != 1:
-        raise GradingError(f"{what} should be one number, got an array of shape {arr.shape}")
-    x = float(check_finite(arr.reshape(()), what))
+    x = float(check_finite(as_number(value, what), what))
     if minimum is not None and x < minimum:
         raise GradingError(f"{what} is {x:.6g}, below its smallest possible value {minimum}")
     if maximum is not None and x > maximum:

@@ -22,6 +22,7 @@ from . import (
     check_close,
     check_log_determinant_rule,
     check_shape,
+    check_tuple,
     extreme_covariances,
     grading_check,
     original,
@@ -66,10 +67,6 @@ def _same(a, b, rtol=1e-5, atol=1e-8) -> bool:
     return a.shape == b.shape and bool(np.all(np.isfinite(a))) and np.allclose(a, b, rtol, atol)
 
 
-def _as_scalar(value, what: str) -> float:
-    return as_number(value, what)
-
-
 # ---------------------------------------------------------------- exercise 1: the Gaussian fit
 
 
@@ -80,53 +77,44 @@ def check_fit_gaussian(fit_gaussian) -> None:
     ``X`` is ``(N, D)``; the answer must be the sample mean ``(D,)`` and the covariance that
     divides by ``N`` (``np.cov(X, rowvar=False, bias=True)``), ``(D, D)``.
     """
-    for rng, n, dim in ((np.random.default_rng(2), 12, 3),
-                        (np.random.default_rng(run_seed()), None, None)):
-        if n is None:  # inputs drawn per run
-            n, dim = int(rng.integers(6, 20)), int(rng.integers(2, 6))
-        # few points, so that 1/N and 1/(N-1) differ clearly
-        _check_fit_gaussian_once(fit_gaussian, _correlated_data(rng, n, dim))
+    rng = np.random.default_rng(run_seed())  # the second case is drawn per run
+    # few points, so that 1/N and 1/(N-1) differ clearly
+    for X in (_correlated_data(np.random.default_rng(2), 12, 3),
+              _correlated_data(rng, int(rng.integers(6, 20)), int(rng.integers(2, 6)))):
+        _check_fit_gaussian_once(fit_gaussian, X)
     passed("fit_gaussian returns the maximum-likelihood mean and covariance")
 
 
 def _check_fit_gaussian_once(fit_gaussian, X) -> None:
-    n, dim = X.shape
-    result = run_learner(fit_gaussian, X.copy(), what="fit_gaussian")
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise GradingError(
-            "fit_gaussian should return a pair `mean, cov`, got "
-            f"{type(result).__name__}" + (f" of length {len(result)}" if hasattr(result, "__len__") else "")
-        )
-    mean, cov = result
-    expected_mean = X.mean(axis=0)
-    expected_cov = np.cov(X, rowvar=False, bias=True)
-
-    if mean is not None and _to_numpy(mean, "mean").shape == (n,):
+    n = len(X)
+    mean, cov = check_tuple(run_learner(fit_gaussian, X, what="fit_gaussian"), ("mean", "cov"),
+                            "fit_gaussian")
+    if _to_numpy(mean, "mean").shape == (n,):
         raise GradingError(
             "mean has one value per data point (shape (N,)): average over the points, "
             "i.e. over axis 0 (`X.mean(axis=0)`), to get one value per dimension"
         )
-    check_close(mean, expected_mean, "mean", rtol=1e-6, atol=1e-9,
+    check_close(mean, X.mean(axis=0), "mean", rtol=1e-6, atol=1e-9,
                 hint="the maximum-likelihood mean is the average of the rows of X")
 
-    cov_arr = None if cov is None else _to_numpy(cov, "cov")
-    if cov_arr is not None and cov_arr.shape == (n, n):
+    cov_arr = _to_numpy(cov, "cov")
+    if cov_arr.shape == (n, n):
         raise GradingError(
             "cov has shape (N, N): you computed the covariance between data points. "
             "The rows of X are the points and the columns the dimensions "
             "(with np.cov use `rowvar=False`, or compute `Xc.T @ Xc / N`)"
         )
-    if cov_arr is not None and _same(cov_arr, np.cov(X, rowvar=False, bias=False), rtol=1e-6):
+    if _same(cov_arr, np.cov(X, rowvar=False, bias=False), rtol=1e-6):
         raise GradingError(
             "cov divides by N - 1 (the unbiased estimator, np.cov's default). The "
             "maximum-likelihood covariance divides by N: use `np.cov(X, rowvar=False, bias=True)` "
             "or `Xc.T @ Xc / N` with the centred data Xc = X - mean"
         )
-    if cov_arr is not None and _same(cov_arr, X.T @ X / n, rtol=1e-6):
+    if _same(cov_arr, X.T @ X / n, rtol=1e-6):
         raise GradingError(
             "cov is X.T @ X / N without centring: subtract the mean from every row first"
         )
-    check_close(cov, expected_cov, "cov", rtol=1e-6, atol=1e-9,
+    check_close(cov, np.cov(X, rowvar=False, bias=True), "cov", rtol=1e-6, atol=1e-9,
                 hint="cov = (1/N) Σ_n (x_n - mean)(x_n - mean)ᵀ")
 
 
@@ -177,22 +165,22 @@ def check_gaussian_log_likelihood(gaussian_log_likelihood) -> None:
     (about 1e-350) is below the smallest float64 and underflows to 0: only a log-determinant
     computed in log space (``np.linalg.slogdet`` or a Cholesky factor) works.
     """
+    def learner(X, mean, cov):
+        return run_learner(gaussian_log_likelihood, X, mean, cov, what="gaussian_log_likelihood",
+                           references=_REFERENCES["log_likelihood"])
+
     rng = np.random.default_rng(3)
-    dim = 3
-    mean = rng.normal(size=dim)
-    cov = _random_covariance(rng, dim, [0.3, 0.8, 4.0])
-    X = mean + rng.normal(size=(7, dim)) * 1.5
+    mean = rng.normal(size=3)
+    cov = _random_covariance(rng, 3, [0.3, 0.8, 4.0])
+    cases = [(mean + rng.normal(size=(7, 3)) * 1.5, mean, cov)]
     random_rng = np.random.default_rng(run_seed())  # a case drawn per run
     rdim = int(random_rng.integers(2, 7))
     rmean = random_rng.normal(size=rdim)
     rcov = _random_covariance(random_rng, rdim, random_rng.uniform(0.2, 4.0, size=rdim))
-    for X_, mean_, cov_ in ((X, mean, cov),
-                            (rmean + random_rng.normal(size=(8, rdim)), rmean, rcov)):
-        X, mean, cov = X_, mean_, cov_
+    cases.append((rmean + random_rng.normal(size=(8, rdim)), rmean, rcov))
+    for X, mean, cov in cases:
         expected = _reference_log_likelihood(X, mean, cov)
-        got = run_learner(gaussian_log_likelihood, X.copy(), mean.copy(), cov.copy(),
-                          what="gaussian_log_likelihood", references=_REFERENCES["log_likelihood"])
-        got = check_shape(got, (len(X),), "gaussian_log_likelihood(X, mean, cov)")
+        got = check_shape(learner(X, mean, cov), (len(X),), "gaussian_log_likelihood(X, mean, cov)")
         if not _same(got, expected, rtol=1e-6, atol=1e-8):
             hint = _diagnose_log_likelihood(got, X, mean, cov, expected)
             check_close(got, expected, "gaussian_log_likelihood(X, mean, cov)", rtol=1e-6,
@@ -203,11 +191,8 @@ def check_gaussian_log_likelihood(gaussian_log_likelihood) -> None:
     # from 1e3 to 1e8 (about 1e+353, inf): the rule of every such exercise, no explicit
     # determinant (the same inputs as exercise 3.1's check)
     for X, mean, cov, extreme in extreme_covariances(rng):
-        expected = _reference_log_likelihood(X, mean, cov)
-        got = run_learner(gaussian_log_likelihood, X.copy(), mean.copy(), cov.copy(),
-                          what="gaussian_log_likelihood", references=_REFERENCES["log_likelihood"])
-        check_log_determinant_rule(got, expected, cov, "gaussian_log_likelihood in 64 dimensions",
-                                   extreme)
+        check_log_determinant_rule(learner(X, mean, cov), _reference_log_likelihood(X, mean, cov),
+                                   cov, "gaussian_log_likelihood in 64 dimensions", extreme)
     passed("gaussian_log_likelihood matches the course's reference, also in 64 dimensions "
            "with a determinant outside float64's range")
 
@@ -248,12 +233,10 @@ def _diagnose_frechet(got, mu1, s1, mu2, s2, expected) -> str:
 
 def _frechet_and_reference(frechet_distance, mu1, s1, mu2, s2) -> tuple[float, float]:
     """The learner's Fréchet distance (on copies, guarded) and the course's, as numbers."""
-    expected = _as_scalar(metrics.frechet_distance(mu1, s1, mu2, s2), "reference")
-    got = _as_scalar(run_learner(frechet_distance, mu1.copy(), s1.copy(), mu2.copy(), s2.copy(),
-                                  what="frechet_distance",
-                                  references=_REFERENCES["frechet"]),
-                     "frechet_distance(mu1, s1, mu2, s2)")
-    return got, expected
+    expected = as_number(metrics.frechet_distance(mu1, s1, mu2, s2), "reference")
+    got = run_learner(frechet_distance, mu1.copy(), s1.copy(), mu2.copy(), s2.copy(),
+                      what="frechet_distance", references=_REFERENCES["frechet"])
+    return as_number(got, "frechet_distance(mu1, s1, mu2, s2)"), expected
 
 
 def _check_frechet_once(frechet_distance, mu1, s1, mu2, s2) -> None:
@@ -287,10 +270,7 @@ def check_frechet_distance(frechet_distance) -> None:
                         _random_covariance(random_rng, rdim, random_rng.uniform(0.1, 5, rdim)),
                         random_rng.normal(size=rdim),
                         _random_covariance(random_rng, rdim, random_rng.uniform(0.1, 5, rdim)))
-    same = _as_scalar(run_learner(frechet_distance, mu1.copy(), s1.copy(), mu1.copy(), s1.copy(),
-                                   what="frechet_distance",
-                                  references=_REFERENCES["frechet"]),
-                      "frechet_distance(mu, s, mu, s)")
+    same, _ = _frechet_and_reference(frechet_distance, mu1, s1, mu1, s1)
     if not (np.isfinite(same) and abs(same) < 1e-6):
         raise GradingError(
             f"the distance between a Gaussian and itself should be 0, got {same:.6g}"

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .. import gmm as _gmm_module
+from .. import gmm
 from . import (
     GradingError,
     _to_numpy,
@@ -28,6 +28,7 @@ from . import (
     check_close,
     check_log_determinant_rule,
     check_shape,
+    check_tuple,
     extreme_covariances,
     grading_check,
     original,
@@ -37,7 +38,7 @@ from . import (
     run_seed,
 )
 
-protect(_gmm_module)
+protect(gmm)
 
 __all__ = [
     "check_log_gaussian",
@@ -54,24 +55,18 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # ------------------------------------------------------------------ inputs and references
 
 
-def _gmm():
-    """The reference module, imported with this one (its functions as they were then are
-    restored before each check: see :func:`course_lib.grading.protect`)."""
-    return _gmm_module
-
-
 #: The course's own answers, which the learner's functions may not call (they raise while
 #: the learner's code runs): bound at import.
 _REFERENCES = {
-    "log_gaussian": (original(_gmm_module, "estimate_log_gaussian_prob"),
-                     original(_gmm_module, "_estimate_log_gaussian_prob")),
-    "e_step": (original(_gmm_module, "e_step"), original(_gmm_module, "_e_step"),
-               original(_gmm_module, "estimate_log_gaussian_prob"),
-               original(_gmm_module, "_estimate_log_gaussian_prob")),
-    "m_step": (original(_gmm_module, "m_step"), original(_gmm_module, "_m_step")),
-    "n_parameters": (original(_gmm_module, "n_parameters"),),
-    "bic": (original(original(_gmm_module, "GaussianMixture"), "bic"),
-            original(original(_gmm_module, "GaussianMixture"), "aic")),
+    "log_gaussian": (original(gmm, "estimate_log_gaussian_prob"),
+                     original(gmm, "_estimate_log_gaussian_prob")),
+    "e_step": (original(gmm, "e_step"), original(gmm, "_e_step"),
+               original(gmm, "estimate_log_gaussian_prob"),
+               original(gmm, "_estimate_log_gaussian_prob")),
+    "m_step": (original(gmm, "m_step"), original(gmm, "_m_step")),
+    "n_parameters": (original(gmm, "n_parameters"),),
+    "bic": (original(original(gmm, "GaussianMixture"), "bic"),
+            original(original(gmm, "GaussianMixture"), "aic")),
 }
 
 
@@ -100,43 +95,20 @@ def _problem(seed: int, n: int, d: int, k: int, weights=None, spread: float = 3.
 
 def _reference_log_gaussian(X, means, covs) -> np.ndarray:
     """(N, K) log-densities from :func:`course_lib.gmm.estimate_log_gaussian_prob`."""
-    gmm = _gmm()
     prec_chol = gmm.compute_precision_cholesky(_t(covs), "full")
-    out = gmm.estimate_log_gaussian_prob(_t(X), _t(means), prec_chol, "full")
-    return out.detach().cpu().numpy().astype(np.float64)
+    return _to_numpy(gmm.estimate_log_gaussian_prob(_t(X), _t(means), prec_chol, "full"),
+                     "reference")
 
 
 def _reference_e_step(X, weights, means, covs):
     """(log_resp (N, K), log_likelihood (N,)) from :func:`course_lib.gmm.e_step`."""
-    gmm = _gmm()
     prec_chol = gmm.compute_precision_cholesky(_t(covs), "full")
-    log_resp, log_prob = gmm.e_step(_t(X), _t(weights), _t(means), prec_chol, "full")
-    return (log_resp.detach().cpu().numpy().astype(np.float64),
-            log_prob.detach().cpu().numpy().astype(np.float64))
+    return tuple(_to_numpy(t, "reference")
+                 for t in gmm.e_step(_t(X), _t(weights), _t(means), prec_chol, "full"))
 
 
-def _as_pair(result, what: str):
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise GradingError(
-            f"{what} should return a pair (log_resp, log_likelihood), got {type(result).__name__}"
-        )
-    return result
-
-
-def _as_triple(result, what: str):
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise GradingError(
-            f"{what} should return a triple (weights, means, variances), "
-            f"got {type(result).__name__}"
-        )
-    return result
-
-
-def _finite_or_hint(value, shape, what: str, hint: str) -> np.ndarray:
-    arr = check_shape(value, shape, what)
-    if not np.all(np.isfinite(arr)):
-        raise GradingError(f"{what} contains NaN or infinite values. Hint: {hint}")
-    return arr
+#: What the E-step returns.
+_E_STEP_RESULT = ("log_resp", "log_likelihood")
 
 
 # ------------------------------------------------------------------ exercise 1: the E-step
@@ -176,7 +148,8 @@ def check_log_gaussian(log_gaussian) -> None:
         got = run_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what,
                           references=_REFERENCES["log_gaussian"])
         if shift:
-            got = _finite_or_hint(got, (n,), f"{what} for far-away points", _UNDERFLOW_HINT)
+            got = check_shape(got, (n,), f"{what} for far-away points", finite=True,
+                              hint=_UNDERFLOW_HINT)
         else:
             got = check_shape(got, (n,), what)
         diff = got - expected
@@ -212,7 +185,8 @@ def _log_gaussian_hint(e_step, X, means, covs, log_resp, exp_log_resp, ll, exp_l
     one = (X.copy(), np.ones(1), means[:1].copy(), covs[:1].copy())
     expected = _reference_log_gaussian(X, means[:1], covs[:1])[:, 0]
     try:
-        _, ll_one = _as_pair(run_learner(e_step, *one, what="e_step"), "e_step")
+        _, ll_one = check_tuple(run_learner(e_step, *one, what="e_step"), _E_STEP_RESULT,
+                                "e_step")
         ll_one = check_shape(ll_one, expected.shape, "log_likelihood")
     except GradingError:
         return ""
@@ -253,7 +227,7 @@ def check_e_step(e_step) -> None:
         exp_log_resp, exp_ll = _reference_e_step(X, weights, means, covs)
         result = run_learner(e_step, X.copy(), weights.copy(), means.copy(), covs.copy(),
                              what=what, references=_REFERENCES["e_step"])
-        log_resp, ll = _as_pair(result, what)
+        log_resp, ll = check_tuple(result, _E_STEP_RESULT, what)
         if name.startswith("64-D"):
             finite = (np.all(np.isfinite(_to_numpy(log_resp, f"log_resp for {name}")))
                       and np.all(np.isfinite(_to_numpy(ll, f"log_likelihood for {name}"))))
@@ -262,8 +236,8 @@ def check_e_step(e_step) -> None:
                                            "e_step in 64 dimensions", name[len("64-D components with "):])
         far = name.startswith("points far")
         hint = _UNDERFLOW_HINT if far else "compute in log space with log-sum-exp"
-        log_resp = _finite_or_hint(log_resp, (n, k), f"log_resp for {name}", hint)
-        ll = _finite_or_hint(ll, (n,), f"log_likelihood for {name}", hint)
+        log_resp = check_shape(log_resp, (n, k), f"log_resp for {name}", finite=True, hint=hint)
+        ll = check_shape(ll, (n,), f"log_likelihood for {name}", finite=True, hint=hint)
         row_sums = np.exp(log_resp).sum(axis=1)
         if not np.allclose(row_sums, 1.0, atol=1e-6):
             raise GradingError(
@@ -298,7 +272,6 @@ def check_m_step_diag(m_step_diag) -> None:
     only ``reg_covar`` keeps it positive) and soft, unequal responsibilities.
     """
     what = "m_step_diag(X, resp, reg_covar)"
-    gmm = _gmm()
     random_rng = np.random.default_rng(run_seed())
     cases = ((321, 50, 3, 2, 1e-6), (322, 80, 6, 4, 1e-2),
              (int(random_rng.integers(2**31)), int(random_rng.integers(20, 60)),
@@ -311,11 +284,10 @@ def check_m_step_diag(m_step_diag) -> None:
         logits = rng.normal(size=(n, k)) * 2.0 + np.linspace(0.0, 1.5, k)
         resp = np.exp(logits - logits.max(axis=1, keepdims=True))
         resp /= resp.sum(axis=1, keepdims=True)
-        ew, em, ev = (t.detach().cpu().numpy().astype(np.float64) for t in
-                      gmm.m_step(_t(X), _t(resp), "diag", reg))
+        ew, em, ev = (_to_numpy(t, "reference") for t in gmm.m_step(_t(X), _t(resp), "diag", reg))
         result = run_learner(m_step_diag, X.copy(), resp.copy(), reg, what=what,
                              references=_REFERENCES["m_step"])
-        w, m, v = _as_triple(result, what)
+        w, m, v = check_tuple(result, ("weights", "means", "variances"), what)
         w = check_shape(w, (k,), "weights")
         m = check_shape(m, (k, d), "means")
         v = check_shape(v, (k, d), "variances")
@@ -351,7 +323,6 @@ def check_m_step_diag(m_step_diag) -> None:
 def check_n_parameters(n_parameters) -> None:
     """Check ``n_parameters(K, D, covariance_type) -> int`` against :func:`course_lib.gmm.n_parameters`."""
     what = "n_parameters(K, D, covariance_type)"
-    gmm = _gmm()
     hints = {
         "full": "each component has its own symmetric D x D matrix: D(D+1)/2 free numbers each",
         "tied": "all components share ONE symmetric D x D matrix: D(D+1)/2 free numbers in all",
@@ -391,7 +362,6 @@ def check_bic(bic) -> None:
     models, given the fitted model's total log-likelihood and parameter count.
     """
     what = "bic(total_log_likelihood, n_samples, n_params)"
-    gmm = _gmm()
     rng = np.random.default_rng(331)
     X = np.concatenate([rng.normal(size=(60, 2)), rng.normal(size=(37, 2)) * 0.5 + 4.0])  # N = 97
     cases = []
@@ -438,7 +408,6 @@ def check_choose_k(choose_k_by_bic) -> None:
     The data are fixed and K = 6 is always a candidate; the two others are drawn per run.
     """
     what = "choose_k_by_bic(X, candidates, covariance_type, random_state)"
-    gmm = _gmm()
     rng = np.random.default_rng(341)
     centres = np.array([[0, 0], [6, 0], [0, 6], [6, 6], [12, 0], [12, 6]], dtype=np.float64)
     X = np.concatenate([c + rng.normal(size=(70, 2)) * 0.6 for c in centres])
@@ -451,9 +420,7 @@ def check_choose_k(choose_k_by_bic) -> None:
                                               device="cpu").fit(X).bic(X)) for k in candidates]
         result = run_learner(choose_k_by_bic, X.copy(), list(candidates), cov_type, 0,
                              what=what, references=_REFERENCES["bic"])
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise GradingError(f"{what} should return a pair (best_k, bics), got {result!r}")
-        best_k, bics = result
+        best_k, bics = check_tuple(result, ("best_k", "bics"), what)
         bics = check_shape(bics, (len(candidates),), f"bics for covariance_type={cov_type!r}")
         hint = ("fit GaussianMixture(k, covariance_type=covariance_type, "
                 "random_state=random_state) on X and score it with your bic()")
