@@ -22,11 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import gan as _gan_module
+from .. import gan
 from . import (
     GradingError,
     as_number,
     check_close,
+    check_tuple,
     grading_check,
     original,
     passed,
@@ -35,21 +36,16 @@ from . import (
     run_seed,
 )
 
-protect(_gan_module)
+protect(gan)
 
 #: The course's own answers, which the learner's functions may not call (bound at import).
 _REFERENCES = {
-    "losses": (original(_gan_module, "discriminator_loss"),
-               original(_gan_module, "generator_loss")),
-    "step": (original(_gan_module, "train_step"),),
+    "losses": (original(gan, "discriminator_loss"),
+               original(gan, "generator_loss")),
+    "step": (original(gan, "train_step"),),
 }
 
 __all__ = ["check_discriminator_loss", "check_generator_losses", "check_train_step"]
-
-
-def _gan():
-    """The reference module, imported with this one."""
-    return _gan_module
 
 
 def _logit_cases():
@@ -172,6 +168,27 @@ def _value_and_grads(fn, what, name, *logits):
                        arg_names=[f"logits {i + 1}" for i in range(len(logits))])
 
 
+def _reference_loss(loss, logits, *args):
+    """The reference ``loss(*logits, *args)`` on float64 copies of ``logits``: (its value, its
+    gradients with respect to them)."""
+    leaves = [t.double().requires_grad_(True) for t in logits]
+    value = loss(*leaves, *args)
+    return value.item(), torch.autograd.grad(value, leaves)
+
+
+def _compare_loss(what: str, name: str, logits, got, expected, hint: str, wrt) -> None:
+    """Compare the learner's loss on ``logits`` (the case ``name``) and its gradients, ``got``
+    = (value, gradients), with the reference's ``expected``; ``hint`` is the value's; ``wrt``
+    names the logits of each gradient (" w.r.t. real_logits"; "" where there is one)."""
+    short = what.split("(")[0]  # the first line of the message stays short
+    check_close(got[0], expected[0], f"{short} for {name}", rtol=_tolerance(*logits), atol=1e-9,
+                hint=hint)
+    for gr, eg, which in zip(got[1], expected[1], wrt):
+        check_close(gr.double().numpy(), eg.numpy(), f"the gradient of {short}{which} for {name}",
+                    rtol=1e-5, atol=1e-9, hint=_GRAD_HINT if not torch.isfinite(gr).all() else
+                    (_CAPPED_HINT if _large(*logits) else ""))
+
+
 @grading_check
 def check_discriminator_loss(discriminator_loss) -> None:
     """Check ``discriminator_loss(real_logits, fake_logits) -> 0-d tensor``, eq. (5.2) [gan-d-loss].
@@ -184,17 +201,10 @@ def check_discriminator_loss(discriminator_loss) -> None:
     loss, and batches of one sample.
     """
     what = "discriminator_loss(real_logits, fake_logits)"
-    gan = _gan()
     for name, real, fake in _logit_cases():
-        r = real.double().requires_grad_(True)
-        f = fake.double().requires_grad_(True)
-        expected = gan.discriminator_loss(r, f)
-        exp_grads = torch.autograd.grad(expected, [r, f])
-        r, f = r.detach(), f.detach()
+        e, exp_grads = _reference_loss(gan.discriminator_loss, (real, fake))
         got, grads = _value_and_grads(discriminator_loss, what, name, real, fake)
-        capped = _capped_d_loss(r, f, got.item())
-        e = expected.item()
-        g = got.item()
+        r, f, g = real.double(), fake.double(), got.item()
         rtol = _tolerance(real, fake)
         if np.isclose(g, -e, rtol=rtol, atol=1e-9) and abs(e) > 1e-6:
             hint = ("wrong sign: that is V(D, G), which the discriminator MAXIMISES; its loss "
@@ -204,7 +214,7 @@ def check_discriminator_loss(discriminator_loss) -> None:
                     "(loss softplus(-l)), generated ones label 0 (loss softplus(l))")
         elif np.isclose(g, (F.softplus(-r).sum() + F.softplus(f).sum()).item(), rtol=rtol):
             hint = "average over each batch (mean), do not sum"
-        elif capped or (_large(real, fake) and abs(g) < abs(e)):
+        elif _capped_d_loss(r, f, g) or (_large(real, fake) and abs(g) < abs(e)):
             hint = _CAPPED_HINT
         elif np.isclose(g, torch.cat([F.softplus(-r), F.softplus(f)]).mean().item(), rtol=rtol):
             hint = ("you averaged over the two batches together; average each batch "
@@ -212,13 +222,8 @@ def check_discriminator_loss(discriminator_loss) -> None:
         else:
             hint = ("L_D = mean(softplus(-real_logits)) + mean(softplus(fake_logits)); the two "
                     "batches may have different sizes, so average each one separately")
-        short = what.split("(")[0]  # the first line of the message stays short
-        check_close(g, e, f"{short} for {name}", rtol=rtol, atol=1e-9, hint=hint)
-        for gr, eg, which in zip(grads, exp_grads, ("real_logits", "fake_logits")):
-            check_close(gr.double().numpy(), eg.numpy(), f"the gradient of {short} w.r.t. "
-                        f"{which} for {name}", rtol=1e-5, atol=1e-9,
-                        hint=_GRAD_HINT if not torch.isfinite(gr).all() else
-                        (_CAPPED_HINT if _large(real, fake) else ""))
+        _compare_loss(what, name, (real, fake), (g, grads), (e, exp_grads), hint,
+                      (" w.r.t. real_logits", " w.r.t. fake_logits"))
     passed(f"{what} matches course_lib.gan.discriminator_loss, logits up to ±1000 in float64 "
            "and float32 and batches of one included")
 
@@ -235,19 +240,15 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
     is checked against the other's formula so that the saturating loss is not accepted where
     the non-saturating one is asked.
     """
-    gan = _gan()
     funcs = {"minimax": ("generator_loss_minimax(fake_logits)", generator_loss_minimax),
              "non-saturating": ("generator_loss_ns(fake_logits)", generator_loss_ns)}
     for kind, (what, fn) in funcs.items():
         other = "non-saturating" if kind == "minimax" else "minimax"
         for name, _, fake in _logit_cases():
-            f = fake.double().requires_grad_(True)
-            expected = gan.generator_loss(f, kind)
-            (exp_grad,) = torch.autograd.grad(expected, [f])
-            got, (grad,) = _value_and_grads(fn, what, name, fake)
-            e, g = expected.item(), got.item()
-            rtol = _tolerance(fake)
-            alt = gan.generator_loss(f.detach(), other).item()
+            e, exp_grads = _reference_loss(gan.generator_loss, (fake,), kind)
+            got, grads = _value_and_grads(fn, what, name, fake)
+            g, rtol = got.item(), _tolerance(fake)
+            alt = gan.generator_loss(fake.double(), other).item()
             if np.isclose(g, alt, rtol=rtol, atol=1e-9) and not np.isclose(e, alt, rtol=rtol):
                 hint = (f"that is the {other} loss. " + (
                     "The non-saturating loss is -mean(log D(G(z))) = mean(softplus(-l)); the "
@@ -266,12 +267,7 @@ def check_generator_losses(generator_loss_minimax, generator_loss_ns) -> None:
                 hint = _CAPPED_HINT
             else:
                 hint = ("minimax: -mean(softplus(l)); non-saturating: mean(softplus(-l))")
-            short = what.split("(")[0]  # the first line of the message stays short
-            check_close(g, e, f"{short} for {name}", rtol=rtol, atol=1e-9, hint=hint)
-            check_close(grad.double().numpy(), exp_grad.numpy(),
-                        f"the gradient of {short} for {name}", rtol=1e-5, atol=1e-9,
-                        hint=_GRAD_HINT if not torch.isfinite(grad).all() else
-                        (_CAPPED_HINT if _large(fake) else ""))
+            _compare_loss(what, name, (fake,), (g, grads), (e, exp_grads), hint, ("",))
     passed("both generator losses match course_lib.gan.generator_loss, with their gradients, "
            "logits up to ±1000 in float64 and float32 included")
 
@@ -305,7 +301,7 @@ _STEP_NETWORKS = ((503, 1.0, 0.0, "ordinary networks"),
 def _reference_step(G, D, opt_g, opt_d, x_real, z):
     """The library's own step, ``course_lib.gan.train_step`` (what ``GAN.fit`` repeats), with
     no labels and no R1 penalty: the exercise's step."""
-    out = _gan().train_step(G, D, opt_g, opt_d, x_real, z)
+    out = gan.train_step(G, D, opt_g, opt_d, x_real, z)
     return out["loss_d"].item(), out["loss_g"].item()
 
 
@@ -351,12 +347,9 @@ def _learner_step(train_step, models, x_real, z, what: str) -> tuple[float, floa
     arguments, and the learner's step must update THESE networks."""
     result = run_learner(lambda x_real, z: train_step(*models, x_real, z), x_real, z,
                          what=what, references=_REFERENCES["step"])
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise GradingError(f"{what} should return the pair (loss_d, loss_g), "
-                           f"got {type(result).__name__}")
-    got_d, got_g = (as_number(v, f"{name} returned by train_step")
-                    for v, name in zip(result, ("loss_d", "loss_g")))
-    return got_d, got_g
+    names = ("loss_d", "loss_g")
+    return tuple(as_number(v, f"{name} returned by train_step")
+                 for v, name in zip(check_tuple(result, names, what), names))
 
 
 def _check_one_step(what: str, step: str, got, expected, nets, z, *, capped: bool,
@@ -372,7 +365,7 @@ def _check_one_step(what: str, step: str, got, expected, nets, z, *, capped: boo
                            f"differ from the reference. Hint: {hint}")
     if not np.allclose(_flat_params(G), _flat_params(G_ref), rtol=1e-6, atol=1e-9):
         with torch.no_grad():
-            minimax = float(_gan().generator_loss(D_ref(G_ref(z)), "minimax"))
+            minimax = float(gan.generator_loss(D_ref(G_ref(z)), "minimax"))
         hint = _generator_hint(got_g, minimax, G, capped=capped, second=second)
         raise GradingError(f"{what}: the generator's parameters after {step} differ "
                            f"from the reference. Hint: {hint}")

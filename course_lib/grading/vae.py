@@ -19,9 +19,10 @@ import math
 import numpy as np
 import torch
 
-from .. import vae as _vae_module
+from .. import vae
 from . import (
     GradingError,
+    _to_numpy,
     check_close,
     check_shape,
     grading_check,
@@ -32,22 +33,17 @@ from . import (
     run_seed,
 )
 
-protect(_vae_module)
+protect(vae)
 
 #: The course's own answers, which the learner's functions may not call (bound at import).
 _REFERENCES = {
-    "reparameterize": (original(_vae_module, "reparameterize"),),
-    "gaussian_kl": (original(_vae_module, "gaussian_kl"),),
-    "elbo": (original(_vae_module, "elbo_terms"), original(_vae_module, "gaussian_kl")),
-    "iwae": (original(_vae_module, "iwae_log_likelihood"),),
+    "reparameterize": (original(vae, "reparameterize"),),
+    "gaussian_kl": (original(vae, "gaussian_kl"),),
+    "elbo": (original(vae, "elbo_terms"), original(vae, "gaussian_kl")),
+    "iwae": (original(vae, "iwae_log_likelihood"),),
 }
 
 __all__ = ["check_reparameterize", "check_gaussian_kl", "check_elbo", "check_iwae"]
-
-
-def _vae():
-    """The reference module, imported with this one."""
-    return _vae_module
 
 
 def _t(a) -> torch.Tensor:
@@ -91,6 +87,8 @@ def _run_torch(fn, arrays, grad_args, weights, what: str, references=()):
     Returns ``(out, grads)``: ``out`` the learner's answer as a float64 array, ``grads`` a list
     of arrays, ``None`` where no gradient reaches that input. A GradingError when the answer is
     not a tensor, or has no gradient at all."""
+    if not callable(fn):  # run_learner is given ``attempt``, which always is
+        raise GradingError(f"{what} should be a function, got {type(fn).__name__}")
 
     def attempt(*arrs):
         tensors = [_leaf(a, i in grad_args) for i, a in enumerate(arrs)]
@@ -109,29 +107,27 @@ def _run_torch(fn, arrays, grad_args, weights, what: str, references=()):
     if type(out) is not torch.Tensor:  # a subclass would run the learner's code here
         raise GradingError(f"{what} returned a {type(out).__name__}, expected a torch tensor. "
                            f"Hint: {_NUMPY_HINT}")
-    values = _to_float_array(out, what)
+    values = _to_numpy(out, what)
     if values.shape != weights.shape:
         return values, None  # the caller reports the shape
     if not out.requires_grad:
         return values, [None] * len(inputs)
-    g = torch.sin(out) if out.ndim == 2 else out
-    scalar = (g * torch.as_tensor(weights, dtype=out.dtype)).sum()
-    grads = torch.autograd.grad(scalar, inputs, allow_unused=True)
+    grads = _weighted_grads(out, inputs, weights)
     return values, [None if gr is None else _np(gr) for gr in grads]
 
 
-def _to_float_array(out: torch.Tensor, what: str) -> np.ndarray:
-    if out.is_complex():
-        raise GradingError(f"{what} is complex (dtype {out.dtype}): expected real numbers")
-    return out.detach().cpu().numpy().astype(np.float64)
+def _weighted_grads(out: torch.Tensor, inputs, weights) -> tuple:
+    """The gradients of ``Σ weights ⊙ g(out)`` (``g = sin`` for a (N, d) output, the identity
+    for a (N,) one) with respect to ``inputs``; ``None`` where none reaches an input."""
+    g = torch.sin(out) if out.ndim == 2 else out
+    return torch.autograd.grad((g * torch.as_tensor(weights, dtype=out.dtype)).sum(), inputs,
+                               allow_unused=True)
 
 
 def _reference_grads(fn, arrays, grad_args, weights):
     tensors = [_leaf(a, i in grad_args) for i, a in enumerate(arrays)]
     out = fn(*tensors)
-    g = torch.sin(out) if out.ndim == 2 else out
-    grads = torch.autograd.grad((g * torch.as_tensor(weights)).sum(),
-                                [tensors[i] for i in grad_args])
+    grads = _weighted_grads(out, [tensors[i] for i in grad_args], weights)
     return _np(out), [_np(gr) for gr in grads]
 
 
@@ -163,8 +159,6 @@ def check_reparameterize(reparameterize) -> None:
     ``Normal(...).sample()``: no gradient, or zero), a detached one, σ² or log σ² in place of
     σ, and NumPy arithmetic are rejected with a hint."""
     what = "reparameterize(mean, log_var, eps)"
-    if not callable(reparameterize):
-        raise GradingError(f"{what} should be a function, got {type(reparameterize).__name__}")
     drawn = np.random.default_rng(run_seed())  # one case drawn per run
     cases = ((601, (5, 3)), (602, (40, 8)), (603, (1, 2)),
              (int(drawn.integers(2**31)), (int(drawn.integers(1, 20)), int(drawn.integers(1, 9)))))
@@ -172,7 +166,7 @@ def check_reparameterize(reparameterize) -> None:
         mean, log_var, rng = _gaussian_params(seed, n, d)
         eps = rng.normal(size=(n, d))
         w = rng.normal(size=(n, d))
-        expected, ref_grads = _reference_grads(_vae().reparameterize, (mean, log_var, eps),
+        expected, ref_grads = _reference_grads(vae.reparameterize, (mean, log_var, eps),
                                                (0, 1), w)
         got, grads = _run_torch(reparameterize, (mean, log_var, eps), (0, 1), w, what,
                                 _REFERENCES["reparameterize"])
@@ -216,8 +210,6 @@ def check_gaussian_kl(gaussian_kl) -> None:
     closed form, summed over the latent dimensions, eq. (6.4) [vae-kl], in value and in its
     gradient with respect to ``mean`` and ``log_var`` (∂KL/∂μ = μ, ∂KL/∂log σ² = (σ² − 1)/2)."""
     what = "gaussian_kl(mean, log_var)"
-    if not callable(gaussian_kl):
-        raise GradingError(f"{what} should be a function, got {type(gaussian_kl).__name__}")
     cases = [_gaussian_params(611, 6, 2)[:2], _gaussian_params(612, 30, 10)[:2],
              (np.zeros((2, 4)), np.zeros((2, 4))),  # q = p: KL = 0
              _gaussian_params(613, 1, 3)[:2],  # a batch of one: still shape (1,)
@@ -226,7 +218,7 @@ def check_gaussian_kl(gaussian_kl) -> None:
     for mean, log_var in cases:
         n, d = mean.shape
         w = w_rng.uniform(0.5, 1.5, size=n)
-        expected, ref_grads = _reference_grads(_vae().gaussian_kl, (mean, log_var), (0, 1), w)
+        expected, ref_grads = _reference_grads(vae.gaussian_kl, (mean, log_var), (0, 1), w)
         got, grads = _run_torch(gaussian_kl, (mean, log_var), (0, 1), w, what,
                                 _REFERENCES["gaussian_kl"])
         if np.shape(got) == (n, d):
@@ -277,8 +269,6 @@ def check_elbo(elbo) -> None:
     in its gradient with respect to all three inputs (the decoder's term and the encoder's
     outputs)."""
     what = "elbo(log_px_given_z, mean, log_var)"
-    if not callable(elbo):
-        raise GradingError(f"{what} should be a function, got {type(elbo).__name__}")
     w_rng = np.random.default_rng(624)
     r_mean, r_log_var, rng = _gaussian_params(run_seed() % 2**31, 6, 4)  # drawn per run
     drawn = (r_mean, r_log_var, rng.normal(0, 30, size=6))
@@ -286,12 +276,12 @@ def check_elbo(elbo) -> None:
         n = len(log_px)
         w = w_rng.uniform(0.5, 1.5, size=n)
         expected, ref_grads = _reference_grads(
-            lambda lp, m, lv: _vae().elbo_terms(lp, m, lv)[0], (log_px, mean, log_var),
+            lambda lp, m, lv: vae.elbo_terms(lp, m, lv)[0], (log_px, mean, log_var),
             (0, 1, 2), w)
         got, grads = _run_torch(elbo, (log_px, mean, log_var), (0, 1, 2), w, what,
                                 _REFERENCES["elbo"])
         got = check_shape(got, (n,), what, finite=True)
-        kl = _np(_vae().gaussian_kl(_t(mean), _t(log_var)))
+        kl = _np(vae.gaussian_kl(_t(mean), _t(log_var)))
         hint = ""
         if np.allclose(got, log_px + kl):
             hint = "the KL is subtracted: ELBO = E_q[log p(x|z)] − KL(q ‖ p)"
@@ -333,6 +323,8 @@ def _iwae_cases():
 def _unstable_hint(got: np.ndarray, lw: np.ndarray) -> str:
     """The hint for a non-finite or wrong IWAE estimate: which unstable log-sum-exp it is."""
     k = lw.shape[1]
+    unshifted = ("in float64 exp(lw) is 0 below about −745 and inf above about 709: use "
+                 "log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of each row")
     with np.errstate(all="ignore"):
         gmax = lw.max()
         candidates = [
@@ -343,12 +335,8 @@ def _unstable_hint(got: np.ndarray, lw: np.ndarray) -> str:
              lw.min(1) + np.log(np.exp(lw - lw.min(1, keepdims=True)).mean(1)),
              "shift each row by its MAXIMUM, not its minimum: exp(lw − min) overflows when a "
              "row spreads over more than about 700, while exp(lw − max) lies in (0, 1]"),
-            ("unshifted", np.log(np.exp(lw).mean(1)),
-             "in float64 exp(lw) is 0 below about −745 and inf above about 709: use "
-             "log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of each row"),
-            ("averaged unshifted", np.log(np.exp(lw).sum(1)) - math.log(k),
-             "in float64 exp(lw) is 0 below about −745 and inf above about 709: use "
-             "log-sum-exp, m + log Σ exp(lw − m) − log k with m the maximum of each row"),
+            ("unshifted", np.log(np.exp(lw).mean(1)), unshifted),
+            ("averaged unshifted", np.log(np.exp(lw).sum(1)) - math.log(k), unshifted),
         ]
     for _, value, hint in candidates:
         if not np.all(np.isfinite(value)) and np.allclose(got, value, equal_nan=True):
@@ -379,7 +367,7 @@ def check_iwae(iwae_estimate) -> None:
                    * drawn.uniform(1, 300) + drawn.uniform(-2000, 2000))
     for lw in [*_iwae_cases(), random_case]:
         n, k = lw.shape
-        expected = _np(_vae().iwae_log_likelihood(_t(lw)))
+        expected = _np(vae.iwae_log_likelihood(_t(lw)))
         got = run_learner(iwae_estimate, lw.copy(), what=what, references=_REFERENCES["iwae"])
         got = check_shape(got, (n,), what)
         inputs = f"log-weights of shape {lw.shape} ({_rows(lw)})"
