@@ -623,6 +623,7 @@ def as_tensor(
     finite: bool = True,
     min_value: float | None = None,
     max_value: float | None = None,
+    detach: bool = True,
 ) -> torch.Tensor:
     """Convert a NumPy array, a tensor or a nested list to a tensor, checking it.
 
@@ -630,13 +631,14 @@ def as_tensor(
     objects, ragged lists, complex values: a complex array is refused even when its imaginary
     part is zero, since a cast would drop it without a word) and ``ValueError`` naming ``name``
     for a wrong rank, an empty array, NaN/inf values (when ``finite``) or values outside
-    ``[min_value, max_value]``.
+    ``[min_value, max_value]``. ``detach=False`` keeps a tensor's autograd graph (gradients
+    flow through the conversion).
     """
     finite = check_bool(finite, "finite")
     if x is None:
         raise TypeError(f"{name} must be an array or tensor of numbers, got None")
     if isinstance(x, torch.Tensor):
-        t = x.detach()
+        t = x.detach() if detach else x
         if t.device.type == "meta":
             raise ValueError(_META_MESSAGE.format(name=name))
         if t.is_complex():

@@ -155,6 +155,7 @@ from ._core import (
     check_params,
     check_real,
     check_seed,
+    make_generator,
     progress,
     resolve_device,
 )
@@ -213,16 +214,8 @@ def _blocks(n_rows: int, row_width: int, device: torch.device):
         yield slice(start, min(start + step, n_rows))
 
 
-def _check_covariance_type(covariance_type):
-    return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
-
-
-def _eps(dtype: torch.dtype) -> float:
-    return torch.finfo(dtype).eps
-
-
 def _empty_mass(dtype: torch.dtype) -> float:
-    return EMPTY_COMPONENT_EPS * _eps(dtype)
+    return EMPTY_COMPONENT_EPS * torch.finfo(dtype).eps
 
 
 def _log_det_cholesky(precisions_cholesky, covariance_type, n_features):
@@ -264,18 +257,15 @@ def estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
     Raises ``ValueError``/``TypeError`` for NaN/inf, complex or mis-shaped inputs, or a factor
     with a non-positive diagonal.
     """
-    _check_covariance_type(covariance_type)
-    X, means = _check_X_means(X, means)
-    P = _check_precisions_cholesky(precisions_cholesky, covariance_type, means.shape[0],
-                                   X.shape[1], X)
+    X, means, P = _check_components(X, means, precisions_cholesky, covariance_type)
     return _estimate_log_gaussian_prob(X, means, P, covariance_type)
 
 
-def _estimate_log_gaussian_prob(X, means, precisions_cholesky, covariance_type):
-    """:func:`estimate_log_gaussian_prob` without input checks (EM calls it every iteration)."""
+def _estimate_log_gaussian_prob(X, means, P, covariance_type):
+    """:func:`estimate_log_gaussian_prob` without input checks (EM calls it every iteration);
+    ``P`` is ``precisions_cholesky``."""
     N, D = X.shape
     K = means.shape[0]
-    P = precisions_cholesky
 
     if covariance_type == "full":
         # y_nk = x_n P_k - mu_k P_k for all k at once: X times the (D, K*D) matrix [P_1 ... P_K].
@@ -334,11 +324,8 @@ def e_step(X, weights, means, precisions_cholesky, covariance_type):
     Raises ``ValueError``/``TypeError`` for NaN/inf, complex or mis-shaped inputs, and for
     weights that are negative or do not sum to one.
     """
-    _check_covariance_type(covariance_type)
-    X, means = _check_X_means(X, means)
-    K, D = means.shape
-    weights = _check_weights(weights, K, X)
-    P = _check_precisions_cholesky(precisions_cholesky, covariance_type, K, D, X)
+    X, means, P = _check_components(X, means, precisions_cholesky, covariance_type)
+    weights = _check_weights(weights, means.shape[0], X)
     return _e_step(X, weights, means, P, covariance_type)
 
 
@@ -385,10 +372,8 @@ def m_step(X, resp, covariance_type, reg_covar):
     Raises ``ValueError``/``TypeError`` for NaN/inf, complex or mis-shaped inputs, negative
     responsibilities or rows not summing to one, and a negative or non-finite ``reg_covar``.
     """
-    _check_covariance_type(covariance_type)
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
     X = _check_tensor(X, "X", ndim=2)
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
     resp = _check_resp(resp, X)
     reg_covar = check_real(reg_covar, "reg_covar", minimum=0.0)  # finite, >= 0
     return _m_step(X, resp, covariance_type, reg_covar)
@@ -398,7 +383,7 @@ def _m_step(X, resp, covariance_type, reg_covar):
     """:func:`m_step` without input checks (EM calls it every iteration)."""
     N, D = X.shape
     K = resp.shape[1]
-    nk = resp.sum(0) + 10.0 * _eps(resp.dtype)
+    nk = resp.sum(0) + 10.0 * torch.finfo(resp.dtype).eps
     means = (resp.T @ X) / nk[:, None]
 
     if covariance_type == "full":
@@ -464,11 +449,9 @@ def compute_precision_cholesky(covariances, covariance_type):
         ``reg_covar=0``). :class:`GaussianMixture` catches this case and regularises instead.
         Also for NaN/inf or mis-shaped covariances.
     """
-    _check_covariance_type(covariance_type)
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
     ndim = {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance_type]
     covariances = _check_tensor(covariances, "covariances", ndim=ndim)
-    if not covariances.is_floating_point():
-        covariances = covariances.to(torch.float64)
     if covariance_type in ("full", "tied") and covariances.shape[-1] != covariances.shape[-2]:
         raise ValueError(f"covariances must be square matrices for covariance_type="
                          f"{covariance_type!r}, got shape {tuple(covariances.shape)}")
@@ -505,7 +488,7 @@ def n_parameters(n_components, n_features, covariance_type):
     """
     K = check_int(n_components, "n_components", minimum=1)
     D = check_int(n_features, "n_features", minimum=1)
-    _check_covariance_type(covariance_type)
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
     covariance_params = {
         "full": K * D * (D + 1) // 2,
         "tied": D * (D + 1) // 2,
@@ -522,15 +505,11 @@ def _sampling_generator(random_state, seed) -> torch.Generator:
     """The CPU generator :meth:`GaussianMixture.sample` draws from: seeded by ``seed`` if
     given, else by ``random_state`` (a RandomState gives one draw of it as the seed; None:
     a seed from torch's global generator)."""
-    rs = random_state if seed is None else check_seed(seed, "seed", allow_none=False)
-    if isinstance(rs, np.random.RandomState):
-        rs = int(rs.randint(0, 2**31 - 1))
-    gen = torch.Generator(device="cpu")
-    if rs is None:
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
-    else:
-        gen.manual_seed(int(rs))
-    return gen
+    if seed is not None:
+        return make_generator(check_seed(seed, "seed", allow_none=False))
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(0, 2**31 - 1))
+    return make_generator(random_state, name="random_state")
 
 
 def _draw(n_samples, weights, means, covariances, covariance_type, gen):
@@ -538,9 +517,8 @@ def _draw(n_samples, weights, means, covariances, covariance_type, gen):
     component for each sample (``z ~ Categorical(weights)``, sorted), then
     ``x = mu_z + L_z eps`` with ``eps ~ N(0, I)`` and ``L_z L_z^T = Sigma_z``.
     Returns ``(X, y)`` as NumPy arrays (n_samples, D) and (n_samples,)."""
-    weights = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
-    means = torch.as_tensor(np.asarray(means), dtype=torch.float64)
-    cov = torch.as_tensor(np.asarray(covariances), dtype=torch.float64)
+    weights, means, cov = (torch.as_tensor(np.asarray(a), dtype=torch.float64)
+                           for a in (weights, means, covariances))
     K, D = means.shape
     y = torch.multinomial(weights / weights.sum(), n_samples, replacement=True, generator=gen)
     y = torch.sort(y).values
@@ -678,28 +656,17 @@ def _as_random_state(random_state):
     """scikit-learn's ``check_random_state`` (the same draws for seeds below 2**32), extended
     to the course's seed range [0, 2**64): a larger seed seeds NumPy with its two 32-bit
     halves."""
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
-            and int(random_state) >= 2**32:
+    if isinstance(random_state, (int, np.integer)) and random_state >= 2**32:  # not a bool
         seed = int(random_state)
         return np.random.RandomState(np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint32))
     return check_random_state(random_state)
 
 
 def _as_torch_dtype(dtype, name: str = "dtype") -> torch.dtype:
-    mapping = {
-        torch.float64: torch.float64,
-        torch.float32: torch.float32,
-        "float64": torch.float64,
-        "float32": torch.float32,
-        np.float64: torch.float64,
-        np.float32: torch.float32,
-    }
+    """torch.float64 or torch.float32 from a torch or NumPy dtype or its name."""
+    as_numpy = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
     try:
-        return mapping[dtype]
-    except (KeyError, TypeError):
-        pass
-    try:
-        return mapping[np.dtype(dtype).type]
+        return {"float64": torch.float64, "float32": torch.float32}[np.dtype(as_numpy).name]
     except (KeyError, TypeError):
         raise ValueError(f"{name} must be torch.float64 or torch.float32, got {dtype!r}") from None
 
@@ -742,10 +709,8 @@ def _initial_mixture(X, inits, n_components, covariance_type, reg_covar, init_pa
         covariances, P = _safe_precision_cholesky(covariances, covariance_type, reg_covar, 0, X)
     else:
         P = _precision_cholesky_from_precisions(precisions_init, covariance_type)
-        if covariance_type in ("full", "tied"):
-            covariances = torch.linalg.inv(precisions_init)
-        else:
-            covariances = 1.0 / precisions_init
+        matrices = covariance_type in ("full", "tied")
+        covariances = torch.linalg.inv(precisions_init) if matrices else 1.0 / precisions_init
     return Mixture(weights, means, covariances, P)
 
 
@@ -886,7 +851,7 @@ class GaussianMixture(BaseEstimator):
             if self.verbose:
                 print(f"Initialization {init}")
             if warm:  # continue the previous solution
-                start, bound = self._fitted_tensors(offset, dtype, device), self.lower_bound_
+                start, bound = _fitted_mixture(self, offset, dtype, device), self.lower_bound_
             else:
                 start, bound = self._initial_parameters(X, random_state, inits), -math.inf
             run = self._em(X, start, bound, desc=f"EM (init {init + 1}/{n_init})")
@@ -988,39 +953,31 @@ class GaussianMixture(BaseEstimator):
             raise NotFittedError("This GaussianMixture instance is not fitted yet. Call 'fit' "
                                  "with appropriate arguments before using this estimator.")
 
-    def _fitted_tensors(self, offset=None, dtype=None, device=None):
-        """The fitted parameters as a :class:`Mixture` of tensors (:func:`_fitted_mixture`)."""
-        return _fitted_mixture(self, offset, dtype, device)
-
-    def _e_step_on(self, X):
-        """Log-responsibilities and log p(x_n) of new data under the fit (:func:`_e_step_fitted`)."""
-        return _e_step_fitted(self, X)
-
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of each sample (nats), NumPy array (N,)."""
-        return self._e_step_on(X)[1].cpu().numpy()
+        return _e_step_fitted(self, X)[1].cpu().numpy()
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample (nats), a float."""
-        return float(self._e_step_on(X)[1].mean())
+        return float(_e_step_fitted(self, X)[1].mean())
 
     def predict(self, X):
         """Most probable component of each sample, int64 array (N,)."""
-        return self._e_step_on(X)[0].argmax(1).cpu().numpy()
+        return _e_step_fitted(self, X)[0].argmax(1).cpu().numpy()
 
     def predict_proba(self, X):
         """Responsibilities ``p(z_n = k | x_n)``, array (N, K) whose rows sum to one."""
-        return torch.exp(self._e_step_on(X)[0]).cpu().numpy()
+        return torch.exp(_e_step_fitted(self, X)[0]).cpu().numpy()
 
     def bic(self, X):
         """Bayesian information criterion ``-2 log L + p log N`` (eq. (3.5) [gmm-bic]); lower is better."""
-        log_prob = self._e_step_on(X)[1]
+        log_prob = _e_step_fitted(self, X)[1]
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
         return float(-2.0 * log_prob.sum() + p * math.log(log_prob.shape[0]))
 
     def aic(self, X):
         """Akaike information criterion ``-2 log L + 2 p`` (eq. (3.5) [gmm-bic]); lower is better."""
-        log_prob = self._e_step_on(X)[1]
+        log_prob = _e_step_fitted(self, X)[1]
         p = n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
         return float(-2.0 * log_prob.sum() + 2 * p)
 
@@ -1054,32 +1011,33 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def _fitted_mixture(gm, offset=None, dtype=None, device=None) -> Mixture:
-    """The fitted parameters of ``gm`` as a :class:`Mixture` of tensors (by default of the
-    fit's dtype, on its device), the means relative to ``offset`` (float64 tensor (D,) or
-    None; subtracted in float64)."""
-    gm._check_is_fitted()
-    dtype = dtype or getattr(gm, "_dtype", None) or _as_torch_dtype(gm.dtype)
-    device = device or getattr(gm, "_device", None) or resolve_device(gm.device)
+def _fitted_mixture(gm, offset, dtype, device) -> Mixture:
+    """The fitted parameters of ``gm`` as a :class:`Mixture` of tensors of ``dtype`` on
+    ``device``, the means relative to ``offset`` (float64 tensor (D,) or None; subtracted in
+    float64)."""
 
     def t(a, as_dtype=dtype):
         return torch.as_tensor(np.asarray(a), dtype=as_dtype, device=device)
 
     means = t(gm.means_)
     if offset is not None:
-        means = (t(gm.means_, torch.float64) - offset.to(device)).to(dtype)
+        means = (t(gm.means_, torch.float64) - offset).to(dtype)
     return Mixture(t(gm.weights_), means, t(gm.covariances_), t(gm.precisions_cholesky_))
 
 
 def _e_step_fitted(gm, X):
-    """The E-step of the fitted ``gm`` on new data ``X`` (checked against the fit, centred
-    with its offset); samples whose log-density overflows are refused."""
-    mixture = gm._fitted_tensors()
-    P = mixture.precisions_cholesky
-    offset = _offset_tensor(getattr(gm, "_offset", None), P.device)
-    X = _data_for_fitted(X, gm, offset, P.dtype, P.device)
-    means = gm._fitted_tensors(offset).means
-    log_resp, log_prob = _e_step(X, mixture.weights, means, P, gm.covariance_type)
+    """The E-step of the fitted ``gm`` on new data ``X`` (of the fit's features or image
+    shape, centred with its offset, in its dtype on its device); samples whose log-density
+    overflows are refused."""
+    gm._check_is_fitted()
+    dtype, device = gm._dtype, gm._device
+    offset = gm._offset
+    if offset is not None:
+        offset = torch.as_tensor(offset, dtype=torch.float64, device=device)
+    X, _, _ = _read_X(X, device, (gm.n_features_in_, gm.image_shape_))
+    X = _centre(X, offset, dtype)
+    weights, means, _, P = _fitted_mixture(gm, offset, dtype, device)
+    log_resp, log_prob = _e_step(X, weights, means, P, gm.covariance_type)
     if not bool(torch.isfinite(log_prob).all()):
         raise ValueError(
             "X: some samples are so far from every component (relative to the fitted "
@@ -1111,19 +1069,6 @@ def _training_data(X, n_components, dtype, device):
     return X, image_shape, offset
 
 
-def _data_for_fitted(X, gm, offset, dtype, device):
-    """X for a fitted model ``gm``: the same features (or image shape), centred with the
-    fit's ``offset`` (float64 tensor (D,) or None), as a tensor of ``dtype`` on ``device``."""
-    X, _, _ = _read_X(X, device, (gm.n_features_in_, gm.image_shape_))
-    return _centre(X, offset, dtype)
-
-
-def _offset_tensor(offset, device):
-    """The offset taken off the data before EM (float64 tensor (D,)), or None."""
-    return None if offset is None else torch.as_tensor(offset, dtype=torch.float64,
-                                                       device=device)
-
-
 def _read_X(X, device, fitted=None):
     """The user's X as a float64 (N, D) tensor on ``device`` (images (N, C, H, W) flattened):
     returns ``(X, image_shape or None, eps)``, ``eps`` being the precision of the user's
@@ -1134,10 +1079,7 @@ def _read_X(X, device, fitted=None):
     eps_in = _input_eps(X)
     X = as_tensor(X, "X", ndim=(2, 4), dtype=torch.float64, device=device)
     image_shape = tuple(X.shape[1:]) if X.dim() == 4 else None
-    X = X.reshape(X.shape[0], -1)
-    if X.shape[1] == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
-                         "minimum of 1 is required.")
+    X = X.reshape(X.shape[0], -1)  # as_tensor refused empty arrays: every dimension is > 0
     if fitted is not None:
         n_features, fitted_shape = fitted
         if image_shape is not None and fitted_shape is not None \
@@ -1175,11 +1117,10 @@ def _check_initial_parameters(gm, D, offset, dtype, device):
     K, kw = gm.n_components, dict(dtype=dtype, device=device)
     weights = means = precisions = None
     if gm.weights_init is not None:
-        weights = as_tensor(gm.weights_init, "weights_init", ndim=1, **kw)
+        weights = as_tensor(gm.weights_init, "weights_init", ndim=1, min_value=0, max_value=1,
+                            **kw)
         if tuple(weights.shape) != (K,):
             raise ValueError(f"weights_init must have shape ({K},), got {tuple(weights.shape)}")
-        if bool((weights < 0).any()) or bool((weights > 1).any()):
-            raise ValueError("weights_init must lie in [0, 1]")
         atol = 1e-6 if dtype == torch.float32 else 1e-8
         if abs(float(weights.sum()) - 1.0) > atol:
             raise ValueError(f"weights_init must sum to 1, got {float(weights.sum()):.6g}")
@@ -1220,40 +1161,27 @@ _PRECISIONS_SHAPE = {
 
 def _check_warm_start(gm, D):
     """A warm start continues the previous solution: it must have the same shapes."""
-    fitted_k = len(gm.weights_)
-    if gm.n_components != fitted_k:
-        raise ValueError(
-            f"warm_start=True, but n_components changed from {fitted_k} (the fitted "
-            f"model) to {gm.n_components}; a warm start continues the previous solution, "
-            "so refit with warm_start=False to start clean"
-        )
-    fitted_type = getattr(gm, "_fitted_covariance_type", gm.covariance_type)
-    if gm.covariance_type != fitted_type:
-        raise ValueError(
-            f"warm_start=True, but covariance_type changed from "
-            f"{fitted_type!r} (the fitted model) to "
-            f"{gm.covariance_type!r}; refit with warm_start=False to start clean"
-        )
-    if D != gm.n_features_in_:
-        raise ValueError(
-            f"warm_start=True, but X has {D} features and the fitted model "
-            f"{gm.n_features_in_}; refit with warm_start=False to start clean"
-        )
+    for what, fitted, now in (("n_components", len(gm.weights_), gm.n_components),
+                              ("covariance_type", gm._fitted_covariance_type, gm.covariance_type),
+                              ("the number of features", gm.n_features_in_, D)):
+        if now != fitted:
+            raise ValueError(
+                f"warm_start=True, but {what} changed from {fitted!r} (the fitted model) to "
+                f"{now!r}; a warm start continues the previous solution, so refit with "
+                "warm_start=False to start clean"
+            )
 
 
 def _check_resp(resp, X):
     """Responsibilities for :func:`m_step`: (N, K), non-negative, rows summing to one."""
-    resp = _check_tensor(resp, "resp", ndim=2, like=X)
+    resp = _check_tensor(resp, "resp", ndim=2, like=X, min_value=0)
     if resp.shape[0] != X.shape[0]:
         raise ValueError(f"resp must have shape ({X.shape[0]}, K) (one row per sample of X), "
                          f"got {tuple(resp.shape)}")
-    if bool((resp < 0).any()):
-        raise ValueError(f"resp must be >= 0 (probabilities), found {float(resp.min()):.4g}")
-    row_sums = resp.sum(1)
-    worst = float((row_sums - 1.0).abs().max())
+    worst = float((resp.sum(1) - 1.0).abs().max())
     if worst > _tol_sum_to_one(resp.dtype):
         raise ValueError("resp: each row (the responsibilities of one sample) must sum to 1, "
-                         f"found a row summing to 1 {'+' if worst > 0 else ''}{worst:.3g} off")
+                         f"found a row summing to 1 +{worst:.3g} off")
     return resp
 
 
@@ -1277,11 +1205,10 @@ def _input_eps(X) -> float:
     """Relative precision of the user's data: their floating dtype's epsilon (float64's for
     integers and lists, which are read as float64)."""
     if isinstance(X, torch.Tensor):
-        return float(torch.finfo(X.dtype).eps) if X.is_floating_point() else float(np.finfo(np.float64).eps)
+        return torch.finfo(X.dtype if X.is_floating_point() else torch.float64).eps
     dtype = getattr(X, "dtype", None)
-    if dtype is not None and np.issubdtype(dtype, np.floating):
-        return float(np.finfo(dtype).eps)
-    return float(np.finfo(np.float64).eps)
+    floating = dtype is not None and np.issubdtype(dtype, np.floating)
+    return float(np.finfo(dtype if floating else np.float64).eps)
 
 
 def _choose_offset(X: torch.Tensor, eps_in: float) -> torch.Tensor | None:
@@ -1335,43 +1262,46 @@ def _tol_sum_to_one(dtype: torch.dtype) -> float:
     return 1e-4 if dtype == torch.float32 else 1e-6
 
 
-def _check_tensor(x, name: str, *, ndim: int, like: torch.Tensor | None = None) -> torch.Tensor:
-    """A finite real tensor of rank ``ndim`` (arrays are converted; ``like`` fixes the dtype and
-    device: that of X). Used by the public equation functions, which learners call directly."""
-    if isinstance(x, torch.Tensor):
-        if x.is_complex() or not x.is_floating_point():
-            if x.is_complex():
-                raise TypeError(f"{name} must be real, got a complex tensor (dtype {x.dtype})")
-            x = x.to(torch.float64)
-        t = x if like is None else x.to(dtype=like.dtype, device=like.device)
-        if t.dim() != ndim:
-            raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-        if t.numel() == 0:
-            raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return t
-    dtype = like.dtype if like is not None else torch.float64
-    device = like.device if like is not None else None
-    return as_tensor(x, name, ndim=ndim, dtype=dtype, device=device)
+def _check_tensor(x, name: str, *, ndim: int, like: torch.Tensor | None = None,
+                  min_value: float | None = None) -> torch.Tensor:
+    """A finite real tensor of rank ``ndim``, no entry below ``min_value`` (:func:`as_tensor`;
+    a floating-point tensor keeps its dtype and its autograd graph, anything else becomes
+    float64; ``like`` fixes the dtype and device: that of X). Used by the public equation
+    functions, which learners call directly."""
+    if like is not None:
+        dtype, device = like.dtype, like.device
+    elif isinstance(x, torch.Tensor) and x.is_floating_point():
+        dtype, device = x.dtype, None
+    else:
+        dtype, device = torch.float64, None
+    return as_tensor(x, name, ndim=ndim, dtype=dtype, device=device, min_value=min_value,
+                     detach=False)
 
 
 def _check_weights(weights, K: int, like: torch.Tensor) -> torch.Tensor:
-    weights = _check_tensor(weights, "weights", ndim=1, like=like)
+    weights = _check_tensor(weights, "weights", ndim=1, like=like, min_value=0)
     if weights.shape[0] != K:
         raise ValueError(f"weights must have shape ({K},) (one per component), got "
                          f"{tuple(weights.shape)}")
-    if bool((weights < 0).any()):
-        raise ValueError(f"weights must be >= 0, found {float(weights.min()):.4g}")
     total = float(weights.sum())
     if abs(total - 1.0) > _tol_sum_to_one(weights.dtype):
         raise ValueError(f"weights must sum to 1 (they are probabilities), got a sum of {total:.8g}")
     return weights
 
 
-def _check_precisions_cholesky(P, covariance_type, K: int, D: int, like) -> torch.Tensor:
+def _check_components(X, means, P, covariance_type):
+    """The arguments the equation functions share: ``X`` (N, D), ``means`` (K, D) and the
+    precisions' Cholesky factors ``P`` of ``covariance_type``, as tensors of X's dtype and
+    device; returns ``(X, means, P)``."""
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+    X = _check_tensor(X, "X", ndim=2)
+    means = _check_tensor(means, "means", ndim=2, like=X)
+    if means.shape[1] != X.shape[1]:
+        raise ValueError(f"means must have shape (K, {X.shape[1]}) (one row per component, as "
+                         f"many columns as X), got {tuple(means.shape)}")
+    K, D = means.shape
     shape = _PRECISIONS_SHAPE[covariance_type](K, D)
-    P = _check_tensor(P, "precisions_cholesky", ndim=len(shape), like=like)
+    P = _check_tensor(P, "precisions_cholesky", ndim=len(shape), like=X)
     if tuple(P.shape) != shape:
         raise ValueError(f"precisions_cholesky must have shape {shape} for covariance_type="
                          f"{covariance_type!r} (K={K}, D={D}), got {tuple(P.shape)}")
@@ -1380,16 +1310,4 @@ def _check_precisions_cholesky(P, covariance_type, K: int, D: int, like) -> torc
         raise ValueError("precisions_cholesky must have a positive diagonal (it is the Cholesky "
                          "factor of a positive-definite precision matrix); use "
                          "compute_precision_cholesky(covariances, covariance_type)")
-    return P
-
-
-def _check_X_means(X, means):
-    X = _check_tensor(X, "X", ndim=2)
-    if not X.is_floating_point():
-        X = X.to(torch.float64)
-    means = _check_tensor(means, "means", ndim=2, like=X)
-    if means.shape[1] != X.shape[1]:
-        raise ValueError(f"means must have shape (K, {X.shape[1]}) (one row per component, as "
-                         f"many columns as X), got {tuple(means.shape)}")
-    return X, means
-
+    return X, means, P
