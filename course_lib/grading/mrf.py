@@ -69,10 +69,6 @@ __all__ = [
 # ------------------------------------------------------------------ references
 
 
-def _mrf():
-    return _mrf_module
-
-
 def _colour_mask(shape, colour: int) -> torch.Tensor:
     """Boolean ``(H, W)`` mask of the sites with ``(row + col) % 2 == colour``: the two
     checkerboard colours of eq. (4.10) [mrf-checkerboard] (open boundary, or periodic with even
@@ -85,13 +81,14 @@ def _colour_mask(shape, colour: int) -> torch.Tensor:
 
 def _ref_local_field(s: torch.Tensor, J: float, h: float, periodic: bool = True) -> torch.Tensor:
     """Eq. (4.8) [mrf-local-field] from course_lib.mrf, as a float64 CPU tensor."""
-    return torch.as_tensor(_mrf().local_field(s, J=J, h=h, periodic=periodic)).double().cpu()
+    return torch.as_tensor(_mrf_module.local_field(s, J=J, h=h, periodic=periodic)).double().cpu()
 
 
 def _ref_half_sweep(s, beta, colour, u, J, h, factor=2.0, compare=">"):
     """The checkerboard half-sweep of eq. (4.10) [mrf-checkerboard] with given uniforms ``u``.
 
-    ``factor`` and ``compare`` exist only to recognise the usual mistakes.
+    ``factor`` and ``compare`` exist only to recognise the usual mistakes
+    (:data:`_HALF_SWEEP_MISTAKES`).
     """
     field = _ref_local_field(s, J, h)
     p_up = torch.sigmoid(factor * beta * field)
@@ -148,6 +145,29 @@ def check_local_field(local_field) -> None:
     passed("local_field matches eq. (4.8) [mrf-local-field] on three lattices")
 
 
+#: The usual mistakes of half_sweep, in the order a failed check tests them: the arguments of
+#: :func:`_ref_half_sweep` that reproduce each one, and its hint (``{J}``, ``{h}``: the case's).
+_HALF_SWEEP_MISTAKES = (
+    (dict(factor=1.0), "you used sigmoid(beta * f). The two values of a spin differ by 2 f in "
+                       "the exponent, so P(s = +1 | neighbours) = sigmoid(2 * beta * f)"),
+    (dict(compare="<"), "a spin should become +1 when u < P(s = +1 | neighbours) (then it is +1 "
+                        "with exactly that probability); you compared the other way round"),
+    (dict(J=1.0), "your answer ignores the coupling J (here J = {J}): the local field is "
+                  "f = J * (sum of the neighbours) + h"),
+    (dict(h=0.0), "your answer ignores the external field h (here h = {h}): the local "
+                  "field is f = J * (sum of the neighbours) + h"),
+    (dict(factor=-2.0), "sign error: P(s = +1) = sigmoid(+2 * beta * f) grows with the field f"),
+)
+
+
+def _half_sweep_answer(case, mistake: dict | None = None) -> torch.Tensor:
+    """The answer to a case of :func:`_half_sweep_cases`: the reference's, or with ``mistake``
+    (the arguments of an entry of :data:`_HALF_SWEEP_MISTAKES`) the one that mistake gives."""
+    shape, beta, colour, J, h, s, u = case
+    return _ref_half_sweep(**{"s": s, "beta": beta, "colour": colour, "u": u, "J": J, "h": h,
+                              **(mistake or {})})
+
+
 def _half_sweep_cases(seed: int):
     """Inputs for check_half_sweep: lattices, parameters and uniforms, chosen so that every
     known mistake (J or h ignored, sigmoid(beta f), the comparison reversed, a sign error)
@@ -155,8 +175,6 @@ def _half_sweep_cases(seed: int):
     the seed (the uniforms are redrawn until this holds)."""
     params = [((4, 6, 8), 0.6, 0, 1.0, 0.1), ((3, 4, 4), 0.3, 1, -1.0, 0.0),
               ((2, 8, 6), 0.7, 0, 0.4, -0.3), ((2, 6, 6), 0.5, 1, 2.0, 0.2)]
-    wrong = [dict(J_used=1.0), dict(h_used=0.0), dict(factor=1.0), dict(compare="<"),
-             dict(factor=-2.0)]
     gen = torch.Generator().manual_seed(int(seed))
     for _ in range(100):
         cases = []
@@ -164,11 +182,8 @@ def _half_sweep_cases(seed: int):
             s = _random_spins(shape, gen)
             u = torch.rand(shape, generator=gen, dtype=torch.float32)
             cases.append((shape, beta, colour, J, h, s, u))
-        if all(any(not torch.equal(_ref_half_sweep(s, beta, colour, u, J, h),
-                                   _ref_half_sweep(s, beta, colour, u, w.get("J_used", J),
-                                                   w.get("h_used", h), w.get("factor", 2.0),
-                                                   w.get("compare", ">")))
-                   for shape, beta, colour, J, h, s, u in cases) for w in wrong):
+        if all(any(not torch.equal(_half_sweep_answer(case), _half_sweep_answer(case, mistake))
+                   for case in cases) for mistake, _ in _HALF_SWEEP_MISTAKES):
             return cases
     raise RuntimeError("could not draw discriminating inputs")  # pragma: no cover
 
@@ -183,7 +198,8 @@ def check_half_sweep(half_sweep, seed: int = 5) -> None:
     rejected on every seed.
     """
     cases = _half_sweep_cases(seed) + _half_sweep_cases(run_seed())  # fixed, drawn per run
-    for shape, beta, colour, J, h, s, u in cases:
+    for case in cases:
+        shape, beta, colour, J, h, s, u = case
         what = f"half_sweep(s of shape {shape}, beta={beta}, colour={colour})"
         got = run_learner(half_sweep, s.clone(), beta, colour, u.clone(), J, h, what="half_sweep",
                           references=_REFERENCES["half_sweep"])
@@ -198,30 +214,22 @@ def check_half_sweep(half_sweep, seed: int = 5) -> None:
                 "neighbours would be drawn together from conditionals that each assume the "
                 "other is fixed."
             )
-        expected = _ref_half_sweep(s, beta, colour, u, J, h).numpy()
+        expected = _half_sweep_answer(case).numpy()
         if not np.array_equal(got, expected):
-            n_bad = int((got != expected).sum())
-            if np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, factor=1.0).numpy()):
-                hint = ("you used sigmoid(beta * f). The two values of a spin differ by 2 f in "
-                        "the exponent, so P(s = +1 | neighbours) = sigmoid(2 * beta * f)")
-            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, compare="<").numpy()):
-                hint = ("a spin should become +1 when u < P(s = +1 | neighbours) (then it is +1 "
-                        "with exactly that probability); you compared the other way round")
-            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, 1.0, h).numpy()):
-                hint = (f"your answer ignores the coupling J (here J = {J}): the local field is "
-                        "f = J * (sum of the neighbours) + h")
-            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, 0.0).numpy()):
-                hint = (f"your answer ignores the external field h (here h = {h}): the local "
-                        "field is f = J * (sum of the neighbours) + h")
-            elif np.array_equal(got, _ref_half_sweep(s, beta, colour, u, J, h, factor=-2.0).numpy()):
-                hint = "sign error: P(s = +1) = sigmoid(+2 * beta * f) grows with the field f"
-            else:
-                hint = ("compute f with your local_field(s, J, h), then "
-                        "s_new = +1 where u < sigmoid(2 * beta * f), -1 elsewhere, on the "
-                        "sites of this colour only")
-            raise GradingError(f"{what}: {n_bad} spins differ from the reference. Hint: {hint}")
+            hint = next((hint.format(J=J, h=h) for mistake, hint in _HALF_SWEEP_MISTAKES
+                         if np.array_equal(got, _half_sweep_answer(case, mistake).numpy())),
+                        "compute f with your local_field(s, J, h), then s_new = +1 where "
+                        "u < sigmoid(2 * beta * f), -1 elsewhere, on the sites of this colour only")
+            raise GradingError(f"{what}: {int((got != expected).sum())} spins differ from the "
+                               f"reference. Hint: {hint}")
     passed("half_sweep redraws exactly one colour from sigmoid(2 beta f), eq. (4.10) [mrf-checkerboard], "
            "on four lattices (J = 1, -1, 0.4, 2)")
+
+
+def _ising_energies(s: np.ndarray) -> np.ndarray:
+    """The energy of each lattice of the ``(N, L, L)`` spins ``s`` (periodic, J = 1, h = 0)."""
+    s = s.astype(np.int64)
+    return -((s * np.roll(s, 1, axis=1)).sum(axis=(1, 2)) + (s * np.roll(s, 1, axis=2)).sum(axis=(1, 2)))
 
 
 def _exact_energy_distribution(L: int, beta: float):
@@ -232,9 +240,7 @@ def _exact_energy_distribution(L: int, beta: float):
     n = L * L
     idx = np.arange(2**n, dtype=np.int64)
     bits = (idx[:, None] >> np.arange(n)) & 1
-    s = (2 * bits - 1).reshape(-1, L, L).astype(np.int64)
-    bonds = (s * np.roll(s, 1, axis=1)).sum(axis=(1, 2)) + (s * np.roll(s, 1, axis=2)).sum(axis=(1, 2))
-    energy = -bonds
+    energy = _ising_energies((2 * bits - 1).reshape(-1, L, L))
     levels, inverse = np.unique(energy, return_inverse=True)
     weights = np.exp(-beta * (energy - energy.min()))
     probs = np.bincount(inverse, weights=weights) / weights.sum()
@@ -257,10 +263,7 @@ def check_sampler_distribution(half_sweep, beta: float = 0.35, n_chains: int = 4
                               references=_REFERENCES["half_sweep"])
             s = torch.as_tensor(_as_spins(out, (n_chains, L, L), "half_sweep(...)"),
                                 dtype=torch.float32)
-    s_np = s.numpy().astype(np.int64)
-    bonds = (s_np * np.roll(s_np, 1, axis=1)).sum(axis=(1, 2)) + \
-        (s_np * np.roll(s_np, 1, axis=2)).sum(axis=(1, 2))
-    energies = -bonds
+    energies = _ising_energies(s.numpy())
     levels, probs = _exact_energy_distribution(L, beta)
     observed = np.array([(energies == e).sum() for e in levels], dtype=float)
     if observed.sum() != n_chains:
@@ -450,14 +453,12 @@ def check_pl_gradient(pl_gradient) -> None:
         got = as_number(got, what)
         if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
             continue
-        f = _ref_local_field(s, 1.0, 0.0)
-        sd = s.double()
-        n = s.numel()
+        f, sd = _ref_local_field(s, 1.0, 0.0), s.double()
         hint = ("d/d beta of [beta s_i f_i - log(2 cosh(beta f_i))] is f_i (s_i - tanh(beta f_i)); "
                 "average it over all sites and samples")
         if math.isclose(got, -expected, rel_tol=1e-4, abs_tol=1e-6):
             hint = "sign error: the gradient is f_i (s_i - tanh(beta f_i)), data minus model"
-        elif math.isclose(got, expected * n, rel_tol=1e-4):
+        elif math.isclose(got, expected * s.numel(), rel_tol=1e-4):
             hint = "take the MEAN over samples and sites, not the sum"
         elif math.isclose(got, float((f * (sd - torch.tanh(2 * beta * f))).mean()), rel_tol=1e-4):
             hint = "the conditional mean of s_i is tanh(beta f_i), not tanh(2 beta f_i)"
@@ -517,7 +518,7 @@ def _ar1_trace(phi: float, n: int, seed: int) -> np.ndarray:
 
 def _tau_variants(x: np.ndarray) -> dict:
     """The reference τ_int (Sokal's window, c = 5) and the values of common mistakes."""
-    rho = _mrf().diagnostics.autocorrelation(x)
+    rho = diagnostics.autocorrelation(x)
     cums = np.cumsum(rho[1:])
     taus = 1.0 + 2.0 * cums
     lags = np.arange(1, len(rho))
@@ -537,13 +538,11 @@ def check_tau_int(tau_int, seed: int = 0) -> None:
     Checked on AR(1) traces with known ``τ_int = (1 + φ)/(1 - φ)`` (φ = 0, 0.6, 0.9) and on a
     magnetisation trace of the Ising model, against eq. (4.11) [mrf-tau-int] with Sokal's window
     (``c = 5``), within 2% (window choices differ by one lag at most)."""
-    phi = round(float(np.random.default_rng(run_seed()).uniform(0.2, 0.85)), 3)  # per run
-    cases = [("AR(1), phi = 0", _ar1_trace(0.0, 4000, seed)),
-             ("AR(1), phi = 0.6", _ar1_trace(0.6, 4000, seed + 1)),
-             ("AR(1), phi = 0.9", _ar1_trace(0.9, 8000, seed + 2)),
-             (f"AR(1), phi = {phi}", _ar1_trace(phi, 4000, run_seed() % 2**31))]
-    for name, x in cases:
-        what = f"tau_int({name} trace of length {len(x)})"
+    drawn = round(float(np.random.default_rng(run_seed()).uniform(0.2, 0.85)), 3)  # per run
+    for phi, n, trace_seed in ((0.0, 4000, seed), (0.6, 4000, seed + 1), (0.9, 8000, seed + 2),
+                               (drawn, 4000, run_seed() % 2**31)):
+        x = _ar1_trace(phi, n, trace_seed)
+        what = f"tau_int(AR(1), phi = {phi:g} trace of length {n})"
         variants = _tau_variants(x)
         got = run_learner(tau_int, x.copy(), what="tau_int", references=_REFERENCES["tau"])
         got = as_number(got, what)
@@ -564,10 +563,5 @@ def check_tau_int(tau_int, seed: int = 0) -> None:
                     "window from the lag-0 term": "start the sum at lag 1: ρ(0) = 1 is the 1",
                 }[mistake]
         raise GradingError(f"{what} = {got:.4g}, expected {expected:.4g} (the exact τ_int of "
-                           f"this process is {_ar1_exact(name):.3g}). Hint: {hint}")
+                           f"this process is {(1 + phi) / (1 - phi):.3g}). Hint: {hint}")
     passed("tau_int matches eq. (4.11) [mrf-tau-int] with Sokal's window on four AR(1) traces")
-
-
-def _ar1_exact(name: str) -> float:
-    phi = float(name.split("=")[1])
-    return (1 + phi) / (1 - phi)
