@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from ._core import (
     MAX_SEED,
@@ -49,6 +49,7 @@ from ._core import (
     check_seed,
     dense_input_tags,
     load_verified,
+    make_generator,
     resolve_device,
     save_verified,
     torch_bytes,
@@ -236,10 +237,12 @@ def seeded(seed: int):
         yield
 
 
-def mlp(sizes, activation=torch.nn.ReLU) -> torch.nn.Sequential:
+def mlp(sizes, activation=torch.nn.ReLU, dropout: float = 0.0) -> torch.nn.Sequential:
     """A multilayer perceptron: ``Linear`` layers of the given ``sizes`` (input, hidden...,
-    output) with ``activation()`` between them, none after the last. The default networks of
-    the GAN and the VAE are built with it."""
+    output) with ``activation()`` between them, none after the last, each followed by
+    ``nn.Dropout(dropout)`` when ``dropout`` > 0 (the dropout layers hold no weights: the same
+    seed gives the same initial weights with or without them). The default networks of the
+    GAN and the VAE are built with it."""
     sizes = [check_int(s, "sizes[i]", minimum=1) for s in sizes]
     if len(sizes) < 2:
         raise ValueError(f"sizes must hold at least an input and an output size, got {sizes}")
@@ -247,7 +250,7 @@ def mlp(sizes, activation=torch.nn.ReLU) -> torch.nn.Sequential:
     for i in range(len(sizes) - 1):
         layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(activation())
+            layers += [activation(), torch.nn.Dropout(dropout)] if dropout else [activation()]
     return torch.nn.Sequential(*layers)
 
 
@@ -374,9 +377,7 @@ class NeuralEstimator(BaseEstimator):
         """A generator on ``device`` seeded from ``seed``. Models derive several streams from
         one ``random_state`` (``seed``, ``seed + 1``, ...): the seed is taken modulo 2**64, so
         that every valid ``random_state`` up to ``MAX_SEED = 2**64 - 1`` works."""
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed) % (MAX_SEED + 1))
-        return gen
+        return make_generator(int(seed) % (MAX_SEED + 1), device)
 
     def _sampling_generator(self, seed, device) -> torch.Generator:
         """The generator that a sampling method draws from. With ``seed``, a fresh one seeded
@@ -390,11 +391,7 @@ class NeuralEstimator(BaseEstimator):
         return self._seeded_generator(check_seed(seed, allow_none=False), device)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, self._fitted_attribute):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                "appropriate arguments before using this estimator."
-            )
+        check_is_fitted(self, self._fitted_attribute)  # scikit-learn's NotFittedError message
 
     # ---------------------------------------------------------------- labels
     # A model fitted with labels ``y`` is conditional: ``classes_`` holds the sorted classes,
@@ -417,8 +414,7 @@ class NeuralEstimator(BaseEstimator):
         """Indices into ``classes_`` of ``labels`` (one label for all ``n`` rows, or one per
         row); ``None`` for an unconditional model. When a conditional model gets no labels,
         ``missing`` says what happens: ``"cycle"`` takes the classes in turn
-        (``classes_[i % n_classes]``, what ``sample`` does), ``"error"`` refuses, ``"none"``
-        returns ``None``."""
+        (``classes_[i % n_classes]``, what ``sample`` does), ``"error"`` refuses."""
         classes = getattr(self, "classes_", None)
         if classes is None:
             if labels is not None:
@@ -428,7 +424,7 @@ class NeuralEstimator(BaseEstimator):
         if labels is None:
             if missing == "error":
                 raise ValueError(f"{name} is required: the model is conditional (fitted with y)")
-            return torch.arange(n) % len(classes) if missing == "cycle" else None
+            return torch.arange(n) % len(classes)
         arr = per_sample_labels(label_array(labels, name), n, name)
         idx = np.clip(np.searchsorted(classes, arr), 0, len(classes) - 1)
         unknown = arr[classes[idx] != arr]
@@ -447,11 +443,6 @@ class NeuralEstimator(BaseEstimator):
     def _restore(self, meta: dict, state: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _plain_params(self) -> dict:
-        """Hyperparameters that a checkpoint can store (user-supplied networks cannot)."""
-        params = self.get_params(deep=False)
-        return {k: v for k, v in params.items() if _plain(v)}
-
     def save(self, path, *, checksum: bool = False) -> None:
         """Save the fitted model: weights (state dicts), hyperparameters and shapes.
 
@@ -467,8 +458,10 @@ class NeuralEstimator(BaseEstimator):
         }
         meta = dict(self._checkpoint_meta())
         meta["history"] = {k: [float(x) for x in v] for k, v in getattr(self, "history_", {}).items()}
-        save_checkpoint(path, kind=type(self).__name__, params=self._plain_params(), meta=meta,
-                        state=state, checksum=checksum)
+        # the hyperparameters a checkpoint can store (user-supplied networks cannot)
+        params = {k: v for k, v in self.get_params(deep=False).items() if _plain(v)}
+        save_checkpoint(path, kind=type(self).__name__, params=params, meta=meta, state=state,
+                        checksum=checksum)
 
     @classmethod
     def load(cls, path, **params):
@@ -480,13 +473,11 @@ class NeuralEstimator(BaseEstimator):
         """
         ckpt = load_checkpoint(path, kind=cls.__name__)
         valid = cls().get_params(deep=False)
-        stored = {k: v for k, v in ckpt["params"].items() if k in valid}
+        stored = {k: tuple(v) if isinstance(valid[k], tuple) and isinstance(v, list) else v
+                  for k, v in ckpt["params"].items() if k in valid}  # tuples come back as lists
         unknown = set(params) - set(valid)
         if unknown:
             raise TypeError(f"{cls.__name__}.load got unknown hyperparameters {sorted(unknown)}")
-        for k, v in stored.items():  # tuples come back from the file as lists
-            if isinstance(valid[k], tuple) and isinstance(v, list):
-                stored[k] = tuple(v)
         model = cls(**{**stored, **params})
         meta = dict(ckpt["meta"])
         history = meta.pop("history", {})
@@ -562,7 +553,7 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = Path(folder) if folder is not None else cache_dir() / "models"
     path = folder / f"{type(model).__name__}_{digest}.pt"
-    cached = load_verified(path, lambda p: _load_or_why(type(model), p, params),
+    cached = load_verified(path, lambda p: type(model).load(p, **params),
                            label=f"cached model {path}", then="training again", stacklevel=2)
     if cached is not None:
         return cached
@@ -572,14 +563,6 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     except OSError as exc:  # a read-only folder or a full disk: the fitted model is still good
         warnings.warn(f"could not cache the fitted model at {path}: {exc}", stacklevel=2)
     return model
-
-
-def _load_or_why(cls, path, params):
-    """``cls.load(path, **params)``; a missing or unreadable file is a ``ValueError``."""
-    try:
-        return cls.load(path, **params)
-    except FileNotFoundError as exc:
-        raise ValueError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- shipped models

@@ -17,9 +17,9 @@ import torch
 from .._core import as_tensor, check_bool, check_int, check_real, make_generator
 from ..training import DivergenceError
 from .checks import check_data, fitted_input, latent_tensor, net_device
-from .formulas import elbo_gap_split, gaussian_kl, log_normal_diag, monte_carlo_kl, reparameterize
+from .formulas import elbo_gap_split, gaussian_kl, log_normal_diag, monte_carlo_kl
 from .likelihoods import decoder_log_prob
-from .networks import decode, encode, log_prior, one_draw_elbo, prior_components
+from .networks import decode, decoded_draws, encode, log_prior, one_draw_elbo, prior_components
 
 #: Decoder evaluations (rows of z) computed at once by the IWAE estimator.
 _IWAE_ROWS = {"cpu": 2**15, "cuda": 2**18}
@@ -44,11 +44,6 @@ class InferenceGaps(NamedTuple):
     amortisation: np.ndarray  #: ELBO(q*) − ELBO(q_φ)
 
 
-def _fitted_nets(model):
-    """The fitted ``(encoder, decoder, prior)``."""
-    return model.encoder_, model.decoder_, model.prior_
-
-
 def _row_budget(device, comps) -> int:
     """Rows of z to decode at once on ``device``: fewer with a mixture prior, whose log p(z)
     holds a (rows, K, d) temporary."""
@@ -70,7 +65,8 @@ def elbo(model, X, labels=None, *, seed=None) -> ELBO:
     model._check_fitted()
     x, y1h = fitted_input(model, X, labels)
     gen = model._sampling_generator(seed, x.device)
-    e, r, k = one_draw_elbo(model, _fitted_nets(model), x, y1h, gen)
+    nets = (model.encoder_, model.decoder_, model.prior_)
+    e, r, k = one_draw_elbo(model, nets, x, y1h, gen)
     if not bool(torch.isfinite(e).all()):
         raise DivergenceError("the ELBO is not finite: the model's parameters diverged")
     return ELBO(*(t.double().cpu().numpy() for t in (e, r, k)))
@@ -83,17 +79,12 @@ def _terms_of_q(model, x, y1h, mean, log_var, n_draws, gen, comps):
     ``n_draws`` reparameterised draws, (N,) each; differentiable in mean and log_var. The
     KL is the closed form for N(0, I), its Monte Carlo estimate at the same draws for a
     mixture prior."""
-    eps = torch.randn((n_draws, *mean.shape), generator=gen, device=mean.device,
-                      dtype=mean.dtype)
-    z = reparameterize(mean, log_var, eps)
-    params = decode(model, model.decoder_, z, y1h, x.shape[-1])
-    rec = decoder_log_prob(model.likelihood, x.expand(n_draws, *x.shape), params,
-                           model.n_levels).mean(0)
+    z, rec = decoded_draws(model, model.decoder_, x, y1h, mean, log_var, n_draws, gen)
     if comps is None:
         kl = gaussian_kl(mean, log_var)
     else:
         kl = monte_carlo_kl(z, mean, log_var, log_prior(z, comps)).mean(0)
-    return rec, kl
+    return rec.mean(0), kl
 
 
 @torch.no_grad()
@@ -237,23 +228,16 @@ def _log_weights(model, X, k, labels, seed, keep):
         parts = []
         for j in range(0, k, k_chunk):
             kk = min(k_chunk, k - j)
-            eps = torch.randn((kk, *mean.shape), generator=gen, device=device)
-            z = reparameterize(mean, log_var, eps)
-            params = decode(model, model.decoder_, z, yb, D)
-            lw = (decoder_log_prob(model.likelihood, xb.expand(kk, *xb.shape), params,
-                                   model.n_levels)
-                  + log_prior(z, comps)
-                  - log_normal_diag(z, mean, log_var)).double()  # (kk, n)
+            z, rec = decoded_draws(model, model.decoder_, xb, yb, mean, log_var, kk, gen)
+            # (kk, n): log p(x | z) + log p(z) - log q(z | x)
+            lw = (rec + log_prior(z, comps) - log_normal_diag(z, mean, log_var)).double()
             if keep:
                 parts.append(lw.T.cpu())
             else:
                 parts.append(torch.stack([torch.logsumexp(lw, 0),
                                           torch.logsumexp(2 * lw, 0)]).cpu())
-        if keep:
-            out.append(torch.cat(parts, dim=1))
-        else:
-            stacked = torch.stack(parts)  # (chunks, 2, n)
-            out.append(torch.logsumexp(stacked, dim=0))
+        # all the weights, or the log-sum-exp over the chunks of each (chunks, 2, n) pair
+        out.append(torch.cat(parts, dim=1) if keep else torch.logsumexp(torch.stack(parts), 0))
     res = torch.cat(out, dim=-1 if not keep else 0)
     if not bool(torch.isfinite(res).all()):
         raise DivergenceError("an importance weight is not finite: the model diverged")

@@ -249,13 +249,11 @@ def elbo_gap_split(log_px, elbo_optimal, elbo_encoder) -> dict:
     are per-sample arrays (nats); returns a dict of per-sample arrays ``"approximation"``,
     ``"amortisation"`` and ``"total"``.
     """
-    lp, lo, le = (np.asarray(a, dtype=np.float64) for a in (log_px, elbo_optimal, elbo_encoder))
+    named = {"log_px": log_px, "elbo_optimal": elbo_optimal, "elbo_encoder": elbo_encoder}
+    lp, lo, le = (as_real_array(a, name, min_size=0) for name, a in named.items())
     if not lp.shape == lo.shape == le.shape:
         raise ValueError(f"log_px, elbo_optimal and elbo_encoder must have one shape, got "
                          f"{lp.shape}, {lo.shape}, {le.shape}")
-    for name, a in (("log_px", lp), ("elbo_optimal", lo), ("elbo_encoder", le)):
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
     return {"approximation": lp - lo, "amortisation": lo - le, "total": lp - le}
 
 
@@ -271,13 +269,9 @@ def active_units(means, threshold: float = 0.01):
     unit. ``means`` (N, d) are the encoder's means on N images. Returns ``(n_active,
     activity)``, the count and the d variances.
     """
-    m = np.asarray(means.detach().cpu() if isinstance(means, torch.Tensor) else means,
-                   dtype=np.float64)
-    if m.ndim != 2 or len(m) < 2:
-        raise ValueError(f"means must be a 2-D array (N >= 2 images, d units), got shape "
-                         f"{m.shape}")
-    if not np.isfinite(m).all():
-        raise ValueError("means contains NaN or infinite values")
+    m = as_real_array(means, "means", ndim=2)
+    if len(m) < 2:
+        raise ValueError(f"means must hold N >= 2 images (d units each), got shape {m.shape}")
     threshold = check_real(threshold, "threshold", minimum=0.0)
     activity = m.var(0)
     return int((activity > threshold).sum()), activity

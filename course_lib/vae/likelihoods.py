@@ -60,8 +60,6 @@ DATA_PRESETS = {
     "gaussian": DataPreset(levels=False, bounded=False),
     "bernoulli": DataPreset(levels=False, bounded=True),
 }
-#: The discrete decoders: a probability for each of the ``n_levels`` grey levels of a pixel.
-DISCRETE = tuple(name for name, preset in DATA_PRESETS.items() if preset.levels)
 
 
 def to_levels(x, n_levels: int = DIGIT_LEVELS) -> torch.Tensor:
@@ -185,9 +183,7 @@ def _decoder_mean(likelihood: str, params, n_levels: int, draw: bool, generator=
             mean = mean + std * noise
         return mean.clamp(0.0, 1.0)
     p = torch.sigmoid(params[..., 0])
-    if draw:
-        return torch.bernoulli(p, generator=generator)
-    return p
+    return torch.bernoulli(p, generator=generator) if draw else p
 
 
 # ====================================================================== the baseline

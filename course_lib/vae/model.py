@@ -47,9 +47,6 @@ def _class_prior(y_idx, classes):
     return np.bincount(y_idx.numpy(), minlength=len(classes)) / len(y_idx)
 
 
-# ====================================================================== the estimator
-
-
 class VAE(NeuralEstimator):
     r"""Variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014), conditional when
     labels are given to :meth:`fit` (Sohn et al. 2015).
@@ -245,17 +242,14 @@ class VAE(NeuralEstimator):
 
     # ------------------------------------------------------------------ save / load
 
-    def _networks_state(self):
-        self._check_fitted()
+    def _networks_state(self):  # save() has checked that the model is fitted
         return {"encoder": self.encoder_.state_dict(), "decoder": self.decoder_.state_dict(),
                 "prior": self.prior_.state_dict()}
 
     def _checkpoint_meta(self):
-        self._check_fitted()
         return {"input_shape": list(self.input_shape_),
                 "classes": None if self.classes_ is None else self.classes_.tolist(),
-                "class_prior": (None if self.class_prior_ is None
-                                else [float(v) for v in self.class_prior_]),
+                "class_prior": None if self.class_prior_ is None else self.class_prior_.tolist(),
                 "n_epochs": int(self.n_epochs_), "best_epoch": int(self.best_epoch_),
                 "fit_time": float(self.fit_time_)}
 
@@ -281,9 +275,8 @@ class VAE(NeuralEstimator):
         self._check_fitted()
         return_log_var = check_bool(return_log_var, "return_log_var")
         x, y1h = fitted_input(self, X, labels)
-        mean, log_var = encode(self, self.encoder_, x, y1h)
-        mean = mean.cpu().numpy()
-        return (mean, log_var.cpu().numpy()) if return_log_var else mean
+        mean, log_var = (t.cpu().numpy() for t in encode(self, self.encoder_, x, y1h))
+        return (mean, log_var) if return_log_var else mean
 
     @torch.no_grad()
     def decode(self, Z, labels=None, *, draw: bool = False, seed=None) -> np.ndarray:

@@ -35,19 +35,6 @@ PRIORS = ("gaussian", "mixture", "vamp")
 # ====================================================================== building them
 
 
-def _mlp_dropout(sizes, dropout: float) -> nn.Sequential:
-    """:func:`course_lib.training.mlp` with ``nn.Dropout(dropout)`` after every hidden ReLU
-    (the same layers, hence the same initial weights for the same seed)."""
-    if dropout == 0:
-        return mlp(sizes)
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
-    return nn.Sequential(*layers)
-
-
 class MixturePrior(nn.Module):
     """Learned prior p(z): a mixture of ``n_components`` diagonal Gaussians (means, log-variances
     and mixing logits are parameters trained with the ELBO). Means start as draws from N(0, I),
@@ -92,17 +79,14 @@ class VampPrior(nn.Module):
 def build_networks(model, D: int, n_classes: int, hidden):
     """The encoder (D [+ C] inputs, 2 d outputs: μ and log σ²) and the decoder (d [+ C]
     inputs, D·P outputs: the P parameters of every pixel), from the ``encoder``/``decoder``
-    callables when given, else MLPs of widths ``hidden`` (reversed for the decoder)."""
+    callables when given, else MLPs of widths ``hidden`` (reversed for the decoder), with
+    dropout after each hidden layer."""
     d, C = model.latent_dim, n_classes
     P = n_decoder_params(model.likelihood, model.n_levels)
-    if model.encoder is not None:
-        enc = model.encoder(D + C, 2 * d)
-    else:
-        enc = _mlp_dropout([D + C, *hidden, 2 * d], model.dropout)
-    if model.decoder is not None:
-        dec = model.decoder(d + C, D * P)
-    else:
-        dec = _mlp_dropout([d + C, *reversed(hidden), D * P], model.dropout)
+    enc = (model.encoder(D + C, 2 * d) if model.encoder is not None
+           else mlp([D + C, *hidden, 2 * d], dropout=model.dropout))
+    dec = (model.decoder(d + C, D * P) if model.decoder is not None
+           else mlp([d + C, *reversed(hidden), D * P], dropout=model.dropout))
     for name, net in (("encoder", enc), ("decoder", dec)):
         if not isinstance(net, nn.Module):
             raise TypeError(f"{name} must return an nn.Module, got {type(net).__name__}")
@@ -139,8 +123,7 @@ def encode(model, enc, x, y1h, encoded=False):
     if h.shape[-1] != 2 * model.latent_dim:
         raise ValueError(f"the encoder must output 2 * latent_dim = {2 * model.latent_dim} "
                          f"numbers per sample, got {h.shape[-1]}")
-    mean, log_var = h.chunk(2, dim=-1)
-    return mean, log_var
+    return h.chunk(2, dim=-1)  # (mean, log_var)
 
 
 def decode(model, dec, z, y1h, D):
@@ -208,10 +191,17 @@ def k_draw_terms(model, nets, x, y1h, generator, k):
     draws z_i ~ q(z | x): the terms of the importance log-weights, eq. (6.9) [vae-iwae]."""
     enc, dec, prior = nets
     mean, log_var = encode(model, enc, x, y1h)
+    z, rec = decoded_draws(model, dec, x, y1h, mean, log_var, k, generator)
+    comps = prior_components(model, enc, prior)
+    return rec, monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
+
+
+def decoded_draws(model, dec, x, y1h, mean, log_var, k, generator):
+    """k reparameterised draws z ~ N(mean, diag exp(log_var)), (k, N, d), and log p(x | z) of
+    the flattened x (N, D) at each, (k, N): the Monte Carlo part of the ELBO's terms and of
+    the importance log-weights, eq. (6.9) [vae-iwae]."""
     eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device,
                       dtype=mean.dtype)
     z = reparameterize(mean, log_var, eps)
     params = decode(model, dec, z, y1h, x.shape[-1])
-    rec = decoder_log_prob(model.likelihood, x.expand(k, *x.shape), params, model.n_levels)
-    comps = prior_components(model, enc, prior)
-    return rec, monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
+    return z, decoder_log_prob(model.likelihood, x.expand(k, *x.shape), params, model.n_levels)
