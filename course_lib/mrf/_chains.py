@@ -19,13 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._lattice import (
-    _gibbs_sweep,
-    _heat_bath_coefficients,
-    _ising_energy,
-    _QuarterLattice,
-    checkerboard_masks,
-)
+from ._lattice import _gibbs_sweep, _ising_energy, _QuarterLattice, checkerboard_masks
 from .cluster import _sw_sweep
 
 
@@ -57,6 +51,10 @@ class _Chains:
     def __init__(self, J: float, periodic: bool, generator, device):
         self.J, self.periodic, self.generator, self.device = J, periodic, generator, device
 
+    def features(self) -> torch.Tensor:
+        """:func:`sufficient_statistics` of the current states."""
+        return sufficient_statistics(self.states(), self.J, self.periodic, self.device)
+
 
 class _SwendsenWangChains(_Chains):
     """Chains kept as an int8 NumPy array, advanced by Swendsen–Wang cluster sweeps."""
@@ -76,9 +74,6 @@ class _SwendsenWangChains(_Chains):
     def energy_per_spin(self, h: float) -> torch.Tensor:
         return _np_magnetization_energy(self.arr, self.J, h, self.periodic)[1]
 
-    def features(self) -> torch.Tensor:
-        return sufficient_statistics(self.arr, self.J, self.periodic, self.device)
-
     def states(self) -> torch.Tensor:
         return torch.as_tensor(self.arr, device=self.device).to(torch.float32)
 
@@ -94,7 +89,7 @@ class _QuarterLatticeChains(_Chains):
         self.n_sites = x.shape[-2] * x.shape[-1]
 
     def sweep(self, beta: float, h: float) -> None:
-        self.lattice.sweep(*_heat_bath_coefficients(beta, self.J, h), self.generator)
+        self.lattice.sweep(2.0 * beta * self.J, 2.0 * beta * h, self.generator)
 
     def magnetization(self) -> torch.Tensor:
         return self.lattice.magnetization().cpu()
@@ -132,9 +127,6 @@ class _MaskedGibbsChains(_Chains):
     def energy_per_spin(self, h: float) -> torch.Tensor:
         n_sites = self.x.shape[-2] * self.x.shape[-1]
         return (_ising_energy(self.x, self.J, h, self.periodic) / n_sites).cpu()
-
-    def features(self) -> torch.Tensor:
-        return sufficient_statistics(self.x, self.J, self.periodic, self.device)
 
     def states(self) -> torch.Tensor:
         return self.x.to(torch.float32)

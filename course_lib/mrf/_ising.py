@@ -29,7 +29,6 @@ from ._chains import make_chains
 from ._lattice import (
     MAX_ENUMERATION_SITES,
     _all_states,
-    _check_beta,
     _check_shape,
     _check_spins,
     _gibbs_sweep,
@@ -106,12 +105,6 @@ class IsingModel(BaseEstimator):
         h = self._checked("h") if h is None else h
         return beta, h
 
-    def _J(self) -> float:
-        return self._checked("J")
-
-    def _periodic(self) -> bool:
-        return self._checked("periodic")
-
     @property
     def temperature(self) -> float:
         return 1.0 / self._params()[0]
@@ -125,10 +118,13 @@ class IsingModel(BaseEstimator):
         bonds, each once (right and down neighbours, wrapping when ``periodic``).
         """
         x = _check_spins(x)
-        return _ising_energy(x, self._J(), self._params()[1], self._periodic())
+        return _ising_energy(x, self._checked("J"), self._params()[1], self._checked("periodic"))
 
     # ---------------------------------------------------------------- exact (tiny lattices)
-    def _check_enumerable(self, shape) -> tuple[int, int]:
+    def _enumerate(self, shape) -> tuple[torch.Tensor, torch.Tensor]:
+        """All ``2**(H·W)`` states of a tiny lattice (ordered by :func:`state_index`) and
+        their log Boltzmann weights ``-beta E(x)`` (float64); refuses lattices with more than
+        :data:`MAX_ENUMERATION_SITES` sites."""
         H, W = _check_shape(shape)
         if H * W > MAX_ENUMERATION_SITES:
             raise ValueError(
@@ -138,7 +134,10 @@ class IsingModel(BaseEstimator):
                 f"{2**MAX_ENUMERATION_SITES:,} terms, e.g. 4×4) are enumerated. This "
                 "exponential blow-up is why Z is never computed this way for real images."
             )
-        return H, W
+        beta, h = self._params()
+        states = _all_states(H, W)
+        J, periodic = self._checked("J"), self._checked("periodic")
+        return states, -beta * _ising_energy(states.double(), J, h, periodic)
 
     def log_partition(self, shape) -> float:
         """``log Z(beta) = log Σ_x exp(-beta E(x))`` by enumerating all ``2**(H·W)`` states.
@@ -146,11 +145,7 @@ class IsingModel(BaseEstimator):
         Implements eq. (4.2) [mrf-partition]. Only for tiny lattices (at most 16 sites, e.g. 4×4):
         the number of terms doubles with every site.
         """
-        H, W = self._check_enumerable(shape)
-        beta, h = self._params()
-        states = _all_states(H, W)
-        log_weights = -beta * _ising_energy(states.double(), self._J(), h, self._periodic())
-        return float(torch.logsumexp(log_weights, 0))
+        return float(torch.logsumexp(self._enumerate(shape)[1], 0))
 
     def exact_distribution(self, shape) -> tuple[torch.Tensor, torch.Tensor]:
         """All states of a tiny lattice and their exact Boltzmann probabilities.
@@ -163,12 +158,8 @@ class IsingModel(BaseEstimator):
         state ``k`` having spin ``+1`` at the flattened site ``i`` iff bit ``i`` of ``k``
         is 1; ``probs`` is ``(2**(H·W),)`` float64 summing to 1.
         """
-        H, W = self._check_enumerable(shape)
-        beta, h = self._params()
-        states = _all_states(H, W)
-        log_weights = -beta * _ising_energy(states.double(), self._J(), h, self._periodic())
-        probs = torch.softmax(log_weights, 0)
-        return states, probs
+        states, log_weights = self._enumerate(shape)
+        return states, torch.softmax(log_weights, 0)
 
     def estimate_log_partition(
         self,
@@ -196,7 +187,7 @@ class IsingModel(BaseEstimator):
         n_steps = check_int(n_steps, "n_steps", minimum=1)
         return_weights = check_bool(return_weights, "return_weights")
         beta, h = self._params()
-        J, periodic = self._J(), self._periodic()
+        J, periodic = self._checked("J"), self._checked("periodic")
         dev = resolve_device(device)
         gen = make_generator(seed, dev)
         x = torch.where(torch.rand((n_chains, H, W), generator=gen, device=dev) < 0.5, 1.0, -1.0)
@@ -208,9 +199,7 @@ class IsingModel(BaseEstimator):
             lambda x, b: _gibbs_sweep(x, b, J, h, periodic, gen, masks),
         )
         estimate = H * W * math.log(2.0) + _log_mean_exp(log_w)
-        if return_weights:
-            return estimate, log_w.cpu().numpy()
-        return estimate
+        return (estimate, log_w.cpu().numpy()) if return_weights else estimate
 
     # ---------------------------------------------------------------- sampling
     def sample(self, n_samples: int, shape=(64, 64), n_sweeps: int | None = None,
@@ -255,7 +244,7 @@ class IsingModel(BaseEstimator):
         dev = resolve_device(device)
         gen = make_generator(seed, dev)
         beta, h = self._params()
-        J, periodic = self._J(), self._periodic()
+        J, periodic = self._checked("J"), self._checked("periodic")
         start = _initial_state(init, n, H, W, gen, dev)
         chains = make_chains(method, start, J, periodic, gen, dev)
         traces = _run_chains(chains, n, beta, h, burn_in, n_sweeps, return_stats, progress)
@@ -264,10 +253,6 @@ class IsingModel(BaseEstimator):
         return (chains.states(), stats) if return_stats else chains.states()
 
     # ---------------------------------------------------------------- learning
-    def _features(self, x: torch.Tensor):
-        """Per-site pieces of the pseudo-likelihood: x_i, J·(neighbour sum)_i."""
-        return x, self._J() * _neighbour_sum(x, self._periodic())
-
     def pseudo_log_likelihood(self, x, beta=None, h=None) -> float:
         """Mean over sites and samples of ``log p(x_i | x_rest)`` (eq. (4.15) [mrf-pseudolikelihood]).
 
@@ -279,10 +264,11 @@ class IsingModel(BaseEstimator):
         if x.dim() == 2:
             x = x[None]
         b0, h0 = self._params()
-        beta = b0 if beta is None else _check_beta(beta)
+        beta = b0 if beta is None else check_real(beta, "beta", minimum=0.0, strict_min=True)
         h = h0 if h is None else check_real(h, "h")
-        spins, js = self._features(x.double())
-        return float(torch.nn.functional.logsigmoid(2.0 * beta * spins * (js + h)).mean())
+        x = x.double()
+        js = self._checked("J") * _neighbour_sum(x, self._checked("periodic"))
+        return float(torch.nn.functional.logsigmoid(2.0 * beta * x * (js + h)).mean())
 
     def fit(self, samples, y=None, method: str = "pseudolikelihood", fit_h: bool = False,
             n_iter: int | None = None, lr: float = 1.0, n_chains: int = 64,
@@ -335,8 +321,8 @@ class IsingModel(BaseEstimator):
             dev = resolve_device(device)
             gen = make_generator(seed, dev)
             beta_, h_, history = fit_sml(
-                x, self._J(), beta0, self._checked("h"), self._periodic(), fit_h, n_iter, lr,
-                n_chains, sampler, average, gen, dev, progress)
+                x, self._checked("J"), beta0, self._checked("h"), self._checked("periodic"), fit_h,
+                n_iter, lr, n_chains, sampler, average, gen, dev, progress)
         # only now, after everything succeeded, is the model changed
         self.beta_, self.h_, self.history_ = beta_, h_, history
         return self
@@ -344,8 +330,8 @@ class IsingModel(BaseEstimator):
     def _fit_pseudolikelihood(self, x: torch.Tensor, fit_h: bool, n_iter: int):
         """:func:`~course_lib.mrf._learning.fit_pseudolikelihood` with this model's ``J``,
         ``h`` and boundary (the MRF grader names this method as the course's answer)."""
-        return fit_pseudolikelihood(x, self._J(), self._checked("h"), self._periodic(), fit_h,
-                                    n_iter)
+        return fit_pseudolikelihood(x, self._checked("J"), self._checked("h"),
+                                    self._checked("periodic"), fit_h, n_iter)
 
 
 # ------------------------------------------------------------------------- sampling steps
@@ -395,14 +381,8 @@ def _run_chains(chains, n, beta, h, burn_in, n_sweeps, return_stats, show_progre
             mags.append(chains.magnetization())
             if return_stats:  # the R-hat check alone needs only |M|: cheaper
                 energies.append(chains.energy_per_spin(h))
-    return _trace(mags, n), _trace(energies, n)
-
-
-def _trace(values: list, n: int) -> torch.Tensor:
-    """The recorded values stacked into a float32 ``(len(values), n)`` trace."""
-    if not values:
-        return torch.zeros((0, n))
-    return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values])
+    # float32 traces (every chain class records float32); (0, n) when nothing was recorded
+    return tuple(torch.stack(v) if v else torch.zeros((0, n)) for v in (mags, energies))
 
 
 def _chain_statistics(mag_trace, energy_trace, burn_in, method, return_stats) -> dict:
@@ -424,10 +404,9 @@ def _warn_if_chains_disagree(r_hat, n, n_sweeps, beta, burn_in, method) -> None:
         warnings.warn(
             f"IsingModel.sample: the {n} chains disagree (R-hat = {worst:.2f} > "
             f"{RHAT_WARNING} for |M| or the energy at T = {1 / beta:.3f}): they are not "
-            f"at equilibrium after {burn_in} burn-in sweeps of {method!r} (or the run "
-            "is too short to tell). Use more "
-            "burn_in, or method='swendsen_wang' (cluster updates), which does not "
-            "freeze into domains below T_c.",
+            f"at equilibrium after {burn_in} burn-in sweeps of {method!r} (or the run is too "
+            "short to tell). Use more burn_in, or method='swendsen_wang' (cluster updates), "
+            "which does not freeze into domains below T_c.",
             ConvergenceWarning,
             stacklevel=3,  # the caller of IsingModel.sample
         )

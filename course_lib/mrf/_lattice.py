@@ -129,11 +129,11 @@ def _check_shape(shape) -> tuple[int, int]:
     return H, W
 
 
-def _cycle_colours(n: int, periodic: bool) -> np.ndarray:
-    """A proper colouring of a path (open) or cycle (periodic) of ``n`` sites with values in
-    {0, 1, 2}: 0, 1, 0, 1, …, and on an odd cycle the last site gets 2."""
+def _cycle_colours(n: int) -> np.ndarray:
+    """A proper colouring of a cycle of ``n`` sites with values in {0, 1, 2}: 0, 1, 0, 1, …,
+    and on an odd cycle the last site gets 2."""
     c = np.arange(n) % 2
-    if periodic and n % 2 == 1:
+    if n % 2 == 1:
         c[-1] = 2
     return c
 
@@ -153,7 +153,7 @@ def _colouring(H: int, W: int, periodic: bool) -> tuple[np.ndarray, int]:
     i, j = np.indices((H, W))
     if not periodic or (H % 2 == 0 and W % 2 == 0):
         return (i + j) % 2, 2
-    a, b = _cycle_colours(H, True), _cycle_colours(W, True)
+    a, b = _cycle_colours(H), _cycle_colours(W)
     return (a[:, None] + b[None, :]) % 3, 3
 
 
@@ -249,17 +249,13 @@ def _gibbs_sweep(x, beta, J, h, periodic, generator, masks) -> torch.Tensor:
 
 
 def _ising_energy(x: torch.Tensor, J: float, h: float, periodic: bool) -> torch.Tensor:
-    """``E(x) = -J Σ_<ij> x_i x_j - h Σ_i x_i`` per configuration (last two dims = lattice)."""
-    if not x.dtype.is_floating_point:
-        x = x.to(torch.float32)
+    """``E(x) = -J Σ_<ij> x_i x_j - h Σ_i x_i`` per configuration of the floating-point
+    spins ``x`` (last two dims = lattice)."""
     if periodic:
-        bonds = (x * torch.roll(x, -1, -2)).sum((-2, -1)) + (x * torch.roll(x, -1, -1)).sum(
-            (-2, -1)
-        )
+        down, right = x * torch.roll(x, -1, -2), x * torch.roll(x, -1, -1)
     else:
-        bonds = (x[..., :-1, :] * x[..., 1:, :]).sum((-2, -1)) + (
-            x[..., :, :-1] * x[..., :, 1:]
-        ).sum((-2, -1))
+        down, right = x[..., :-1, :] * x[..., 1:, :], x[..., :, :-1] * x[..., :, 1:]
+    bonds = down.sum((-2, -1)) + right.sum((-2, -1))
     return -J * bonds - h * x.sum((-2, -1))
 
 
@@ -303,12 +299,6 @@ def _shifted_pairs(out: torch.Tensor, src: torch.Tensor, step: int, dim: int, pe
         if periodic:
             pairs.append((out.narrow(dim, n - 1, 1), src.narrow(dim, 0, 1)))
     return pairs
-
-
-def _add_shifted(out: torch.Tensor, src: torch.Tensor, step: int, dim: int, periodic: bool) -> None:
-    """out[k] += src[k - step] along ``dim`` (wrapping if periodic, else 0 outside)."""
-    for dst, s in _shifted_pairs(out, src, step, dim, periodic):
-        dst.add_(s)
 
 
 _COLOURS = {"black": ("q00", "q11"), "white": ("q01", "q10")}
@@ -357,22 +347,12 @@ class _QuarterLattice:
                 x[:, a::2, b::2] = self.q[f"q{a}{b}"]
         return x
 
-    def neighbour_sum(self, name: str, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Σ of the four neighbours of every site of quarter ``name`` (int8, in -4..4)."""
-        rows, row_step, cols, col_step = _SHIFTS[name]
-        R, C = self.q[rows], self.q[cols]
-        out = torch.add(R, C, out=out)  # the neighbours at the same (r, c)
-        _add_shifted(out, R, row_step, -2, self.periodic)
-        _add_shifted(out, C, col_step, -1, self.periodic)
-        return out
-
     def colour_neighbour_sums(self, colour: str) -> torch.Tensor:
-        """Neighbour sums of both quarters of ``colour``, shape (2, N, H/2, W/2), int8.
-
-        The same sums as :meth:`neighbour_sum`, through the views prepared in ``__init__``."""
+        """Neighbour sums (int8, in -4..4) of both quarters of ``colour``, shape
+        (2, N, H/2, W/2), through the views prepared in ``__init__``."""
         for name in _COLOURS[colour]:
             R, C, out, pairs = self._plan[name]
-            torch.add(R, C, out=out)
+            torch.add(R, C, out=out)  # the neighbours at the same (r, c)
             for dst, src in pairs:
                 dst.add_(src)
         return self._sum
@@ -413,15 +393,6 @@ class _QuarterLattice:
         bonds = (black * self.colour_neighbour_sums("black")).sum((0, -2, -1), dtype=torch.float32)
         n_sites = 4 * self.q["q00"][0].numel()
         return -J * bonds - h * self.magnetization() * n_sites
-
-
-def _heat_bath_coefficients(beta: float, J: float, h: float) -> tuple[float, float]:
-    """(a, b) with p(x_i = +1 | s_i) = σ(a s_i + b): a = 2 beta J, b = 2 beta h."""
-    return 2.0 * beta * J, 2.0 * beta * h
-
-
-def _check_beta(beta) -> float:
-    return check_real(beta, "beta", minimum=0.0, strict_min=True)
 
 
 def state_index(x) -> torch.Tensor:
