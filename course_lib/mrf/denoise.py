@@ -23,12 +23,7 @@ from .._core import (
     make_generator,
     resolve_device,
 )
-from ._lattice import (
-    _conditional,
-    _ising_energy,
-    _neighbour_sum,
-    checkerboard_masks,
-)
+from ._lattice import _gibbs_sweep, _ising_energy, _neighbour_sum, checkerboard_masks
 
 
 def _check_labels(image, name: str) -> torch.Tensor:
@@ -118,6 +113,11 @@ class BinaryDenoiser(BaseEstimator):
         pair = _ising_energy(s, self._coupling(), 0.0, periodic=False)
         return float(pair - self._eta() * (s * t).sum())
 
+    def _record_energy(self, history: list | None, s: torch.Tensor, t: torch.Tensor) -> None:
+        """Append the energy of the spins ``s`` to ``history``, unless it is ``None``."""
+        if history is not None:
+            history.append(self._energy_spins(s.double(), t.double()))
+
     # ------------------------------------------------------------ methods
     def _field(self, s: torch.Tensor, t: torch.Tensor, eta: float | None = None) -> torch.Tensor:
         """Local field of the posterior: c Σ_neighbours s_j + η t_i."""
@@ -196,39 +196,30 @@ class BinaryDenoiser(BaseEstimator):
                 new = torch.where(mask, best, s)
                 changed |= bool((new != s).any())
                 s = new
-            if history is not None:
-                history.append(self._energy_spins(s.double(), t.double()))
+            self._record_energy(history, s, t)
             if not changed:
                 break
         return s
 
-    def _gibbs_sweep(self, s, t, beta, gen, masks, eta=None):
-        """One checkerboard Gibbs sweep of the posterior at inverse temperature ``beta``."""
-        for mask in masks:
-            p_up = _conditional(self._field(s, t, eta), beta)
-            u = torch.rand(s.shape, generator=gen, device=s.device)
-            s = torch.where(mask, torch.where(u < p_up, 1.0, -1.0), s)
-        return s
-
     def _marginals(self, t, n_sweeps, burn_in, gen, masks, history, eta=None):
         """The fraction of the ``n_sweeps`` sweeps after ``burn_in`` in which each site is +1."""
+        # the posterior is an Ising model (open boundary) with the field η t_i at site i
+        field = (self._eta() if eta is None else eta) * t
         s = t.clone()
         count = torch.zeros_like(t)
         for sweep in range(burn_in + n_sweeps):
-            s = self._gibbs_sweep(s, t, 1.0, gen, masks, eta)
+            s = _gibbs_sweep(s, 1.0, self._coupling(), field, False, gen, masks)
             if sweep >= burn_in:
                 count += s > 0
-            if history is not None:
-                history.append(self._energy_spins(s.double(), t.double()))
+            self._record_energy(history, s, t)
         return count / n_sweeps
 
     def _anneal(self, t, temperatures, gen, masks, history):
         """Simulated annealing: one posterior Gibbs sweep at each temperature, then ICM."""
-        s = t.clone()
+        s, field = t.clone(), self._eta() * t
         for T in temperatures:
-            s = self._gibbs_sweep(s, t, 1.0 / T, gen, masks)
-            if history is not None:
-                history.append(self._energy_spins(s.double(), t.double()))
+            s = _gibbs_sweep(s, 1.0 / T, self._coupling(), field, False, gen, masks)
+            self._record_energy(history, s, t)
         return self._icm(s, t, masks, 50, history)
 
     def _mean_field(self, t, n_sweeps, masks, eta=None, history=None):
@@ -237,10 +228,7 @@ class BinaryDenoiser(BaseEstimator):
         for _ in range(n_sweeps):
             for mask in masks:
                 m = torch.where(mask, torch.tanh(self._field(m, t, eta)), m)
-            if history is not None:
-                history.append(
-                    self._energy_spins(torch.where(m >= 0, 1.0, -1.0).double(), t.double())
-                )
+            self._record_energy(history, torch.where(m >= 0, 1.0, -1.0), t)
         return m
 
     def _graphcut(self, z: torch.Tensor) -> np.ndarray:
@@ -321,9 +309,8 @@ class BinaryDenoiser(BaseEstimator):
             expected_flips = torch.where(z == 0, q, 1 - q).mean()
             new_p = float(expected_flips.clamp(1e-6, 0.5 - 1e-6))
             history.append(new_p)
-            done = abs(new_p - p) < tol
-            p = new_p
-            if done:
+            p, previous = new_p, p
+            if abs(p - previous) < tol:
                 break
         self.noise_rate_ = p
         self.history_ = {"noise_rate": history}

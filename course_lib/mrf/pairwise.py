@@ -24,9 +24,7 @@ from .._core import (
 )
 from .._core import progress as _progress  # `progress` is also an argument name below
 from ._ais import _anneal, _log_mean_exp
-from ._lattice import (
-    _conditional,
-)
+from ._lattice import _conditional
 
 
 def binarize_digits(X, threshold: float = 0.5) -> torch.Tensor:
@@ -80,12 +78,11 @@ class PairwiseMRF(BaseEstimator):
         X = as_tensor(X, name, ndim=4, device=self._device)
         if threshold is not None:
             X = binarize_digits(X, threshold)
-        else:
-            if bool(((X != 0) & (X != 1)).any()):
-                raise ValueError(
-                    f"{name} must contain only 0 and 1 (binarised images); pass threshold=0.5 "
-                    "or use binarize_digits(X) for [0, 1] grey images"
-                )
+        elif bool(((X != 0) & (X != 1)).any()):
+            raise ValueError(
+                f"{name} must contain only 0 and 1 (binarised images); pass threshold=0.5 "
+                "or use binarize_digits(X) for [0, 1] grey images"
+            )
         if check_shape and hasattr(self, "image_shape_") and tuple(X.shape[1:]) != self.image_shape_:
             raise ValueError(
                 f"{name} has image shape {tuple(X.shape[1:])}, expected {self.image_shape_}"
@@ -102,14 +99,10 @@ class PairwiseMRF(BaseEstimator):
 
     # ------------------------------------------------------------ pseudo-likelihood
     @staticmethod
-    def _activation(s, W, b):
-        """a_i = Σ_j W_ij s_j + b_i for every pixel (W symmetric, zero diagonal)."""
-        return s @ W + b
-
-    @staticmethod
     def _pll_per_image(s, W, b) -> torch.Tensor:
-        """Σ_i log σ(2 s_i a_i) for each image: eq. (4.15) [mrf-pseudolikelihood] for the pairwise MRF."""
-        return torch.nn.functional.logsigmoid(2 * s * PairwiseMRF._activation(s, W, b)).sum(1)
+        """Σ_i log σ(2 s_i a_i) for each image, with ``a = s W + b`` (``a_i = Σ_j W_ij s_j +
+        b_i``): eq. (4.15) [mrf-pseudolikelihood] for the pairwise MRF."""
+        return torch.nn.functional.logsigmoid(2 * s * (s @ W + b)).sum(1)
 
     def pseudo_log_likelihood(self, X, threshold=None, reduction: str = "mean"):
         """Pseudo-log-likelihood ``Σ_i log p(x_i | x_rest)`` in nats per image.
@@ -154,11 +147,8 @@ class PairwiseMRF(BaseEstimator):
         dev = self._device
         gen = make_generator(seed, dev)
         W, b = self.W_.to(dev, torch.float32), self.b_.to(dev, torch.float32)
-        s = torch.where(
-            torch.rand(n_chains, len(b), generator=gen, device=dev) < torch.sigmoid(2 * b),
-            1.0,
-            -1.0,
-        )
+        p_up = torch.sigmoid(2 * b)  # the field-only model: independent pixels
+        s = torch.where(torch.rand(n_chains, len(b), generator=gen, device=dev) < p_up, 1.0, -1.0)
         log_w = _anneal(
             s,
             torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64).tolist(),
@@ -168,9 +158,7 @@ class PairwiseMRF(BaseEstimator):
         b64 = b.double()
         log_z0 = float(torch.logaddexp(b64, -b64).sum())
         estimate = log_z0 + _log_mean_exp(log_w)
-        if return_weights:
-            return estimate, log_w.cpu().numpy()
-        return estimate
+        return (estimate, log_w.cpu().numpy()) if return_weights else estimate
 
     def score_samples(self, X, threshold=None, log_partition=None, seed=0):
         """``log p(x) = ½ sᵀ W s + bᵀ s - log Z`` in nats for each ``{0, 1}`` image ``(N,)``.
@@ -239,13 +227,12 @@ class PairwiseMRF(BaseEstimator):
         # start: no couplings, biases matching the pixel means (independent pixels)
         b0 = torch.atanh(s.mean(0).clamp(-0.98, 0.98))
         chains = None
+        default_epochs, default_lr = _FIT_DEFAULTS[method]
+        n_epochs = default_epochs if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
+        lr = default_lr if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
         if method == "pseudolikelihood":
-            n_epochs = 300 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
-            lr = 0.05 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
             W, b, history = _fit_pseudolikelihood(s, b0, params["l2"], n_epochs, lr, progress)
         else:
-            n_epochs = 30 if n_epochs is None else check_int(n_epochs, "n_epochs", minimum=1)
-            lr = 0.02 if lr is None else check_real(lr, "lr", minimum=0.0, strict_min=True)
             batch_size = check_int(batch_size, "batch_size", minimum=1)
             W, b, chains, history = _fit_sml(s, b0, params["l2"], params["n_chains"], n_epochs,
                                              lr, batch_size, gen, make_generator(seed, "cpu"),
@@ -307,6 +294,10 @@ class PairwiseMRF(BaseEstimator):
 
 
 # ------------------------------------------------------------ the two learners of fit()
+
+#: Default ``(n_epochs, lr)`` of :meth:`PairwiseMRF.fit` per method.
+_FIT_DEFAULTS = {"pseudolikelihood": (300, 0.05), "sml": (30, 0.02)}
+
 
 
 def _fit_pseudolikelihood(s, b0, l2, n_epochs, lr, show_progress):
