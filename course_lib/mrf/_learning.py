@@ -45,7 +45,7 @@ def fit_pseudolikelihood(x: torch.Tensor, J: float, h0: float, periodic: bool, f
     theta = torch.tensor([0.1, 0.0][: A.shape[1]], dtype=torch.float64)
     history = {"beta": [], "h": [], "pseudo_log_likelihood": []}
     value = _mean_log_sigmoid(A, theta)
-    _record_pl(history, theta, value, fit_h, h0)
+    _record(history, theta, fit_h, h0, pseudo_log_likelihood=value)
     for _ in range(n_iter):
         step, value = _damped_newton_step(A, theta, value)
         theta = theta + step
@@ -55,7 +55,7 @@ def fit_pseudolikelihood(x: torch.Tensor, J: float, h0: float, periodic: bool, f
                 "ordered, for which the maximum is at beta = infinity. Fit data that show "
                 "some disagreeing neighbours."
             )
-        _record_pl(history, theta, value, fit_h, h0)
+        _record(history, theta, fit_h, h0, pseudo_log_likelihood=value)
         if float(step.abs().max()) < 1e-10:
             break
     if float(theta[0]) <= 0:
@@ -64,8 +64,7 @@ def fit_pseudolikelihood(x: torch.Tensor, J: float, h0: float, periodic: bool, f
             "anti-correlated, which a ferromagnetic model with J > 0 cannot describe "
             "(use J < 0 for an antiferromagnet)"
         )
-    beta = float(theta[0])
-    return beta, float(theta[1] / theta[0]) if fit_h else h0, history
+    return history["beta"][-1], history["h"][-1], history
 
 
 def _pl_design_matrix(x, J, h0, periodic, fit_h) -> torch.Tensor:
@@ -101,10 +100,13 @@ def _damped_newton_step(A, theta, value):
     return step, new_value
 
 
-def _record_pl(history: dict, theta, value: float, fit_h: bool, h0: float) -> None:
+def _record(history: dict, theta, fit_h: bool, h0: float, **values) -> None:
+    """Append the iterate ``(beta, h)`` of the natural parameters ``θ = (beta, beta·h)``, and
+    the named ``values``, to ``history``."""
     history["beta"].append(float(theta[0]))
     history["h"].append(float(theta[1] / theta[0]) if fit_h else h0)
-    history["pseudo_log_likelihood"].append(value)
+    for name, value in values.items():
+        history[name].append(value)
 
 
 def _check_pl_bounded(A: torch.Tensor, fit_h: bool) -> None:
@@ -160,9 +162,11 @@ def fit_sml(x, J, beta0, h0, periodic, fit_h, n_iter, lr, n_chains, sampler, ave
         _sml_step(theta, phi_data - phi_model, lr / math.sqrt(1.0 + t / 50.0), fit_h)
         _check_sml_finite(theta, J, lr, t)
         theta[0] = max(float(theta[0]), 1e-3)  # beta must stay positive
-        _record_sml(history, theta, fit_h, h0, t, half)
-        history["phi_data"].append(phi_data.cpu().numpy())
-        history["phi_model"].append(phi_model.cpu().numpy())
+        _record(history, theta, fit_h, h0, phi_data=phi_data.cpu().numpy(),
+                phi_model=phi_model.cpu().numpy())
+        # the running Polyak average, from step `half` on (NaN before)
+        history["beta_average"].append(
+            float(np.mean(history["beta"][half:])) if t >= half else float("nan"))
     if average:  # Polyak–Ruppert averaging of the second half of the iterates
         beta_ = float(np.mean(history["beta"][half:]))
         return beta_, float(np.mean(history["h"][half:])) if fit_h else h0, history
@@ -186,12 +190,3 @@ def _check_sml_finite(theta: torch.Tensor, J: float, lr: float, t: int) -> None:
             f"{BETA_LIMIT}, where every chain is frozen). The step size lr = {lr:g} is "
             "far too large for these data: lower lr (e.g. by a factor of 10)."
         )
-
-
-def _record_sml(history: dict, theta, fit_h: bool, h0: float, t: int, half: int) -> None:
-    """Append the iterate, and the running Polyak average from step ``half`` on (NaN before)."""
-    history["beta"].append(float(theta[0]))
-    history["h"].append(float(theta[1] / theta[0]) if fit_h else h0)
-    history["beta_average"].append(
-        float(np.mean(history["beta"][half:])) if t >= half else float("nan")
-    )

@@ -98,9 +98,7 @@ def integrated_autocorrelation_time(x, c: float = 5.0) -> float:
     rho = autocorrelation(x)
     taus = 1.0 + 2.0 * np.cumsum(rho[1:])
     lags = np.arange(1, len(rho))
-    ok = lags >= c * taus
-    if len(taus) == 0:
-        return 1.0
+    ok = lags >= c * taus  # at least one lag: _trace refuses traces of fewer than 2 steps
     M = int(np.argmax(ok)) if ok.any() else len(taus) - 1
     return float(max(taus[M], 1e-12))  # ρ(1) < 0 can give τ < 1 (anti-correlated draws)
 
