@@ -51,11 +51,7 @@ from ._lattice import (
 )
 from .cluster import swendsen_wang_sweep
 from .denoise import BinaryDenoiser
-from .diagnostics import (
-    effective_sample_size,
-    gelman_rubin,
-    integrated_autocorrelation_time,
-)
+from .diagnostics import effective_sample_size, gelman_rubin, integrated_autocorrelation_time
 from .pairwise import PairwiseMRF, binarize_digits
 
 __all__ = [

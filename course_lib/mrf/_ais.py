@@ -25,12 +25,8 @@ from .._core import as_real_array
 __all__ = ["ais_standard_error"]
 
 
-def _anneal(
-    x: torch.Tensor,
-    schedule,
-    gap: Callable[[torch.Tensor], torch.Tensor],
-    transition: Callable[[torch.Tensor, float], torch.Tensor],
-) -> torch.Tensor:
+def _anneal(x: torch.Tensor, schedule, gap: Callable[[torch.Tensor], torch.Tensor],
+            transition: Callable[[torch.Tensor, float], torch.Tensor]) -> torch.Tensor:
     """Log importance weights of AIS, one per chain (eq. (4.3) [mrf-ais]).
 
     ``x``: the chains, drawn exactly from ``f_0`` (first dimension = chains). ``schedule``:

@@ -10,13 +10,7 @@ import numpy as np
 import torch
 from scipy.special import ellipk
 
-from .._core import (
-    as_tensor,
-    check_binary,
-    check_int,
-    check_real,
-    resolve_device,
-)
+from .._core import as_tensor, check_binary, check_int, check_real, resolve_device
 
 #: Largest lattice (in sites) for which the partition function is computed by enumeration:
 #: 2**16 = 65,536 configurations. A 5×5 lattice would already need 2**25 ≈ 34 million.
@@ -177,12 +171,8 @@ def checkerboard_masks(shape, periodic: bool = True, device=None) -> tuple[torch
 def _neighbour_sum(x: torch.Tensor, periodic: bool) -> torch.Tensor:
     """Σ over the four nearest neighbours of every site; last two dims are the lattice."""
     if periodic:
-        return (
-            torch.roll(x, 1, -2)
-            + torch.roll(x, -1, -2)
-            + torch.roll(x, 1, -1)
-            + torch.roll(x, -1, -1)
-        )
+        return (torch.roll(x, 1, -2) + torch.roll(x, -1, -2)
+                + torch.roll(x, 1, -1) + torch.roll(x, -1, -1))
     s = torch.zeros_like(x)
     s[..., 1:, :] += x[..., :-1, :]
     s[..., :-1, :] += x[..., 1:, :]
@@ -221,9 +211,8 @@ def _conditional(field: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.sigmoid(2.0 * beta * field)
 
 
-def gibbs_sweep(
-    x, beta: float, J: float = 1.0, h: float = 0.0, periodic: bool = True, generator=None
-) -> torch.Tensor:
+def gibbs_sweep(x, beta: float, J: float = 1.0, h: float = 0.0, periodic: bool = True,
+                generator=None) -> torch.Tensor:
     """One checkerboard Gibbs sweep: resample every colour class in turn.
 
     Implements eq. (4.10) [mrf-checkerboard]. For each colour (black, then white) all its sites

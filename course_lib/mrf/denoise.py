@@ -124,18 +124,9 @@ class BinaryDenoiser(BaseEstimator):
         eta = self._eta() if eta is None else eta
         return self._coupling() * _neighbour_sum(s, periodic=False) + eta * t
 
-    def denoise(
-        self,
-        noisy,
-        method: str = "graphcut",
-        n_sweeps: int | None = None,
-        burn_in: int | None = None,
-        seed=0,
-        device=None,
-        T_start: float = 4.0,
-        T_end: float = 0.05,
-        return_history: bool = False,
-    ):
+    def denoise(self, noisy, method: str = "graphcut", n_sweeps: int | None = None,
+                burn_in: int | None = None, seed=0, device=None, T_start: float = 4.0,
+                T_end: float = 0.05, return_history: bool = False):
         """Restore a noisy ``{0, 1}`` image ``(H, W)``; returns ``{0, 1}`` labels (uint8 array).
 
         ``method``:
@@ -165,9 +156,7 @@ class BinaryDenoiser(BaseEstimator):
         if method == "graphcut":
             labels = self._graphcut(z)
             return (labels, []) if return_history else labels
-        t = (2 * z - 1).to(dev)
-        gen = make_generator(seed, dev)
-        masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)
+        t, masks, gen = _posterior_setup(z, seed, dev)
         history = [] if return_history else None  # energies per sweep cost time: only on request
         n_sweeps = _DEFAULT_SWEEPS[method] if n_sweeps is None else \
             check_int(n_sweeps, "n_sweeps", minimum=1)
@@ -241,9 +230,8 @@ class BinaryDenoiser(BaseEstimator):
         _check_graphcut_memory(*z.shape)
         return _min_cut_labels(z.numpy(), self._coupling(), self._eta())
 
-    def posterior_marginals(
-        self, noisy, n_sweeps: int = 200, burn_in: int = 50, seed=0, device=None
-    ):
+    def posterior_marginals(self, noisy, n_sweeps: int = 200, burn_in: int = 50, seed=0,
+                            device=None):
         """``p(y_i = 1 | z)`` for every pixel, estimated by Gibbs sampling of the posterior.
 
         The chain starts at the noisy image, runs ``burn_in`` sweeps, then averages the
@@ -253,9 +241,7 @@ class BinaryDenoiser(BaseEstimator):
         n_sweeps = check_int(n_sweeps, "n_sweeps", minimum=1)
         burn_in = check_int(burn_in, "burn_in", minimum=0)
         dev = resolve_device(device)
-        t = (2 * z - 1).to(dev)
-        masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)
-        gen = make_generator(seed, dev)
+        t, masks, gen = _posterior_setup(z, seed, dev)
         q = self._marginals(t, n_sweeps, burn_in, gen, masks, None)
         return q.cpu().double().numpy()
 
@@ -264,18 +250,9 @@ class BinaryDenoiser(BaseEstimator):
         :meth:`fit_noise_rate` (keyword arguments are passed on); ``y`` is ignored."""
         return self.fit_noise_rate(noisy, **kwargs)
 
-    def fit_noise_rate(
-        self,
-        noisy,
-        init: float = 0.25,
-        n_iter: int = 15,
-        method: str = "gibbs",
-        n_sweeps: int = 30,
-        burn_in: int = 10,
-        tol: float = 1e-3,
-        seed=0,
-        device=None,
-    ) -> BinaryDenoiser:
+    def fit_noise_rate(self, noisy, init: float = 0.25, n_iter: int = 15, method: str = "gibbs",
+                       n_sweeps: int = 30, burn_in: int = 10, tol: float = 1e-3, seed=0,
+                       device=None) -> BinaryDenoiser:
         """Estimate the unknown flip rate ``p`` by EM (Monte Carlo EM with ``method="gibbs"``).
 
         Implements eq. (4.16) [mrf-noise-em].
@@ -295,10 +272,8 @@ class BinaryDenoiser(BaseEstimator):
         burn_in = check_int(burn_in, "burn_in", minimum=0)
         tol = check_real(tol, "tol", minimum=0.0)
         dev = resolve_device(device)
-        t = (2 * z - 1).to(dev)
+        t, masks, gen = _posterior_setup(z, seed, dev)
         z = z.to(dev)
-        masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)
-        gen = make_generator(seed, dev)
         history = [p]
         for _ in range(n_iter):
             eta = self.weight_from_noise_rate(p)  # the E-step uses the current p
@@ -317,6 +292,14 @@ class BinaryDenoiser(BaseEstimator):
         return self
 
 
+
+
+def _posterior_setup(z: torch.Tensor, seed, dev):
+    """What every sampler of the posterior starts from: the observed spins ``t = 2z - 1`` on
+    ``dev``, the image's colour masks (open boundary) and the random generator."""
+    t = (2 * z - 1).to(dev)
+    masks = checkerboard_masks(tuple(t.shape), periodic=False, device=dev)
+    return t, masks, make_generator(seed, dev)
 
 
 #: Default ``n_sweeps`` of :meth:`BinaryDenoiser.denoise` per method.
