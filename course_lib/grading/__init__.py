@@ -150,17 +150,11 @@ def _values_equal(a, b) -> bool | None:
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         if a.shape != b.shape or a.dtype != b.dtype:
             return False
-        if a.dtype.kind in "fc":
-            return bool(np.array_equal(a, b, equal_nan=True))
-        return bool(np.array_equal(a, b))
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
     if type(a) in (list, tuple) and type(b) is type(a):
-        if len(a) != len(b):
-            return False
-        return all(_values_equal(x, y) is not False for x, y in zip(a, b))
+        return len(a) == len(b) and all(_values_equal(x, y) is not False for x, y in zip(a, b))
     if type(a) is dict and type(b) is dict:
-        if a.keys() != b.keys():
-            return False
-        return all(_values_equal(a[k], b[k]) is not False for k in a)
+        return a.keys() == b.keys() and all(_values_equal(a[k], b[k]) is not False for k in a)
     return None
 
 

@@ -130,6 +130,12 @@ def check_log_gaussian(log_gaussian) -> None:
     must come out finite).
     """
     what = "log_gaussian(X, mean, cov)"
+
+    def learner_and_reference(X, mean, cov):
+        return (run_learner(log_gaussian, X, mean, cov, what=what,
+                            references=_REFERENCES["log_gaussian"]),
+                _reference_log_gaussian(X, mean[None], cov[None])[:, 0])
+
     rng = np.random.default_rng(301)
     cases = []
     for d, n, shift in ((2, 7, 0.0), (10, 30, 0.0), (10, 12, 40.0)):
@@ -144,9 +150,7 @@ def check_log_gaussian(log_gaussian) -> None:
     cases.append((mean + random_rng.normal(size=(9, d)), mean, cov, 0.0))
     for X, mean, cov, shift in cases:
         n, d = X.shape
-        expected = _reference_log_gaussian(X, mean[None], cov[None])[:, 0]
-        got = run_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what,
-                          references=_REFERENCES["log_gaussian"])
+        got, expected = learner_and_reference(X, mean, cov)
         if shift:
             got = check_shape(got, (n,), f"{what} for far-away points", finite=True,
                               hint=_UNDERFLOW_HINT)
@@ -166,10 +170,8 @@ def check_log_gaussian(log_gaussian) -> None:
                     "(x-mu)^T Sigma^-1 (x-mu); solve with a Cholesky factor instead of inverting")
         check_close(got, expected, f"{what} (D={d})", rtol=1e-6, atol=1e-6, hint=hint)
     for X, mean, cov, extreme in extreme_covariances(np.random.default_rng(302)):
-        expected = _reference_log_gaussian(X, mean[None], cov[None])[:, 0]
-        got = run_learner(log_gaussian, X.copy(), mean.copy(), cov.copy(), what=what,
-                          references=_REFERENCES["log_gaussian"])
-        check_log_determinant_rule(got, expected, cov, f"{what} in 64 dimensions", extreme)
+        check_log_determinant_rule(*learner_and_reference(X, mean, cov), cov,
+                                   f"{what} in 64 dimensions", extreme)
     passed(f"{what} matches course_lib.gmm.estimate_log_gaussian_prob, far-away points and "
            "64-D covariances whose determinant under/overflows included")
 
