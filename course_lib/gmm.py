@@ -139,8 +139,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.utils import check_random_state
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._core import (
     Flag,
@@ -533,13 +533,9 @@ def _draw(n_samples, weights, means, covariances, covariance_type, gen):
     else:
         scale = cov.sqrt()[:, None].expand(K, D)
     counts = torch.bincount(y, minlength=K).tolist()
-    pieces = []
     # y is sorted, so the noise splits into one consecutive block per component
-    for k, eps in enumerate(torch.split(noise, counts)):
-        if scale.dim() == 3:
-            pieces.append(means[k] + eps @ scale[k].T)
-        else:
-            pieces.append(means[k] + eps * scale[k])
+    pieces = [means[k] + (eps @ scale[k].T if scale.dim() == 3 else eps * scale[k])
+              for k, eps in enumerate(torch.split(noise, counts))]
     return torch.cat(pieces).numpy(), y.numpy()
 
 
@@ -575,10 +571,8 @@ def _reseed_empty_start(X, nk, weights, means, covariances, covariance_type, reg
     ok = nk >= _empty_mass(X.dtype)
     if bool(ok.all()):
         return weights, means, covariances
-    _, P_ok = _safe_precision_cholesky(
-        covariances if covariance_type == "tied" else covariances[ok], covariance_type,
-        reg_covar, 0, X,
-    )
+    covariances_ok = covariances if covariance_type == "tied" else covariances[ok]
+    _, P_ok = _safe_precision_cholesky(covariances_ok, covariance_type, reg_covar, 0, X)
     _, log_prob = _e_step(X, weights[ok] / weights[ok].sum(), means[ok], P_ok, covariance_type)
     return _reseed_empty(X, nk, log_prob, weights, means, covariances, covariance_type, 0)
 
@@ -622,20 +616,15 @@ def _safe_precision_cholesky(covariances, covariance_type, reg_covar, iteration,
         jitter = factor * scale
         repaired = covariances.clone()
         if covariance_type == "full":
-            repaired[bad] += jitter * torch.eye(
-                covariances.shape[-1], dtype=covariances.dtype, device=covariances.device
-            )
+            repaired.diagonal(dim1=-2, dim2=-1)[bad] += jitter
         elif covariance_type == "tied":
             repaired.diagonal().add_(jitter)
         else:  # variances: negative round-off becomes 0 before the jitter is added
             repaired[bad] = covariances[bad].clamp_min(0.0) + jitter
         P, failed = _precision_cholesky_or_failures(repaired, covariance_type)
         if not bool(failed.any()):
-            which = (
-                "the shared (tied) covariance"
-                if covariance_type == "tied"
-                else f"the covariance of component(s) {bad.tolist()}"
-            )
+            which = ("the shared (tied) covariance" if covariance_type == "tied"
+                     else f"the covariance of component(s) {bad.tolist()}")
             warnings.warn(
                 f"GaussianMixture: {which} was not positive definite at EM iteration "
                 f"{iteration} (reg_covar={reg_covar}); added {jitter:.3g} to its diagonal.",
@@ -948,11 +937,6 @@ class GaussianMixture(BaseEstimator):
         checked = check_params(self, self._hyperparameters)
         return checked["dtype"], checked["device"]
 
-    def _check_is_fitted(self):
-        if not hasattr(self, "means_"):
-            raise NotFittedError("This GaussianMixture instance is not fitted yet. Call 'fit' "
-                                 "with appropriate arguments before using this estimator.")
-
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of each sample (nats), NumPy array (N,)."""
         return _e_step_fitted(self, X)[1].cpu().numpy()
@@ -997,7 +981,7 @@ class GaussianMixture(BaseEstimator):
             values are raw Gaussian draws (not clipped to [0, 1]); clip them for display.
         y : ndarray (n_samples,) int64, the component of each sample, sorted (as scikit-learn).
         """
-        self._check_is_fitted()
+        check_is_fitted(self, "means_")
         n_samples = check_int(n_samples, "n_samples", minimum=1)
         gen = _sampling_generator(self.random_state, seed)
         X, y = _draw(n_samples, self.weights_, self.means_, self.covariances_,
@@ -1029,7 +1013,7 @@ def _e_step_fitted(gm, X):
     """The E-step of the fitted ``gm`` on new data ``X`` (of the fit's features or image
     shape, centred with its offset, in its dtype on its device); samples whose log-density
     overflows are refused."""
-    gm._check_is_fitted()
+    check_is_fitted(gm, "means_")
     dtype, device = gm._dtype, gm._device
     offset = gm._offset
     if offset is not None:
@@ -1082,8 +1066,7 @@ def _read_X(X, device, fitted=None):
     X = X.reshape(X.shape[0], -1)  # as_tensor refused empty arrays: every dimension is > 0
     if fitted is not None:
         n_features, fitted_shape = fitted
-        if image_shape is not None and fitted_shape is not None \
-                and image_shape != tuple(fitted_shape):
+        if None not in (image_shape, fitted_shape) and image_shape != tuple(fitted_shape):
             raise ValueError(
                 f"X has images of shape {image_shape}, but this GaussianMixture was "
                 f"fitted on images of shape {tuple(fitted_shape)}"
