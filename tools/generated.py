@@ -52,7 +52,8 @@ BENCHMARKS = {"gmm_vs_sklearn.py": [], "mrf_gibbs.py": ["--save"], "mrf_cluster.
               "vae_collapse.py": ["--save"], "vae_gaps.py": ["--save"],
               "vae_dequant_bound.py": ["--save"],
               "quality_vs_compute.py": [], "gan_kid_floor.py": [],
-              "fashion_floor.py": ["--save"], "fashion_gmm.py": ["--save"]}
+              "fashion_floor.py": ["--save"], "fashion_gmm.py": ["--save"],
+              "fashion_mrf.py": ["--save"]}
 EXTRA_BENCH_RUNS = [["gmm_vs_sklearn.py", "--em-drops"]]  # Chapter 3's EM drops table
 
 TABLE = [
