@@ -613,6 +613,28 @@ def _is_complex(x) -> bool:
     return isinstance(x, np.ndarray) and np.iscomplexobj(x)
 
 
+def _tensor_from_array_like(x, name: str) -> torch.Tensor:
+    """A NumPy array or nested list as a CPU tensor (sharing memory where it can), refusing
+    strings, ragged lists, complex values and non-numbers with a ``TypeError`` naming ``name``:
+    the non-tensor half of :func:`as_tensor`."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array or tensor of numbers, got a string {x!r}")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged nested lists, objects numpy cannot read
+        raise TypeError(
+            f"{name} must be an array or tensor of numbers; NumPy cannot read this "
+            f"{type(x).__name__} as one array (rows of different lengths?)"
+        ) from exc
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")
+    if arr.dtype.kind not in "biuf":  # objects, strings, dates, timedeltas, records
+        raise TypeError(f"{name} must hold numbers (real), got dtype {arr.dtype}")
+    if not arr.flags.writeable:  # e.g. np.load(mmap_mode="r"): torch cannot share it
+        arr = arr.copy()  # safely, so copy it (and the warning PyTorch gives goes away)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
 def as_tensor(
     x,
     name: str,
@@ -644,22 +666,7 @@ def as_tensor(
         if t.is_complex():
             raise TypeError(f"{name} must be real, got a complex tensor (dtype {t.dtype})")
     else:
-        if isinstance(x, (str, bytes)):
-            raise TypeError(f"{name} must be an array or tensor of numbers, got a string {x!r}")
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # ragged nested lists, objects numpy cannot read
-            raise TypeError(
-                f"{name} must be an array or tensor of numbers; NumPy cannot read this "
-                f"{type(x).__name__} as one array (rows of different lengths?)"
-            ) from exc
-        if arr.dtype.kind == "c":
-            raise TypeError(f"{name} must be real, got a complex array (dtype {arr.dtype})")
-        if arr.dtype.kind not in "biuf":  # objects, strings, dates, timedeltas, records
-            raise TypeError(f"{name} must hold numbers (real), got dtype {arr.dtype}")
-        if not arr.flags.writeable:  # e.g. np.load(mmap_mode="r"): torch cannot share it
-            arr = arr.copy()  # safely, so copy it (and the warning PyTorch gives goes away)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = _tensor_from_array_like(x, name)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if t.dim() not in allowed:
