@@ -7,7 +7,9 @@ a plain function so that ``tests/test_core.py`` can check it with any environmen
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -18,6 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 #: carries ``@pytest.mark.cpu_only(reason)`` saying why (a call outside any test, in a table
 #: built at collection time, says why in a comment).
 CPU = "cpu"
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """A script of the repository that is not a package module (a benchmark, a tool), imported
+    from its file so that a test can call its functions."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def device_for_tests(course_device: str | None) -> str:

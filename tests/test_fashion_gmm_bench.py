@@ -3,21 +3,16 @@ bits/px and the parsing of the screen's extra rows. No data are loaded."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from _shared import ROOT
+from _shared import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("fashion_gmm",
-                                                  ROOT / "benchmarks" / "fashion_gmm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fashion_gmm.py")
 
 
 def test_independent_pixels_add_one(bench):

@@ -3,21 +3,16 @@ bits per binary pixel and the parameter count. No data are loaded."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
-from _shared import ROOT
+from _shared import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("fashion_mrf",
-                                                  ROOT / "benchmarks" / "fashion_mrf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/fashion_mrf.py")
 
 
 def test_independent_bits_add_one(bench):
