@@ -82,6 +82,8 @@ from ._core import (
     check_params,
     check_real,
 )
+from .convnets import ConvDiscriminator, ConvGenerator
+from .convnets import leaky as _leaky
 from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_loop
 
 __all__ = [
@@ -330,85 +332,6 @@ def gradient_penalty(critic, x_real, x_fake, cond=None, generator=None) -> torch
 
 
 # ====================================================================== networks
-
-
-def _leaky():
-    return nn.LeakyReLU(0.2)
-
-
-def _n_halvings(height: int, width: int, most: int = 3) -> int:
-    """How many times an image of ``height`` × ``width`` can be halved (exactly, both sides
-    even) while both sides stay >= 2: the number of resolution levels of the conv networks."""
-    k = 0
-    while k < most and height % 2 == 0 and width % 2 == 0 and height >= 4 and width >= 4:
-        height, width, k = height // 2, width // 2, k + 1
-    return k
-
-
-class ConvGenerator(nn.Module):
-    """A small DCGAN-style generator for images ``(C, H, W)``, with the flat interface of the
-    default MLP: ``(B, latent_dim + n_classes)`` → ``(B, C·H·W)`` (standardised pixels).
-
-    ``z`` (with the one-hot label appended) → ``Linear`` → ``(width·2^k, H/2^k, W/2^k)`` →
-    k times [nearest-neighbour upsampling ×2, 3×3 convolution halving the channels, ReLU] →
-    a 3×3 convolution to ``C`` channels (no output activation: the pixels are standardised;
-    :meth:`GAN.sample` clamps them to [0, 1] after undoing the standardisation). ``k`` is the
-    number of exact halvings of H and W (at most 3, the smallest map at least 2×2): 2 for
-    8×8 digits (2×2 → 4×4 → 8×8).
-    """
-
-    def __init__(self, n_inputs: int, shape, width: int):
-        super().__init__()
-        C, H, W = (int(s) for s in shape)
-        k = _n_halvings(H, W)
-        self.shape = (C, H, W)
-        self.base = (width * 2 ** k, H // 2 ** k, W // 2 ** k)
-        self.fc = nn.Linear(n_inputs, int(np.prod(self.base)))
-        layers: list[nn.Module] = [nn.ReLU()]
-        ch = self.base[0]
-        for _ in range(k):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(ch, ch // 2, 3, padding=1), nn.ReLU()]
-            ch //= 2
-        layers.append(nn.Conv2d(ch, C, 3, padding=1))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.fc(z).view(len(z), *self.base)
-        return self.body(x).flatten(1)
-
-
-class ConvDiscriminator(nn.Module):
-    """A small DCGAN-style discriminator for images ``(C, H, W)``, with the flat interface of
-    the default MLP: ``(B, C·H·W + n_classes)`` → ``(B, 1)`` logits.
-
-    A 3×3 convolution to ``width`` channels, then k times a 4×4 convolution of stride 2
-    doubling the channels (LeakyReLU 0.2 after each; the mirror of :class:`ConvGenerator`),
-    then a linear layer to one logit. A conditional discriminator gets the one-hot label as
-    ``n_classes`` extra constant input channels. No normalisation layer: the R1 penalty
-    (:func:`r1_penalty`) keeps it in check.
-    """
-
-    def __init__(self, shape, n_classes: int, width: int):
-        super().__init__()
-        C, H, W = (int(s) for s in shape)
-        k = _n_halvings(H, W)
-        self.shape, self.n_classes = (C, H, W), int(n_classes)
-        layers: list[nn.Module] = [nn.Conv2d(C + self.n_classes, width, 3, padding=1), _leaky()]
-        ch = width
-        for _ in range(k):
-            layers += [nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1), _leaky()]
-            ch *= 2
-        self.body = nn.Sequential(*layers)
-        self.fc = nn.Linear(ch * (H // 2 ** k) * (W // 2 ** k), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        C, H, W = self.shape
-        img = x[:, : C * H * W].reshape(len(x), C, H, W)
-        if self.n_classes:
-            c = x[:, C * H * W :, None, None].expand(-1, -1, H, W)
-            img = torch.cat([img, c], dim=1)
-        return self.fc(self.body(img).flatten(1))
 
 
 def _with_label(x, cond):

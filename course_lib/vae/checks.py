@@ -40,6 +40,7 @@ HYPERPARAMETERS = {
     "latent_dim": Int(minimum=1),
     "likelihood": OneOf(LIKELIHOODS),
     "hidden": _widths,
+    "architecture": OneOf(("mlp", "conv")),
     "epochs": Int(minimum=1),
     "batch_size": Int(minimum=1),
     "lr": Float(minimum=0.0, strict_min=True),

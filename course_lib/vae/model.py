@@ -77,7 +77,12 @@ class VAE(NeuralEstimator):
         discretised logistic, gave the best held-out bits per pixel on the digits
         (``benchmarks/vae_digits.py``).
     hidden : tuple of int, default (512,)
-        Widths of the hidden layers of the default MLP encoder (the decoder mirrors them).
+        Widths of the hidden layers of the default MLP encoder (the decoder mirrors them);
+        with ``architecture="conv"``, ``hidden[0]`` is the channels of the first convolution.
+    architecture : {"mlp", "conv"}, default "mlp"
+        The default networks: MLPs, or for images the DCGAN-style networks of
+        :mod:`course_lib.convnets` (the GAN's, with μ and log σ² as the encoder's outputs and
+        the decoder's parameters per pixel as the generator's; ``dropout`` is then unused).
     epochs : int >= 1, default 1000
         The most epochs; early stopping usually ends training long before.
     batch_size : int >= 1, default 64
@@ -148,7 +153,8 @@ class VAE(NeuralEstimator):
     _fitted_attribute = "decoder_"
 
     def __init__(self, latent_dim: int = 16, likelihood: str = "discretized_logistic",
-                 hidden=(512,), epochs: int = 1000, batch_size: int = 64, lr: float = 3e-3,
+                 hidden=(512,), architecture: str = "mlp", epochs: int = 1000,
+                 batch_size: int = 64, lr: float = 3e-3,
                  prior: str = "vamp", n_components: int = 100, dropout: float = 0.0,
                  weight_decay: float = 0.0, kl_warmup: int = 0, free_bits: float = 0.0,
                  train_samples: int = 1, ema: float = 0.999, validation_fraction: float = 0.1,
@@ -157,6 +163,7 @@ class VAE(NeuralEstimator):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.hidden = hidden
+        self.architecture = architecture
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -194,7 +201,8 @@ class VAE(NeuralEstimator):
         gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
         cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
         data = training_set(self, X.reshape(len(X), -1), classes, y_idx, cpu_gen, device)
-        nets, opt = build_training(self, data.x.shape[1], classes, hidden, int(seeds[2]), device)
+        nets, opt = build_training(self, tuple(X.shape[1:]), classes, hidden, int(seeds[2]),
+                                   device)
         # Polyak averaging: the averaged copies are validated, kept and returned
         averaged = tuple(copy.deepcopy(net) for net in nets) if self.ema > 0 else None
         kept = nets if averaged is None else averaged
@@ -352,7 +360,7 @@ def _from_checkpoint(model, meta, state, hidden, device):
     stored = meta.get("class_prior")  # older checkpoints: uniform over the classes
     class_prior = (None if classes is None else np.full(n_classes, 1.0 / n_classes)
                    if stored is None else np.asarray(stored, dtype=np.float64))
-    enc, dec = build_networks(model, D, n_classes, hidden)
+    enc, dec = build_networks(model, input_shape, n_classes, hidden)
     prior = build_prior(model, D, n_classes)
     enc.load_state_dict(state["encoder"])
     dec.load_state_dict(state["decoder"])

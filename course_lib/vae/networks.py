@@ -10,11 +10,13 @@ the networks it is updating, the fitted model its ``encoder_``, ``decoder_`` and
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..convnets import ConvDiscriminator, ConvGenerator
 from ..training import mlp
 from .formulas import (
     elbo_terms,
@@ -76,17 +78,34 @@ class VampPrior(nn.Module):
 
 
 
-def build_networks(model, D: int, n_classes: int, hidden):
+def build_networks(model, shape, n_classes: int, hidden):
     """The encoder (D [+ C] inputs, 2 d outputs: μ and log σ²) and the decoder (d [+ C]
-    inputs, D·P outputs: the P parameters of every pixel), from the ``encoder``/``decoder``
-    callables when given, else MLPs of widths ``hidden`` (reversed for the decoder), with
-    dropout after each hidden layer."""
-    d, C = model.latent_dim, n_classes
+    inputs, D·P outputs: the P parameters of every pixel) for samples of ``shape`` (D
+    features): from the ``encoder``/``decoder`` callables when given; else, with
+    ``architecture="conv"``, the DCGAN-style networks of :mod:`course_lib.convnets` with
+    ``hidden[0]`` channels in the first convolution (the encoder is a
+    :class:`~course_lib.convnets.ConvDiscriminator` with 2 d outputs, the decoder a
+    :class:`~course_lib.convnets.ConvGenerator` with P numbers per pixel); else MLPs of widths
+    ``hidden`` (reversed for the decoder), with dropout after each hidden layer."""
+    shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    D, d, C = math.prod(shape), model.latent_dim, n_classes
     P = n_decoder_params(model.likelihood, model.n_levels)
-    enc = (model.encoder(D + C, 2 * d) if model.encoder is not None
-           else mlp([D + C, *hidden, 2 * d], dropout=model.dropout))
-    dec = (model.decoder(d + C, D * P) if model.decoder is not None
-           else mlp([d + C, *reversed(hidden), D * P], dropout=model.dropout))
+    conv = getattr(model, "architecture", "mlp") == "conv"
+    if conv and len(shape) != 3:
+        raise ValueError(f"architecture='conv' needs images (N, C, H, W), got data of shape "
+                         f"(N, {', '.join(map(str, shape))})")
+    if model.encoder is not None:
+        enc = model.encoder(D + C, 2 * d)
+    elif conv:
+        enc = ConvDiscriminator(shape, C, hidden[0], n_outputs=2 * d)
+    else:
+        enc = mlp([D + C, *hidden, 2 * d], dropout=model.dropout)
+    if model.decoder is not None:
+        dec = model.decoder(d + C, D * P)
+    elif conv:
+        dec = ConvGenerator(d + C, shape, hidden[0], params_per_pixel=P)
+    else:
+        dec = mlp([d + C, *reversed(hidden), D * P], dropout=model.dropout)
     for name, net in (("encoder", enc), ("decoder", dec)):
         if not isinstance(net, nn.Module):
             raise TypeError(f"{name} must return an nn.Module, got {type(net).__name__}")

@@ -76,14 +76,15 @@ def validation_split(fraction, N, y_idx, classes, cpu_gen):
     return val_idx, train_idx
 
 
-def build_training(model, D, classes, hidden, seed, device):
-    """The networks ``(encoder, decoder, prior)`` on the device, initialised from ``seed``
+def build_training(model, shape, classes, hidden, seed, device):
+    """The networks ``(encoder, decoder, prior)`` for samples of ``shape`` on the device,
+    initialised from ``seed``
     (torch's global RNG is left untouched), and their optimiser (AdamW when
     ``weight_decay`` > 0, else Adam)."""
     n_classes = 0 if classes is None else len(classes)
     with seeded(seed):
-        enc, dec = build_networks(model, D, n_classes, hidden)
-        prior = build_prior(model, D, n_classes)
+        enc, dec = build_networks(model, shape, n_classes, hidden)
+        prior = build_prior(model, int(np.prod(shape)), n_classes)
     enc, dec, prior = enc.to(device), dec.to(device), prior.to(device)
     params = [*enc.parameters(), *dec.parameters(), *prior.parameters()]
     if model.weight_decay > 0:
