@@ -583,7 +583,12 @@ def shipped_records() -> dict:
 def shipped_training_data(record: dict):
     """The data a shipped model was fitted on, from its record: ``(X, y or None)``."""
     spec = record["data"]
-    X, y = load_digits(spec["split"], dequantize=spec["dequantize"], seed=spec["noise_seed"])
+    if spec.get("dataset", "digits") == "fashion":  # Chapter 8's models
+        from .data import load_fashion_mnist
+
+        X, y = load_fashion_mnist(spec["split"], verbose=False)
+    else:
+        X, y = load_digits(spec["split"], dequantize=spec["dequantize"], seed=spec["noise_seed"])
     return X, (y if spec["labels"] else None)
 
 
