@@ -438,6 +438,46 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "sampling; its bits per binary pixel sit on their own scale.",
            "What each family buys, and what it pays"),
     ),
+    8: (
+        _q("At 28×28, the mean image plus noise scores a higher precision than real images "
+           "(0.967 against 0.887). What does that show?",
+           ["the mean image is a good generator",
+            "the feature network is broken",
+            "precision alone cannot tell a sharp model from one that always draws the same "
+            "safe image: recall and FID must sit beside it",
+            "precision should be maximised first"],
+           "c", "Precision is the fraction of samples on the manifold of real images; a "
+           "sampler that always draws the same typical image scores high on it and zero on "
+           "recall.",
+           "The data and the yardstick"),
+        _q("On Fashion-MNIST, a diagonal Gaussian mixture with 200 components has worse "
+           "held-out bits per pixel than independent per-pixel histograms. Why?",
+           ["EM did not converge on 60,000 images",
+            "half of the pixels are exactly 0, and a Gaussian cannot put its mass on one "
+            "value while a histogram can",
+            "200 components are too few to fit 60,000 images",
+            "the histograms were fitted on the test images"],
+           "b", "The black background is a spike at 0; each Gaussian spreads its mass over "
+           "an interval of grey levels, whatever the number of components.",
+           "The Gaussian mixture: the fit scales, the model does not"),
+        _q("Why has the pairwise MRF no row in the 28×28 comparison?",
+           ["its 307,720 parameters do not fit in memory",
+            "log Z cannot be estimated at 784 pixels",
+            "its Gibbs chains do not mix: what they produce are not samples of the model",
+            "it has no likelihood"],
+           "c", "The fit and AIS still run at 28×28; the chains from noise and from data "
+           "disagree after 1,000 sweeps (R-hat 2.51), so its 'samples' say nothing about it.",
+           "The pairwise MRF: tractable to fit, but its sampler breaks"),
+        _q("How does the course's convolutional VAE decoder differ from its convolutional "
+           "GAN generator?",
+           ["it is an MLP", "it uses transposed convolutions",
+            "it is the same network, with two outputs per pixel (the parameters of p(x | z)) "
+            "instead of one",
+            "it has no latent input"],
+           "c", "Both are course_lib.convnets.ConvGenerator; the families differ in how the "
+           "network is trained, not in what it is.",
+           "The VAE: the same networks, mirrored"),
+    ),
 }
 
 
@@ -461,7 +501,7 @@ def _chapter(chapter) -> int:
 
 
 def questions(chapter) -> tuple[Question, ...]:
-    """The questions of ``chapter`` (1-7), in order."""
+    """The questions of ``chapter`` (1-8), in order."""
     return QUIZZES[_chapter(chapter)]
 
 

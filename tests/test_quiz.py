@@ -23,7 +23,7 @@ def _wrong(chapter) -> str:
 
 
 def test_every_chapter_has_a_quiz_of_well_formed_questions():
-    assert quiz.chapters() == (1, 2, 3, 4, 5, 6, 7)
+    assert quiz.chapters() == (1, 2, 3, 4, 5, 6, 7, 8)
     for chapter in quiz.chapters():
         qs = quiz.questions(chapter)
         assert len(qs) >= 4, chapter
@@ -37,7 +37,7 @@ def test_every_chapter_has_a_quiz_of_well_formed_questions():
             assert not quiz.check(chapter, letter * len(quiz.questions(chapter))).passed
 
 
-@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_right_answers_score_full_marks(chapter):
     result = quiz.check(chapter, _key(chapter))
     assert result.passed and result.score == result.max_score == len(quiz.questions(chapter))
@@ -46,7 +46,7 @@ def test_right_answers_score_full_marks(chapter):
     assert f"{result.max_score}/{result.max_score}" in str(result)
 
 
-@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_wrong_answers_score_zero_and_say_why(chapter):
     qs = quiz.questions(chapter)
     result = quiz.check(chapter, _wrong(chapter))
@@ -78,7 +78,7 @@ def test_answer_formats():
 
 
 @pytest.mark.parametrize("chapter, answers, match", [
-    (8, "abcd", "no quiz"),
+    (9, "abcd", "no quiz"),
     ("x", "abcd", "chapter number"),
     (3, "abc", "5 questions"),
     (3, "abcdef", "5 questions"),
@@ -102,7 +102,7 @@ def _headings(chapter: int) -> set[str]:
     return {m.strip() for t in texts for m in re.findall(r"^#{1,6} +(.+)$", t, flags=re.M)}
 
 
-@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_every_question_names_a_section_of_its_chapter(chapter):
     headings = _headings(chapter)
     assert headings, f"no page found for chapter {chapter}"

@@ -53,7 +53,8 @@ BENCHMARKS = {"gmm_vs_sklearn.py": [], "mrf_gibbs.py": ["--save"], "mrf_cluster.
               "vae_dequant_bound.py": ["--save"],
               "quality_vs_compute.py": [], "gan_kid_floor.py": [],
               "fashion_floor.py": ["--save"], "fashion_gmm.py": ["--save"],
-              "fashion_mrf.py": ["--save"]}
+              "fashion_mrf.py": ["--save"], "fashion_models.py": ["--train", "--save"],
+              "fashion_gan_screen.py": ["--settings", "base", "r1-10", "--save"]}
 EXTRA_BENCH_RUNS = [["gmm_vs_sklearn.py", "--em-drops"]]  # Chapter 3's EM drops table
 
 TABLE = [
@@ -76,10 +77,15 @@ TABLE = [
         check=_py("tools/generated.py", "_check-classifier")),
     Generated(
         "models", "course_lib/assets/models/*.pt, .sha256, models.json",
-        "GAN() and VAE() defaults on the digits (tools/ship_models.py)",
-        [_py("tools/ship_models.py")], check=_py("tools/generated.py", "_check-models"),
+        "GAN() and VAE() defaults on the digits (tools/ship_models.py); the Fashion-MNIST "
+        "models of Chapter 8 are trained by the same tool from `make bench` "
+        "(benchmarks/fashion_models.py --train, about an hour of CPU)",
+        [_py("tools/ship_models.py", "gan_digits", "cgan_digits", "vae_digits", "cvae_digits",
+             "vae_digits_normal_prior")],
+        check=_py("tools/generated.py", "_check-models"),
         notes=["the check compares files, checksums and records; `tools/ship_models.py --check` "
-               "refits every model (minutes) and compares its scores with the record"]),
+               "refits every model (minutes; the Fashion models about an hour) and compares its "
+               "scores with the record"]),
     Generated(
         "requirements", "requirements.txt", "the installed .venv (`make freeze`)",
         [["make", "freeze"]], check=_py("tools/generated.py", "_check-requirements")),

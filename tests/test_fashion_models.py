@@ -1,0 +1,102 @@
+"""Chapter 8: the shipped Fashion-MNIST models, the benchmark's results and what the chapter
+claims of them (issue 23).
+
+The results come from ``benchmarks/fashion_models.py`` (which reads the shipped models' records
+and fits the statistical families); these tests check that the files agree with each other and
+with the tool that made them, that the models load and sample, and that the claims hold.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from _shared import ROOT, load_script
+
+import course_lib.gan  # noqa: F401  (shipped_model needs the classes imported)
+import course_lib.vae  # noqa: F401
+from course_lib.gan import GAN
+from course_lib.training import shipped_model, shipped_records, shipped_training_data
+from course_lib.vae import VAE
+
+NEURAL = ("gan_fashion", "cgan_fashion", "vae_fashion", "cvae_fashion")
+ROWS = {r["name"]: r for r in json.loads(
+    (ROOT / "benchmarks" / "results" / "fashion_models_cpu.json").read_text())}
+GMM = next(n for n in ROWS if n.startswith("diagonal GMM"))
+
+
+def _separated(a, b, metric):
+    (m1, s1), (m2, s2) = ROWS[a][metric], ROWS[b][metric]
+    return abs(m1 - m2) > 2 * np.hypot(s1, s2)
+
+
+def test_the_book_shows_the_results_file():
+    """book/08_scaling.md's table is the benchmark's results, row for row."""
+    bench = load_script("benchmarks/fashion_models.py")
+    page = (ROOT / "book" / "08_scaling.md").read_text(encoding="utf-8")
+    for row in bench.markdown_rows(list(ROWS.values())):
+        assert row in page, row
+
+
+def test_the_conv_gan_beats_the_mixture_on_fid():
+    assert ROWS["gan_fashion"]["fid"][0] < ROWS[GMM]["fid"][0]
+    assert _separated("gan_fashion", GMM, "fid")
+
+
+def test_the_conv_vae_beats_the_mixture_and_independent_pixels_on_likelihood():
+    vae = ROWS["vae_fashion"]["bpp"]
+    assert vae < ROWS[GMM]["bpp"] and vae < ROWS["independent pixels"]["bpp"]
+
+
+def test_the_benchmark_read_the_shipped_records():
+    records = shipped_records()
+    for name in NEURAL:
+        for metric in ("fid", "kid", "precision", "recall", "classes"):
+            assert list(ROWS[name][metric]) == records[name]["scores"][metric], (name, metric)
+        assert ROWS[name]["fit_cpu_s"] == records[name]["fit_cpu_s"]
+
+
+def test_the_records_are_the_tool_recipes():
+    """Each record's hyperparameters are those tools/ship_models.py builds from its recipe:
+    rerunning the tool trains the same models."""
+    tool = load_script("tools/ship_models.py")
+    records = shipped_records()
+    for name in NEURAL:
+        cls, spec, overrides = tool.MODELS[name]
+        params = cls(**overrides, random_state=tool.SEED).get_params(deep=False)
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()
+                  if k not in ("device", "progress")}
+        assert records[name]["params"] == params, name
+        assert records[name]["data"]["dataset"] == "fashion"
+        assert records[name]["data"]["labels"] == spec["labels"]
+        assert records[name]["fit_cpu_s"] > 0 and len(records[name]["curve"]) >= 5
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_a_shipped_fashion_model_loads_verified_and_samples(name, device):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checksum or sanity failure would warn and retrain
+        model = shipped_model(name, device=device)
+    assert isinstance(model, GAN if name.endswith("gan_fashion") else VAE)
+    assert model.architecture == "conv"
+    labels = np.arange(10) if model.classes_ is not None else None
+    images = model.sample(10, labels=labels, seed=0)
+    assert images.shape == (10, 1, 28, 28)
+    assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+
+
+def test_the_conditional_gan_draws_the_class_asked_for_and_the_vae_does_not():
+    """Chapter 8's finding: the conditional GAN draws the class it is given; the conditional
+    VAE, whose decoder reads the class from z, mostly does not (chance is 0.1; the feature
+    network is right on 91% of real test images)."""
+    assert ROWS["cgan_fashion"]["class_accuracy"] > 0.8
+    assert ROWS["cvae_fashion"]["class_accuracy"] < 0.5
+
+
+def test_the_shipped_training_data_of_a_fashion_record():
+    record = shipped_records()["cgan_fashion"]
+    X, y = shipped_training_data(record)
+    assert X.shape[1:] == (1, 28, 28) and len(X) in (60_000, 8_000)
+    assert y is not None and len(y) == len(X)
+    X2, y2 = shipped_training_data(shipped_records()["gan_fashion"])
+    assert y2 is None and np.array_equal(X, X2)
