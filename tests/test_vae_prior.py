@@ -242,3 +242,62 @@ def test_conditional_log_px_error_and_save_load(conditional_vae, digits, tmp_pat
     loaded = VAE.load(tmp_path / "c.pt")
     np.testing.assert_array_equal(loaded.class_prior_, model.class_prior_)
     np.testing.assert_allclose(loaded.log_likelihood(X, 40, seed=1), ll)
+
+
+# ---------------------------------------------------------------- the class-conditional VampPrior
+
+
+@pytest.fixture(scope="module")
+def class_prior_vae(digits):
+    X, y, _, _ = digits
+    return VAE(**SMALL, n_components=20, conditional_prior=True, epochs=3,
+               validation_fraction=0.0, random_state=0, device=CPU).fit(X, y)
+
+
+def test_conditional_prior_is_the_mixture_of_its_class_pseudo_inputs(class_prior_vae):
+    m = class_prior_vae
+    y1h = torch.nn.functional.one_hot(torch.tensor([3, 3, 7]), 10).float()
+    z = torch.randn(3, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        comps = vae.networks.prior_components(m, m.encoder_, m.prior_, y1h)
+        got = vae.networks.log_prior(z, comps)
+        u = torch.sigmoid(m.prior_.raw)
+        mean, log_var = m.encoder_(torch.cat([u, m.prior_.labels_1h], -1)).chunk(2, -1)
+    k = torch.arange(20)
+    for row, c in enumerate([3, 3, 7]):  # pseudo-inputs c and c + 10 carry class c
+        mine = k % 10 == c
+        want = (torch.logsumexp(vae.log_normal_diag(z[row], mean[mine], log_var[mine]), -1)
+                - math.log(2))
+        torch.testing.assert_close(got[row], want)
+    # the shared prior of the same networks is the mixture of all 20
+    shared = vae.networks.log_prior(z, vae.networks.prior_components(m, m.encoder_, m.prior_))
+    assert not torch.allclose(shared, got)
+
+
+def test_conditional_prior_iwae_is_consistent_with_the_elbo(class_prior_vae, digits):
+    _, _, Xt, yt = digits
+    m = class_prior_vae
+    lw1 = m.log_weights(Xt, 1, labels=yt, seed=4)[:, 0]  # k = 1: the one-draw ELBO
+    np.testing.assert_allclose(lw1, m.elbo(Xt, labels=yt, seed=4).elbo, rtol=1e-5, atol=1e-3)
+    ll = m.log_likelihood(Xt, 20, seed=0)  # log Σ_y p(y) p(x | y), each with its own prior
+    assert ll.shape == (len(Xt),) and np.all(np.isfinite(ll))
+
+
+def test_conditional_prior_draws_only_the_requested_class_components(class_prior_vae):
+    m = class_prior_vae
+    y1h = torch.nn.functional.one_hot(torch.full((400,), 4), 10).float()
+    with torch.no_grad():
+        means, _, logits = vae.networks.prior_components(m, m.encoder_, m.prior_, y1h)
+    assert logits.shape == (400, 20)
+    assert torch.isneginf(logits[:, torch.arange(20) % 10 != 4]).all()
+    assert (logits[:, torch.arange(20) % 10 == 4] == 0).all()
+    # without labels, or for a model with the shared prior, the (K,) logits of p(z)
+    assert vae.networks.prior_components(m, m.encoder_, m.prior_)[2].shape == (20,)
+
+
+def test_conditional_prior_save_load(class_prior_vae, tmp_path):
+    m = class_prior_vae
+    m.save(tmp_path / "m.pt")
+    loaded = VAE.load(tmp_path / "m.pt", device=CPU)
+    assert loaded.conditional_prior is True
+    np.testing.assert_array_equal(loaded.sample(6, labels=2, seed=2), m.sample(6, labels=2, seed=2))

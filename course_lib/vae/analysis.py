@@ -19,7 +19,15 @@ from ..training import DivergenceError
 from .checks import check_data, fitted_input, latent_tensor, net_device
 from .formulas import elbo_gap_split, gaussian_kl, log_normal_diag, monte_carlo_kl
 from .likelihoods import decoder_log_prob
-from .networks import decode, decoded_draws, encode, log_prior, one_draw_elbo, prior_components
+from .networks import (
+    decode,
+    decoded_draws,
+    encode,
+    given_labels,
+    log_prior,
+    one_draw_elbo,
+    prior_components,
+)
 
 #: Decoder evaluations (rows of z) computed at once by the IWAE estimator.
 _IWAE_ROWS = {"cpu": 2**15, "cuda": 2**18}
@@ -120,7 +128,7 @@ def rate_distortion(model, X, labels=None, *, n_draws: int = 100, seed=0):
     gen = model._sampling_generator(seed, x.device)
     with torch.no_grad():
         mean, log_var = encode(model, model.encoder_, x, y1h)
-        comps = prior_components(model, model.encoder_, model.prior_)
+        comps = prior_components(model, model.encoder_, model.prior_, y1h)
         rec, kl = _terms_of_q_batched(model, x, y1h, mean, log_var, n_draws, gen, comps)
     return -rec.cpu().numpy(), kl.cpu().numpy()
 
@@ -146,7 +154,7 @@ def optimize_posterior(model, X, labels=None, *, steps: int = 300, lr: float = 0
     gen = model._sampling_generator(seed, x.device)
     with torch.no_grad():
         mean0, log_var0 = encode(model, model.encoder_, x, y1h)
-        comps = prior_components(model, model.encoder_, model.prior_)
+        comps = prior_components(model, model.encoder_, model.prior_, y1h)
     mean = mean0.detach().clone().requires_grad_(True)
     log_var = log_var0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([mean, log_var], lr=lr)
@@ -185,7 +193,7 @@ def inference_gaps(model, X, labels=None, *, steps: int = 300, lr: float = 0.01,
     elbos = []
     with torch.no_grad():
         m_enc, lv_enc = encode(model, model.encoder_, x, y1h)
-        comps = prior_components(model, model.encoder_, model.prior_)
+        comps = prior_components(model, model.encoder_, model.prior_, y1h)
         for m, lv in ((m_opt, lv_opt), (m_enc, lv_enc)):
             m = torch.as_tensor(m, dtype=m_enc.dtype, device=x.device)
             lv = torch.as_tensor(lv, dtype=m_enc.dtype, device=x.device)
@@ -224,13 +232,14 @@ def _log_weights(model, X, k, labels, seed, keep):
         xb = x[s : s + rows_per_block]
         yb = None if y1h is None else y1h[s : s + rows_per_block]
         mean, log_var = encode(model, model.encoder_, xb, yb)
+        comps_b = given_labels(model, model.prior_, comps, yb)  # p(z | y) of these rows
         k_chunk = max(1, budget // len(xb))
         parts = []
         for j in range(0, k, k_chunk):
             kk = min(k_chunk, k - j)
             z, rec = decoded_draws(model, model.decoder_, xb, yb, mean, log_var, kk, gen)
             # (kk, n): log p(x | z) + log p(z) - log q(z | x)
-            lw = (rec + log_prior(z, comps) - log_normal_diag(z, mean, log_var)).double()
+            lw = (rec + log_prior(z, comps_b) - log_normal_diag(z, mean, log_var)).double()
             if keep:
                 parts.append(lw.T.cpu())
             else:

@@ -46,6 +46,7 @@ HYPERPARAMETERS = {
     "lr": Float(minimum=0.0, strict_min=True),
     "prior": OneOf(PRIORS),
     "n_components": Int(minimum=1),
+    "conditional_prior": Flag(),
     "dropout": Float(minimum=0.0, maximum=1.0, strict_max=True),
     "weight_decay": Float(minimum=0.0),
     "kl_warmup": Int(minimum=0),
@@ -61,12 +62,15 @@ HYPERPARAMETERS = {
 
 
 def check_hyperparameters(model) -> tuple:
-    """Check every hyperparameter of ``model`` (the table, then the one rule that joins two);
+    """Check every hyperparameter of ``model`` (the table, then the rules that join two);
     return the hidden widths as a tuple."""
     params = check_params(model, HYPERPARAMETERS)
     if model.free_bits > 0 and model.train_samples > 1:
         raise ValueError("free_bits applies to the ELBO (train_samples=1), got "
                          f"train_samples={model.train_samples}")
+    if model.conditional_prior and model.prior != "vamp":
+        raise ValueError("conditional_prior=True needs prior='vamp' (its pseudo-inputs carry "
+                         f"the classes), got prior={model.prior!r}")
     return params["hidden"]
 
 

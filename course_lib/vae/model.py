@@ -93,6 +93,12 @@ class VAE(NeuralEstimator):
         weights all use it.
     n_components : int >= 1, default 100
         Pseudo-inputs of the VampPrior, or components of the mixture prior.
+    conditional_prior : bool, default False
+        For a conditional model with the VampPrior: the prior of class y, p(z | y), is the
+        mixture of the pseudo-inputs that carry class y only (pseudo-input k carries class
+        ``k mod n_classes``), in training, scoring and :meth:`sample`. False: one p(z) for
+        every class (the label reaches the decoder only). Needs ``prior="vamp"`` and, with
+        labels, ``n_components >= n_classes``; no effect without labels.
     dropout : float in [0, 1), default 0.0
         Dropout after each hidden layer of the default MLPs (during training only).
     weight_decay : float >= 0, default 0.0 (decoupled, AdamW)
@@ -155,7 +161,8 @@ class VAE(NeuralEstimator):
     def __init__(self, latent_dim: int = 16, likelihood: str = "discretized_logistic",
                  hidden=(512,), architecture: str = "mlp", epochs: int = 1000,
                  batch_size: int = 64, lr: float = 3e-3,
-                 prior: str = "vamp", n_components: int = 100, dropout: float = 0.0,
+                 prior: str = "vamp", n_components: int = 100,
+                 conditional_prior: bool = False, dropout: float = 0.0,
                  weight_decay: float = 0.0, kl_warmup: int = 0, free_bits: float = 0.0,
                  train_samples: int = 1, ema: float = 0.999, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 20, n_levels: int = DIGIT_LEVELS, encoder=None,
@@ -169,6 +176,7 @@ class VAE(NeuralEstimator):
         self.lr = lr
         self.prior = prior
         self.n_components = n_components
+        self.conditional_prior = conditional_prior
         self.dropout = dropout
         self.weight_decay = weight_decay
         self.kl_warmup = kl_warmup
@@ -197,6 +205,10 @@ class VAE(NeuralEstimator):
         device = self._target_device()
         X = check_data(self, X, reset=True)
         classes, y_idx = self._fit_labels(y, len(X))
+        if self.conditional_prior and classes is not None and self.n_components < len(classes):
+            raise ValueError(f"conditional_prior=True needs n_components >= the number of "
+                             f"classes ({len(classes)}: one pseudo-input per class at least), "
+                             f"got n_components={self.n_components}")
         seeds = np.random.SeedSequence(self._training_seed()).generate_state(3, dtype=np.uint64)
         gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
         cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
@@ -324,7 +336,7 @@ class VAE(NeuralEstimator):
         idx = self._label_index(labels, n)  # None for an unconditional model
         lab = None if idx is None else self.classes_[idx.numpy()]
         y1h = None if idx is None else one_hot(idx, len(self.classes_), device)
-        z = sample_prior(self, n, prior_components(self, self.encoder_, self.prior_), gen,
+        z = sample_prior(self, n, prior_components(self, self.encoder_, self.prior_, y1h), gen,
                          device)
         images = self._images(z, y1h, draw, gen if draw else None)
         return (images, lab) if return_labels else images

@@ -159,11 +159,26 @@ def decode(model, dec, z, y1h, D):
     return out.reshape(*out.shape[:-1], D, P)
 
 
-def prior_components(model, enc, prior):
-    """``(means, log_vars, logits)`` of a mixture prior, or None for the standard normal."""
+def prior_components(model, enc, prior, y1h=None):
+    """``(means, log_vars, logits)`` of a mixture prior, or None for the standard normal.
+    With ``conditional_prior`` and one-hot labels ``y1h`` (N, C), the prior of each row's
+    class, p(z | y) (:func:`given_labels`): the logits are then (N, K)."""
     if model.prior == "gaussian":
         return None
-    return prior.components(functools.partial(encode, model, enc, encoded=True))
+    comps = prior.components(functools.partial(encode, model, enc, encoded=True))
+    return given_labels(model, prior, comps, y1h)
+
+
+def given_labels(model, prior, comps, y1h):
+    """The class-conditional VampPrior p(z | y) of a conditional model with
+    ``conditional_prior=True``: the uniform mixture of the pseudo-inputs that carry class y
+    only, as logits (N, K), 0 at the pseudo-inputs of row n's class and −∞ at the others.
+    Otherwise (no labels, or a prior shared by the classes) ``comps`` unchanged."""
+    if comps is None or y1h is None or not getattr(model, "conditional_prior", False):
+        return comps
+    means, log_vars, logits = comps
+    other_class = (y1h @ prior.labels_1h.T) < 0.5  # (N, K)
+    return means, log_vars, logits.expand(len(y1h), -1).masked_fill(other_class, -math.inf)
 
 
 def log_prior(z, comps) -> torch.Tensor:
@@ -174,7 +189,8 @@ def log_prior(z, comps) -> torch.Tensor:
 
 
 def sample_prior(model, n, comps, generator, device) -> torch.Tensor:
-    """n draws from p(z): a component from the weights, then its Gaussian."""
+    """n draws from p(z): a component from the weights, then its Gaussian (per-row logits
+    (n, K): each row's own mixture, e.g. p(z | y))."""
     eps = torch.randn(n, model.latent_dim, generator=generator, device=device)
     if comps is None:
         return eps
@@ -196,7 +212,7 @@ def one_draw_elbo(model, nets, x, y1h, generator, *, kl_groups=False):
     z = reparameterize(mean, log_var, eps)
     params = decode(model, dec, z, y1h, x.shape[-1])
     rec = decoder_log_prob(model.likelihood, x, params, model.n_levels)
-    comps = prior_components(model, enc, prior)
+    comps = prior_components(model, enc, prior, y1h)
     kl = None if comps is None else monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
     terms = elbo_terms(rec, mean, log_var, kl)
     if not kl_groups:
@@ -211,7 +227,7 @@ def k_draw_terms(model, nets, x, y1h, generator, k):
     enc, dec, prior = nets
     mean, log_var = encode(model, enc, x, y1h)
     z, rec = decoded_draws(model, dec, x, y1h, mean, log_var, k, generator)
-    comps = prior_components(model, enc, prior)
+    comps = prior_components(model, enc, prior, y1h)
     return rec, monte_carlo_kl(z, mean, log_var, log_prior(z, comps))
 
 
