@@ -202,12 +202,6 @@ def markdown_rows(rows: list[dict]) -> list[str]:
     return out
 
 
-def separated(a: dict, b: dict, metric: str) -> bool:
-    """The course's rule (metrics.separated): means further apart than 2 combined stds."""
-    (m1, s1), (m2, s2) = a[metric], b[metric]
-    return abs(m1 - m2) > 2.0 * float(np.hypot(s1, s2))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true")
@@ -249,7 +243,7 @@ def main(argv=None) -> int:
     gan, vae = by.get("gan_fashion"), by.get("vae_fashion")
     lines += [] if gan is None or vae is None else [
         f"# Required (issue 23): conv GAN FID {gan['fid'][0]:.1f} ± {gan['fid'][1]:.1f} vs GMM "
-        f"{gmm['fid'][0]:.1f} ± {gmm['fid'][1]:.1f}: separated {separated(gan, gmm, 'fid')}, "
+        f"{gmm['fid'][0]:.1f} ± {gmm['fid'][1]:.1f}: separated {metrics.separated(gan, gmm, 'fid')}, "
         f"lower {gan['fid'][0] < gmm['fid'][0]}; conv VAE test bpp {vae['bpp']:.4f} vs GMM "
         f"{gmm['bpp']:.4f} and independent pixels {rows[0]['bpp']:.4f}: lower "
         f"{vae['bpp'] < min(gmm['bpp'], rows[0]['bpp'])}"]

@@ -49,7 +49,7 @@ FASHION_GAN = {"architecture": "conv", "hidden": 16, "latent_dim": 32, "ema": 0.
                "beta2": 0.99, "lr": 1e-3, "r1": 10.0, "batch_size": 64, "n_steps": 6000,
                "rejection": False, "snapshots": 6}
 FASHION_VAE = {"architecture": "conv", "hidden": (16,), "n_levels": 256, "lr": 1e-3,
-               "epochs": 10}
+               "epochs": 40, "n_iter_no_change": 5}
 DIGITS, FASHION = "digits", "fashion"
 MODELS = {
     "gan_digits": (GAN, {"labels": False, "dequantize": False}, {}),
@@ -65,7 +65,7 @@ MODELS = {
     "vae_fashion": (VAE, {"labels": False, "dequantize": False, "dataset": FASHION},
                     FASHION_VAE),
     "cvae_fashion": (VAE, {"labels": True, "dequantize": False, "dataset": FASHION},
-                     FASHION_VAE),
+                     {**FASHION_VAE, "conditional_prior": True}),
 }
 SEED = 0
 NOISE_SEED = 0  # the dequantisation noise of the training data

@@ -302,8 +302,11 @@ def comparison_table(evaluations: dict, metrics=EVAL_METRICS, title: str = "",
     return Table(metrics, rows, title=title, groups=groups)
 
 
-def separated(a: Evaluation, b: Evaluation, metric: str, n_sigma: float = 2.0) -> bool:
+def separated(a, b, metric: str, n_sigma: float = 2.0) -> bool:
     """True when the means of ``metric`` differ by more than ``n_sigma`` times their spread.
+
+    ``a`` and ``b`` are :class:`Evaluation` objects, or recorded results: anything whose
+    ``[metric]`` is a ``(mean, std)`` pair, such as a row of a benchmark's JSON file.
 
     The spread is ``sqrt(std_a² + std_b²)`` with the per-draw standard deviations: a
     conservative rule (the standard error of a mean over ``EVAL_DRAWS`` draws is about three
