@@ -477,6 +477,18 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "c", "Both are course_lib.convnets.ConvGenerator; the families differ in how the "
            "network is trained, not in what it is.",
            "The VAE: the same networks, mirrored"),
+        _q("With one VampPrior shared by all classes, the conditional VAE at 28×28 drew the "
+           "class asked for in a minority of its samples. Why, and what helps?",
+           ["the decoder is not given the label",
+            "the encoder sees the whole image, so z carries the class and the decoder reads "
+            "it from z; a z drawn from a prior shared by the classes has a random class, so "
+            "the prior must depend on the label too: p(z | y)",
+            "the feature network cannot tell the classes apart",
+            "a one-hot label is too small beside 784 pixels to be noticed"],
+           "b", "Nothing in the ELBO makes the decoder prefer y to z as the source of the "
+           "class. With conditional_prior=True the prior of class y is the mixture of that "
+           "class's pseudo-inputs, so the z of a sample agrees with its label.",
+           "The conditional VAE needs a prior per class"),
     ),
 }
 
