@@ -110,7 +110,7 @@ def test_the_per_class_prior_beats_the_shared_one_in_the_screen():
     for seed in seeds:
         shared, per_class = runs[("shared p(z)", seed)], runs[("per class p(z | y)", seed)]
         assert per_class[0] > shared[0]
-        for acc, keeps, follows in (shared, per_class):
+        for _acc, keeps, follows in (shared, per_class):
             assert keeps > 2 * follows
 
 
