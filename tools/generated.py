@@ -80,12 +80,12 @@ TABLE = [
         "models", "course_lib/assets/models/*.pt, .sha256, models.json",
         "GAN() and VAE() defaults on the digits (tools/ship_models.py); the Fashion-MNIST "
         "models of Chapter 8 are trained by the same tool from `make bench` "
-        "(benchmarks/fashion_models.py --train, about an hour of CPU)",
+        "(benchmarks/fashion_models.py --train, hours of CPU)",
         [_py("tools/ship_models.py", "gan_digits", "cgan_digits", "vae_digits", "cvae_digits",
              "vae_digits_normal_prior")],
         check=_py("tools/generated.py", "_check-models"),
         notes=["the check compares files, checksums and records; `tools/ship_models.py --check` "
-               "refits every model (minutes; the Fashion models about an hour) and compares its "
+               "refits every model (minutes; the Fashion models over an hour each) and compares its "
                "scores with the record"]),
     Generated(
         "requirements", "requirements.txt", "the installed .venv (`make freeze`)",
