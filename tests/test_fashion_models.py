@@ -123,18 +123,20 @@ def test_the_shipped_training_data_of_a_fashion_record():
     assert y2 is None and np.array_equal(X, X2)
 
 
-def test_the_gan_recipe_keeps_improving_with_its_budget():
-    """Chapter 8's budget point: separate runs of the shipped GAN recipe (γ = 10) with more
-    steps reach lower FIDs, and the longest one is separated from, and better than, the conv
-    VAE's (which had more CPU seconds): the table's order of the two is the budgets'."""
+def test_the_gan_budget_ladder_still_falls_and_the_shipped_gan_beats_the_vae():
+    """Chapter 8's budget ladder: separate runs of the shipped GAN recipe (γ = 10) with 3,000 to
+    24,000 steps and the shipped model at the top: every rung is separated from, and better
+    than, the one before, by a third or more per doubling of the steps (no plateau, as the page
+    says); and the shipped GAN, with CPU seconds within 15% of the conv VAE's, beats it."""
     text = (ROOT / "benchmarks" / "results" / "fashion_gan_screen_cpu.txt").read_text()
-    runs = sorted((int(r[1]), float(r[2]), float(r[4]), float(r[-1]))
-                  for r in (ln.split() for ln in text.splitlines()) if r and r[0] == "r1-10")
-    steps = [r[0] for r in runs]
-    assert len(runs) >= 3 and steps == sorted(set(steps))
-    fids = [r[1] for r in runs]
-    assert fids == sorted(fids, reverse=True)  # more steps, lower FID
-    longest = {"fid": runs[-1][1:3]}
-    vae = ROWS["vae_fashion"]
-    assert metrics.separated(longest, vae, "fid") and longest["fid"][0] < vae["fid"][0]
-    assert runs[-1][3] < vae["fit_cpu_s"]
+    runs = [(int(r[1]), float(r[2]), float(r[4])) for r in (ln.split() for ln in text.splitlines())
+            if r and r[0] == "r1-10"]  # steps, FID mean, FID std
+    gan, vae = ROWS["gan_fashion"], ROWS["vae_fashion"]
+    ladder = sorted(runs + [(shipped_records()["gan_fashion"]["params"]["n_steps"], *gan["fid"])])
+    steps = [r[0] for r in ladder]
+    assert len(ladder) >= 4 and steps == sorted(set(steps)) and steps[-1] > max(r[0] for r in runs)
+    for (s0, f0, sd0), (s1, f1, sd1) in zip(ladder, ladder[1:]):
+        assert metrics.separated({"fid": (f0, sd0)}, {"fid": (f1, sd1)}, "fid") and f1 < f0
+        assert (f1 / f0) ** (1 / np.log2(s1 / s0)) < 0.7  # FID ratio per doubling of the steps
+    assert _separated("gan_fashion", "vae_fashion", "fid") and gan["fid"][0] < vae["fid"][0]
+    assert abs(gan["fit_cpu_s"] / vae["fit_cpu_s"] - 1) < 0.15
