@@ -46,8 +46,9 @@ from course_lib.vae import VAE
 #: not the digits' 1: at 3,000 steps γ = 0.1, 1, 3, 10 gave FID 198, 114, 91, 84. Their
 #: budget, 40,000 steps, matches the VAEs' CPU time (about an hour of one core each); it is not
 #: convergence: separate runs of 3,000, 6,000, 12,000 and 24,000 steps gave FID 84, 46, 31 and
-#: 18.5, and 40,000 steps 13.6, a third or more less per doubling (benchmarks/
-#: fashion_gan_screen.py, results in benchmarks/results/fashion_gan_screen_cpu.txt). The VAEs
+#: 18.5, and 40,000 steps 13.6, a third or more less per doubling; 80,000 steps (two threads)
+#: 10.7, a fifth less (benchmarks/fashion_gan_screen.py, results in
+#: benchmarks/results/fashion_gan_screen_cpu.txt). The VAEs
 #: run at most 40 epochs (patience 5); they ran all 40, still gaining about 0.001 bits/px per
 #: epoch at the end.
 FASHION_GAN = {"architecture": "conv", "hidden": 16, "latent_dim": 32, "ema": 0.999,
