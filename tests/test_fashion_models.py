@@ -11,10 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from _shared import ROOT, load_script
 
 import course_lib.gan  # noqa: F401  (shipped_model needs the classes imported)
 import course_lib.vae  # noqa: F401
+import course_lib.vae.train
 from course_lib import metrics
 from course_lib.gan import GAN
 from course_lib.training import shipped_model, shipped_records, shipped_training_data
@@ -193,3 +195,42 @@ def test_the_conditional_gan_levelled_off_and_beats_the_conditional_vae_with_les
     assert not metrics.separated(half, ROWS["cgan_fashion"], "fid")
     assert metrics.separated(half, cvae, "fid") and half["fid"][0] < cvae["fid"][0]
     assert half["cpu_s"] < cvae["fit_cpu_s"]
+
+
+VAE_LADDER = load_script("benchmarks/fashion_vae_ladder.py")
+
+
+def test_one_vae_run_gives_the_weights_of_every_shorter_run():
+    """The VAE ladder's premise: with a constant learning rate, the weights that a run of E
+    epochs returns are those that a longer run of the same seed kept after epoch E, so one run
+    gives the whole ladder (checked on a small digits VAE, three epochs against two)."""
+    from course_lib.data import load_digits
+
+    X, _ = load_digits("train", dequantize=True, seed=0)
+    kw = {"hidden": (32,), "latent_dim": 4, "n_iter_no_change": 50, "random_state": 0,
+          "device": "cpu"}
+    with VAE_LADDER._recording() as by_epoch:
+        VAE(epochs=3, **kw).fit(X[:400])
+    assert sorted(by_epoch) == [1, 2, 3]
+    state, best_at = by_epoch[2]
+    short = VAE(epochs=2, **kw).fit(X[:400])
+    assert best_at == short.best_epoch_
+    for sd, net in zip(state, (short.encoder_, short.decoder_, short.prior_)):
+        for key, value in net.state_dict().items():
+            assert torch.equal(sd[key], value), key
+    assert VAE_LADDER.vae_model.EarlyStopping is course_lib.vae.train.EarlyStopping  # restored
+
+
+def test_the_vae_ladder_reads_its_rows_and_does_not_run_a_recorded_model_again(tmp_path,
+                                                                               monkeypatch):
+    rows = VAE_LADDER.read_rows()
+    assert rows and {r["model"] for r in rows} == {"vae_fashion"}
+    copy = tmp_path / "ladder.txt"
+    copy.write_text(VAE_LADDER.RESULTS.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(VAE_LADDER, "RESULTS", copy)
+    before = copy.read_text(encoding="utf-8")
+    # the registered command of `make bench` finds the model recorded and trains nothing
+    assert VAE_LADDER.main(["--save"]) == 0
+    assert copy.read_text(encoding="utf-8") == before
+    with pytest.raises(SystemExit):
+        VAE_LADDER.main(["--epochs", "0"])

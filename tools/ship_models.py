@@ -80,9 +80,11 @@ SCORES = ("fid", "kid", "precision", "recall", "classes")
 
 
 
-def fit(name: str):
+def fit(name: str, **changes):
+    """Fit ``name``'s recipe (with ``changes`` to its hyperparameters, for a benchmark that
+    varies one of them); returns the model and its record, CPU seconds included."""
     cls, spec, overrides = MODELS[name]
-    model = cls(**overrides, random_state=SEED, device="cpu", progress=False)
+    model = cls(**{**overrides, **changes}, random_state=SEED, device="cpu", progress=False)
     params = {k: v for k, v in model.get_params(deep=False).items()
               if k not in ("device", "progress")}
     record = {"class": cls.__name__, "params": params,
@@ -158,9 +160,15 @@ def curve(model, record: dict) -> list:
                  round(metrics.fid(features, metrics.fashion_features(x, device="cpu")), 2)]
                 for t, x in model.snapshots_]
     n = model.n_epochs_
-    return [[e + 1, round(cpu * (e + 1) / n, 1),
-             round(float(8 - v / (784 * np.log(2))), 4)]
+    return [[e + 1, round(cpu * (e + 1) / n, 1), round(validation_bpp(v), 4)]
             for e, v in enumerate(model.history_["val_elbo"])]
+
+
+def validation_bpp(nats: float) -> float:
+    """A Fashion VAE's validation ELBO, in nats per image, as bits per pixel of the 256-level
+    images (an upper bound on the negative log-likelihood): 8 bits less what the ELBO gains
+    over a uniform density on [0, 1]^784."""
+    return float(8 - nats / (784 * np.log(2)))
 
 
 def ship(name: str) -> dict:

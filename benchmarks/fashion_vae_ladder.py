@@ -1,0 +1,156 @@
+"""The conv VAE's sample quality against its training epochs on Fashion-MNIST (Chapter 8).
+
+The shipped VAE (``tools/ship_models.py``'s ``vae_fashion``) ran its 40 epochs without early
+stopping: its validation likelihood was still improving, by 0.0013 bits per pixel per epoch at
+the end, and the benchmark recorded that likelihood after every epoch, but not the FID. This
+script measures the FID's learning curve. It trains the shipped recipe once for up to
+``--epochs`` epochs (early stopping on, patience as shipped) and scores, with the protocol
+(5 draws of 2,000 samples against 2,000 test images) and the held-out bits per pixel (IWAE,
+k = 20, the first 2,000 test images), the weights that a run stopped after each rung's epochs
+would have returned: the best-on-validation weights so far. The VAE's learning rate is
+constant (Adam, no schedule) and its data order is drawn from the seed, so the first E epochs
+of this run *are* an E-epoch run: one run gives the whole ladder (unlike the GAN's, whose
+cosine schedule depends on its length).
+
+Usage:  python benchmarks/fashion_vae_ladder.py [--models vae_fashion] [--epochs 80]
+            [--rungs 5 10 20 40 60 80] [--threads 1] [--save]
+--save appends the lines to benchmarks/results/fashion_vae_ladder_cpu.txt, each rung's line as
+soon as it is scored, and skips a model that already has rows there (delete them to run it
+again). The CPU seconds of a rung are the fit's, prorated by epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tools"))
+import ship_models  # noqa: E402  (the shipped recipe, its data and its scores)
+
+import course_lib.vae.model as vae_model  # noqa: E402
+from course_lib._core import cpu_name  # noqa: E402
+from course_lib.vae.train import EarlyStopping  # noqa: E402
+
+RESULTS = HERE / "results" / "fashion_vae_ladder_cpu.txt"
+MODELS = ("vae_fashion", "cvae_fashion")
+HEADER = ("model          epoch  val bpp           fid            kid      precision"
+          "         recall   classes  test bpp   fit CPU s")
+
+
+class _Recording(EarlyStopping):
+    """Early stopping as :meth:`VAE.fit` does it, that also remembers after every epoch the
+    weights a run stopped there would return (the best so far, and its epoch)."""
+
+    by_epoch: dict = {}
+
+    def update(self, v, kept) -> bool:
+        stop = super().update(v, kept)
+        # best_state is a fresh copy whenever it changes: keeping the reference costs nothing
+        _Recording.by_epoch[self.n_epochs] = (self.best_state, self.best_at)
+        return stop
+
+
+@contextlib.contextmanager
+def _recording():
+    """Within: ``VAE.fit`` uses :class:`_Recording`; yields its per-epoch record."""
+    _Recording.by_epoch = {}
+    vae_model.EarlyStopping = _Recording
+    try:
+        yield _Recording.by_epoch
+    finally:
+        vae_model.EarlyStopping = EarlyStopping
+
+
+def ladder(name: str, epochs: int, rungs) -> list[str]:
+    """Train ``name`` once for up to ``epochs`` epochs; one line per rung that it reached."""
+    with _recording() as by_epoch:
+        model, record = ship_models.fit(name, epochs=epochs)
+    n, cpu = model.n_epochs_, record["fit_cpu_s"]
+    print(f"# {name}: {n} epochs run (best {model.best_epoch_}), {cpu} CPU s", flush=True)
+    lines = []
+    for e in sorted({r for r in rungs if r <= n} | {n}):  # and where early stopping ended it
+        state, best_at = by_epoch[e]
+        for net, sd in zip((model.encoder_, model.decoder_, model.prior_), state):
+            net.load_state_dict(sd)
+        s = ship_models.scores(model, record)
+        f = {k: s[k] for k in ("fid", "kid", "precision", "recall", "classes")}
+        val = ship_models.validation_bpp(model.history_["val_elbo"][best_at - 1])
+        line = (f"{name:12s} {e:7d}  {val:7.4f}  "
+                f"{f['fid'][0]:6.1f} ± {f['fid'][1]:4.1f}  {f['kid'][0]:6.2f} ± {f['kid'][1]:4.2f}"
+                f"  {f['precision'][0]:.3f} ± {f['precision'][1]:.3f}  {f['recall'][0]:.3f} ± "
+                f"{f['recall'][1]:.3f}  {f['classes'][0]:4.1f}  {s['test_bits_per_pixel']:8.4f}"
+                f"  {cpu * e / n:10.1f}")
+        print(line, flush=True)
+        lines.append(line)
+    return lines
+
+
+def read_rows(path: Path = RESULTS) -> list[dict]:
+    """The rungs in the results file, in file order: one dict per row, with ``model``,
+    ``epoch``, ``val_bpp``, ``test_bpp``, ``cpu_s``, ``classes`` and, for each of FID, KID,
+    precision and recall, its ``(mean, std)`` over the protocol's draws."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith(("#", "model ")):
+            continue
+        cells = line.replace("±", " ").split()
+        numbers = [float(c) for c in cells[2:]]  # val bpp, 4 × (mean, std), classes, bpp, CPU s
+        row = {"model": cells[0], "epoch": int(cells[1]), "val_bpp": numbers[0],
+               "classes": numbers[9], "test_bpp": numbers[10], "cpu_s": numbers[11]}
+        row.update({k: (numbers[1 + 2 * i], numbers[2 + 2 * i])
+                    for i, k in enumerate(("fid", "kid", "precision", "recall"))})
+        out.append(row)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vae_fashion"], choices=MODELS)
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--rungs", type=int, nargs="+", default=[5, 10, 20, 40, 60, 80])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save", action="store_true")
+    args = parser.parse_args(argv)
+    for flag, value in (("--epochs", args.epochs), ("--threads", args.threads),
+                        ("--rungs", min(args.rungs))):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    models = args.models
+    if args.save:
+        done = {row["model"] for row in read_rows()}
+        for name in [m for m in models if m in done]:
+            print(f"{name} is already in {RESULTS.name}: skipped (delete its rows to run it again)")
+        models = [m for m in models if m not in done]
+        if not models:
+            return 0
+    torch.set_num_threads(args.threads)
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    head = [f"# {started} UTC, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{args.threads} thread{'s' if args.threads > 1 else ''}; --models "
+            f"{' '.join(models)} --epochs {args.epochs} --rungs "
+            f"{' '.join(map(str, args.rungs))}", HEADER]
+    print("\n".join(head), flush=True)
+    if args.save:
+        with RESULTS.open("a", encoding="utf-8") as f:
+            f.write("\n".join(head) + "\n")
+    for name in models:
+        recipe = {**ship_models.MODELS[name][2], "epochs": args.epochs}
+        print(f"# {name}: recipe {recipe}", flush=True)
+        for line in ladder(name, args.epochs, sorted(set(args.rungs))):
+            if args.save:
+                with RESULTS.open("a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
