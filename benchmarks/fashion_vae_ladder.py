@@ -68,13 +68,13 @@ def _recording():
         vae_model.EarlyStopping = EarlyStopping
 
 
-def ladder(name: str, epochs: int, rungs) -> list[str]:
-    """Train ``name`` once for up to ``epochs`` epochs; one line per rung that it reached."""
+def ladder(name: str, epochs: int, rungs, emit=print) -> None:
+    """Train ``name`` once for up to ``epochs`` epochs and ``emit`` a line for the run, then one
+    for each rung that it reached, as soon as it is scored."""
     with _recording() as by_epoch:
         model, record = ship_models.fit(name, epochs=epochs)
     n, cpu = model.n_epochs_, record["fit_cpu_s"]
-    print(f"# {name}: {n} epochs run (best {model.best_epoch_}), {cpu} CPU s", flush=True)
-    lines = []
+    emit(f"# {name}: {n} epochs run (best {model.best_epoch_}), {cpu} CPU s")
     for e in sorted({r for r in rungs if r <= n} | {n}):  # and where early stopping ended it
         state, best_at = by_epoch[e]
         for net, sd in zip((model.encoder_, model.decoder_, model.prior_), state):
@@ -82,20 +82,18 @@ def ladder(name: str, epochs: int, rungs) -> list[str]:
         s = ship_models.scores(model, record)
         f = {k: s[k] for k in ("fid", "kid", "precision", "recall", "classes")}
         val = ship_models.validation_bpp(model.history_["val_elbo"][best_at - 1])
-        line = (f"{name:12s} {e:7d}  {val:7.4f}  "
-                f"{f['fid'][0]:6.1f} ± {f['fid'][1]:4.1f}  {f['kid'][0]:6.2f} ± {f['kid'][1]:4.2f}"
-                f"  {f['precision'][0]:.3f} ± {f['precision'][1]:.3f}  {f['recall'][0]:.3f} ± "
-                f"{f['recall'][1]:.3f}  {f['classes'][0]:4.1f}  {s['test_bits_per_pixel']:8.4f}"
-                f"  {cpu * e / n:10.1f}")
-        print(line, flush=True)
-        lines.append(line)
-    return lines
+        emit(f"{name:12s} {e:7d}  {val:7.4f}  "
+             f"{f['fid'][0]:6.1f} ± {f['fid'][1]:4.1f}  {f['kid'][0]:6.2f} ± {f['kid'][1]:4.2f}"
+             f"  {f['precision'][0]:.3f} ± {f['precision'][1]:.3f}  {f['recall'][0]:.3f} ± "
+             f"{f['recall'][1]:.3f}  {f['classes'][0]:4.1f}  {s['test_bits_per_pixel']:8.4f}"
+             f"  {cpu * e / n:10.1f}")
 
 
-def read_rows(path: Path = RESULTS) -> list[dict]:
+def read_rows(path: Path | None = None) -> list[dict]:
     """The rungs in the results file, in file order: one dict per row, with ``model``,
     ``epoch``, ``val_bpp``, ``test_bpp``, ``cpu_s``, ``classes`` and, for each of FID, KID,
     precision and recall, its ``(mean, std)`` over the protocol's draws."""
+    path = RESULTS if path is None else path  # RESULTS as it is now (tests redirect it)
     if not path.exists():
         return []
     out = []
@@ -134,21 +132,20 @@ def main(argv=None) -> int:
             return 0
     torch.set_num_threads(args.threads)
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    head = [f"# {started} UTC, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{args.threads} thread{'s' if args.threads > 1 else ''}; --models "
-            f"{' '.join(models)} --epochs {args.epochs} --rungs "
-            f"{' '.join(map(str, args.rungs))}", HEADER]
-    print("\n".join(head), flush=True)
-    if args.save:
-        with RESULTS.open("a", encoding="utf-8") as f:
-            f.write("\n".join(head) + "\n")
+
+    def emit(line: str) -> None:  # printed, and with --save appended to the results file
+        print(line, flush=True)
+        if args.save:
+            with RESULTS.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    emit(f"# {started} UTC, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+         f"{args.threads} thread{'s' if args.threads > 1 else ''}; --models {' '.join(models)} "
+         f"--epochs {args.epochs} --rungs {' '.join(map(str, args.rungs))}")
+    emit(HEADER)
     for name in models:
-        recipe = {**ship_models.MODELS[name][2], "epochs": args.epochs}
-        print(f"# {name}: recipe {recipe}", flush=True)
-        for line in ladder(name, args.epochs, sorted(set(args.rungs))):
-            if args.save:
-                with RESULTS.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+        emit(f"# {name}: recipe {({**ship_models.MODELS[name][2], 'epochs': args.epochs})}")
+        ladder(name, args.epochs, sorted(set(args.rungs)), emit)
     return 0
 
 
