@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tools"))
+sys.path[:0] = [str(HERE.parent / "tools"), str(HERE)]  # ship_models, results_file
+import results_file  # noqa: E402  (this folder's: reads the results file's table)
 import ship_models  # noqa: E402  (the shipped recipe)
 
 from course_lib import metrics  # noqa: E402
@@ -80,14 +81,10 @@ def read_rows(path: Path | None = None) -> list[dict]:
     """The runs in the results file, in file order: one dict per row, with ``setting``,
     ``steps``, ``cpu_s`` (the fit's CPU seconds), ``classes`` and, for each of FID, KID,
     precision and recall, its ``(mean, std)`` over the protocol's draws."""
-    path = RESULTS if path is None else path  # RESULTS as it is now (tests redirect it)
-    if not path.exists():
-        return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith(("#", "setting ")):
-            continue
-        cells = line.replace("±", " ").split()  # setting, steps, 4 × (mean, std), classes, CPU s
+    # RESULTS as it is now (tests redirect it)
+    for cells in results_file.table_rows(RESULTS if path is None else path, "setting "):
+        # setting, steps, 4 × (mean, std), classes, CPU s
         numbers = [float(c) for c in cells[2:]]
         row = {"setting": cells[0], "steps": int(cells[1]), "classes": numbers[8],
                "cpu_s": numbers[9]}

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tools"))
+sys.path[:0] = [str(HERE.parent / "tools"), str(HERE)]  # ship_models, results_file
+import results_file  # noqa: E402  (this folder's: reads the results file's table)
 import ship_models  # noqa: E402  (the shipped recipe, its data and its scores)
 
 import course_lib.vae.model as vae_model  # noqa: E402
@@ -93,14 +94,9 @@ def read_rows(path: Path | None = None) -> list[dict]:
     """The rungs in the results file, in file order: one dict per row, with ``model``,
     ``epoch``, ``val_bpp``, ``test_bpp``, ``cpu_s``, ``classes`` and, for each of FID, KID,
     precision and recall, its ``(mean, std)`` over the protocol's draws."""
-    path = RESULTS if path is None else path  # RESULTS as it is now (tests redirect it)
-    if not path.exists():
-        return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith(("#", "model ")):
-            continue
-        cells = line.replace("±", " ").split()
+    # RESULTS as it is now (tests redirect it)
+    for cells in results_file.table_rows(RESULTS if path is None else path, "model "):
         numbers = [float(c) for c in cells[2:]]  # val bpp, 4 × (mean, std), classes, bpp, CPU s
         row = {"model": cells[0], "epoch": int(cells[1]), "val_bpp": numbers[0],
                "classes": numbers[9], "test_bpp": numbers[10], "cpu_s": numbers[11]}
