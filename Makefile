@@ -19,7 +19,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_WORKERS ?= 2
-PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST_PAR := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # One BLAS/torch thread per pytest worker: two workers on two cores; more threads only contend.
 # SCIPY_ARRAY_API=1 lets scikit-learn's array-API estimator check run instead of skipping.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SCIPY_ARRAY_API=1
