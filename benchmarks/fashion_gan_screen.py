@@ -13,7 +13,8 @@ through the ten classes, as the shipped model's are scored).
 
 Usage:  python benchmarks/fashion_gan_screen.py --settings base r1-0.1 ... [--steps 3000]
             [--threads 1] [--save]
---save appends the lines to benchmarks/results/fashion_gan_screen_cpu.txt and skips a setting
+--save appends the lines to benchmarks/results/fashion_gan_screen_cpu.txt, each under its run's
+header (so that two runs side by side, one a core, keep their lines apart), and skips a setting
 whose row at these steps is already there (delete the row to run it again). The screen ran under
 one thread (the default; set OMP_NUM_THREADS to match); the ladder's 80,000-step GAN and 20,000-step
 conditional GAN ran under two (--threads 2: about 1.8 times faster in wall time, but 13% more CPU
@@ -55,6 +56,13 @@ SETTINGS = {
     "latent8": {"latent_dim": 8},
     "hidden32": {"hidden": 32},
     "cgan-r1-10": {"r1": 10.0},  # the conditional GAN: trained with the labels
+    # The second screen, on another CPU (an AMD EPYC; the first ran on an Intel Xeon): beyond the
+    # first screen's edge (γ = 10 was its largest and its best) and γ = 10 with batches of 128.
+    # r1-10-ref is r1-10 again, on the second screen's machine: the reference it is compared with
+    # (a GAN's run depends on the CPU's rounding; the ladder reads only the r1-10 rows).
+    "r1-30": {"r1": 30.0},
+    "r1-10-b128": {"r1": 10.0, "batch_size": 128},
+    "r1-10-ref": {"r1": 10.0},
 }
 CONDITIONAL = {"cgan-r1-10"}
 HEADER = ("setting        steps           fid            kid      precision         recall"
@@ -123,15 +131,17 @@ def main(argv=None) -> int:
              f"{args.threads} thread{'s' if args.threads > 1 else ''}; recipe {dict(ship_models.FASHION_GAN, **BASE)} with the setting's change; "
              f"--settings {' '.join(settings)} --steps {args.steps}", HEADER]
     print("\n".join(lines), flush=True)
-    if args.save:
-        with RESULTS.open("a", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+    written = None  # the file's size after this run's last write
     for name in settings:
         line = run(name, args.steps, X, y)
         print(line, flush=True)
-        if args.save:  # each run's line as soon as it is done (a screen may be stopped early)
+        if args.save:  # each run's line as soon as it is done (a screen may be stopped early),
+            # under this run's header: written again if another run (started beside this one,
+            # on the other core) appended its lines since
             with RESULTS.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
+                f.write(("\n".join(lines) + "\n" if RESULTS.stat().st_size != written else "")
+                        + line + "\n")
+            written = RESULTS.stat().st_size
     return 0
 
 
