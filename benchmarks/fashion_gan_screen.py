@@ -63,6 +63,7 @@ SETTINGS = {
     "r1-30": {"r1": 30.0},
     "r1-10-b128": {"r1": 10.0, "batch_size": 128},
     "r1-10-ref": {"r1": 10.0},
+    "r1-10-latent8": {"r1": 10.0, "latent_dim": 8},  # the digits' latent size (32 was not screened)
 }
 CONDITIONAL = {"cgan-r1-10"}
 HEADER = ("setting        steps           fid            kid      precision         recall"
@@ -130,18 +131,9 @@ def main(argv=None) -> int:
     lines = [f"# {started} UTC, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
              f"{args.threads} thread{'s' if args.threads > 1 else ''}; recipe {dict(ship_models.FASHION_GAN, **BASE)} with the setting's change; "
              f"--settings {' '.join(settings)} --steps {args.steps}", HEADER]
-    print("\n".join(lines), flush=True)
-    written = None  # the file's size after this run's last write
+    out = results_file.Appender(RESULTS if args.save else None, lines)
     for name in settings:
-        line = run(name, args.steps, X, y)
-        print(line, flush=True)
-        if args.save:  # each run's line as soon as it is done (a screen may be stopped early),
-            # under this run's header: written again if another run (started beside this one,
-            # on the other core) appended its lines since
-            with RESULTS.open("a", encoding="utf-8") as f:
-                f.write(("\n".join(lines) + "\n" if RESULTS.stat().st_size != written else "")
-                        + line + "\n")
-            written = RESULTS.stat().st_size
+        out.add(run(name, args.steps, X, y))
     return 0
 
 

@@ -55,7 +55,8 @@ BENCHMARKS = {"gmm_vs_sklearn.py": [], "mrf_gibbs.py": ["--save"], "mrf_cluster.
               "fashion_floor.py": ["--save"], "fashion_gmm.py": ["--save"],
               "fashion_mrf.py": ["--save"], "fashion_models.py": ["--train", "--save"],
               "fashion_gan_screen.py": ["--settings", "base", "r1-10", "--save"],
-              "fashion_cvae_prior.py": ["--save"], "fashion_vae_ladder.py": ["--save"]}
+              "fashion_cvae_prior.py": ["--save"], "fashion_vae_ladder.py": ["--save"],
+              "fashion_vae_screen.py": ["--save"]}
 EXTRA_BENCH_RUNS = [["gmm_vs_sklearn.py", "--em-drops"]]  # Chapter 3's EM drops table
 
 TABLE = [
