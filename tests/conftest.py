@@ -13,9 +13,9 @@ session at once with one clear error (as ``make test-gpu`` does before it starts
 Scheduling: ``make test`` runs two pytest-xdist workers, each taking one whole file (a test file,
 a notebook) at a time, in the order of the item list (``--no-loadscope-reorder``; by default xdist
 would sort the files by their number of tests, which sent the slowest file, seven tests that
-retrain the shipped digit GANs, to the end). ``RUN_FIRST`` lists the files that take a minute or
-more, slowest first; the others follow in collection order. Starting the long ones first leaves
-the short ones to fill the end, so that neither worker waits on the other.
+retrain the shipped digit GANs, to the end). ``RUN_FIRST`` lists the files that take most of
+the time, slowest first; the others follow in collection order. Starting the long ones first
+leaves the short ones to fill the end, so that neither worker waits on the other.
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ def pytest_configure(config):
     )
 
 
-#: The files that take a minute or more of ``make test`` (measured with ``--durations=0`` on the
-#: 2-core CI machine), slowest first; tests/test_generated.py checks that each one still exists.
+#: The files that take most of ``make test``, slowest first, with their seconds in one run with
+#: ``--durations=0`` on the 2-core CI machine (an AMD EPYC, 2026-12-07); tests/test_schedule.py
+#: checks that each one still exists.
 RUN_FIRST = (
-    "tests/test_shipped_reproducible.py",
-    "notebooks/05_gan.ipynb",
-    "tests/test_exercises.py",
-    "notebooks/06_vae.ipynb",
-    "tests/test_nbgrader.py",
-    "notebooks/07_capstone.ipynb",
-    "notebooks/08_fashion.ipynb",
+    "tests/test_shipped_reproducible.py",  # 314 s
+    "tests/test_exercises.py",  # 116 s
+    "notebooks/05_gan.ipynb",  # 97 s
+    "tests/test_nbgrader.py",  # 72 s
+    "notebooks/08_fashion.ipynb",  # 63 s
+    "notebooks/07_capstone.ipynb",  # 56 s
+    "notebooks/06_vae.ipynb",  # 50 s
 )
 
 
