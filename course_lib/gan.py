@@ -84,7 +84,16 @@ from ._core import (
 )
 from .convnets import ConvDiscriminator, ConvGenerator
 from .convnets import leaky as _leaky
-from .training import NeuralEstimator, minibatches, mlp, one_hot, seeded, train_loop
+from .training import (
+    NeuralEstimator,
+    RunCheckpoint,
+    minibatches,
+    mlp,
+    one_hot,
+    seeded,
+    skip_batches,
+    train_loop,
+)
 
 __all__ = [
     "GAN",
@@ -590,6 +599,8 @@ class GAN(NeuralEstimator):
         D on the minibatch; with ``loss="wasserstein"`` the mean critic scores), ``lr``; and
         ``loss_d_rejection`` for the rejection steps
     fit_time_ : float, seconds spent in ``fit``
+    resumed_ : dict or None, after ``fit(..., checkpoint=path)`` went on from a stopped run:
+        what its earlier segments cost (``segments``, ``done`` steps, ``cpu_s``, ``wall_s``)
     snapshots_ : list of (step, ndarray) pairs, samples in X's shape (see ``snapshots``)
     """
 
@@ -668,9 +679,15 @@ class GAN(NeuralEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, checkpoint=None, checkpoint_every: int = 1000):
         """Train on ``X`` (``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1]); labels ``y``
         (length N) make the GAN conditional. Returns ``self``.
+
+        ``checkpoint``: a file path. The run's whole state is saved there every
+        ``checkpoint_every`` steps (:class:`~course_lib.training.RunCheckpoint`); a ``fit``
+        that finds the file of an earlier, stopped fit of the same model on the same data goes
+        on from it, with the same result as a run that never stopped, and deletes the file when
+        it succeeds (``resumed_`` then says what the earlier segments cost; None otherwise).
 
         Reads top to bottom: the set-up, the loop over :meth:`_GANRun.step` (one
         :func:`train_step`, eqs. (5.2) [gan-d-loss] and (5.6) [gan-g-loss]), the refinement for
@@ -680,8 +697,10 @@ class GAN(NeuralEstimator):
         """
         start = time.perf_counter()
         _check_hyperparameters(self)
+        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
         device = self._target_device()
         X = _check_data(X)
+        saved = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
         input_shape = tuple(X.shape[1:])
         x, mean, scale, classes, y_idx = _standardise(X, y)
         n_classes = 0 if classes is None else len(classes)
@@ -690,9 +709,12 @@ class GAN(NeuralEstimator):
             G, Dn = self._build(x.shape[1], n_classes, input_shape)
         preset = self._presets(input_shape)  # beta2, lr_d and r1 of the optimisers and steps
         run = _GANRun(self, preset, x.to(device), y_idx, n_classes, (G, Dn), seed, device)
+        done, history = run.resume(saved.load()) if saved is not None else (0, None)
 
         history = train_loop(run.step, self.n_steps, progress=bool(self.progress), desc="GAN",
-                             check=("loss_d", "loss_g", "r1"))
+                             check=("loss_d", "loss_g", "r1"), start=done, history=history,
+                             checkpoint=None if saved is None else run.saver(saved),
+                             checkpoint_every=checkpoint_every)
         _freeze(G)
         log_m = None
         if self.rejection:
@@ -707,7 +729,8 @@ class GAN(NeuralEstimator):
         self.history_ = history
         self._rng_ = run.noise_gen
         self.snapshots_ = [(t, self._to_data(x)) for t, x in run.snapshots]
-        self.fit_time_ = time.perf_counter() - start
+        self.resumed_ = None if saved is None else saved.finish()
+        self.fit_time_ = time.perf_counter() - start + (self.resumed_ or {}).get("wall_s", 0.0)
         return self
 
     def _set_fitted(self, G, Dn, classes, input_shape, mean, scale, log_m):
@@ -1005,6 +1028,7 @@ class _GANRun:
         self.last_r1 = 0.0
         self.snapshot_steps, self.snapshot_z = self._snapshot_plan(seed)
         self.snapshots: list = []
+        self.n_batches = 0  # minibatches drawn so far (where a resumed run's stream goes on)
 
     def noise(self, b, idx, generator=None) -> torch.Tensor:
         """The generator's input for ``b`` samples: z ~ N(0, I), with the one-hot labels
@@ -1017,6 +1041,7 @@ class _GANRun:
         """The next minibatch as ``(x_real, z, cond)``: real rows, the generator's noise for
         as many samples with the same labels, and the one-hot labels (or None)."""
         idx = next(self.batches).to(self.device)
+        self.n_batches += 1
         cond = None if self.y1h is None else self.y1h[idx]
         z = self.noise(len(idx), None if self.y_idx is None else self.y_idx[idx.cpu()])
         return self.x[idx], z, cond
@@ -1046,6 +1071,38 @@ class _GANRun:
         eq. (5.8) [gan-drs], with the generator frozen (after a WGAN-GP too: it trains the
         critic's network as a classifier, eq. (5.2))."""
         return refine_discriminator(self.G_out, self.D, self.opt_r, *self.next_batch())
+
+    # ---------------------------------------------------------------- stop and go on
+
+    def _nets(self) -> dict:
+        nets = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        return nets if self.G_avg is None else {**nets, "G_avg": self.G_avg}
+
+    def saver(self, saved: RunCheckpoint):
+        """The ``checkpoint`` function of :func:`train_loop`: after ``done`` steps, save
+        everything the next step depends on to ``saved``."""
+        def save(done: int, history: dict) -> None:
+            state = {name: obj.state_dict() for name, obj in self._nets().items()}
+            state["noise"] = {"state": self.noise_gen.get_state()}
+            state["snapshots"] = {str(t): x.cpu() for t, x in self.snapshots}
+            saved.save(done, {"done": done, "history": history, "batches": self.n_batches,
+                              "last_r1": float(self.last_r1)}, state)
+        return save
+
+    def resume(self, loaded) -> tuple[int, dict | None]:
+        """Load a saved run (``(meta, state)`` of :meth:`RunCheckpoint.load`, or None: a fresh
+        start) and return ``(steps done, history)`` for :func:`train_loop`."""
+        if loaded is None:
+            return 0, None
+        meta, state = loaded
+        for name, obj in self._nets().items():
+            obj.load_state_dict(state[name])
+        self.noise_gen.set_state(state["noise"]["state"])
+        self.snapshots = sorted((int(t), x.to(self.device))
+                                for t, x in state["snapshots"].items())
+        skip_batches(self.batches, meta["batches"])
+        self.n_batches, self.last_r1 = int(meta["batches"]), float(meta["last_r1"])
+        return int(meta["done"]), meta["history"]
 
     def _set_lr(self, t: int) -> float:
         """Set both learning rates for step ``t`` (cosine decay when ``lr_decay``; the ratio

@@ -10,6 +10,8 @@ Three pieces, each small enough to read in one go:
   naming the quantity and what to try, as soon as one of them is NaN or infinite;
 - :func:`fit_cached`: ``model.fit(X, y)``, or the identical fit loaded from disk when the
   model, its hyperparameters, the data and the code are unchanged (checked, never trusted);
+- :class:`RunCheckpoint`: a long fit's state on disk as it goes (``fit(X, y, checkpoint=path)``),
+  so that a run that stopped goes on where it stopped, with the same result as one that did not;
 - :func:`shipped_model`: a converged model that ships with the package
   (``course_lib/assets/models``, made by ``tools/ship_models.py``), verified by checksum and a
   sanity check on loading, trained again (with a warning) when either fails;
@@ -30,6 +32,7 @@ import hashlib
 import inspect
 import json
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Real
@@ -47,6 +50,7 @@ from ._core import (
     check_bool,
     check_int,
     check_seed,
+    cpu_name,
     dense_input_tags,
     load_verified,
     make_generator,
@@ -69,6 +73,7 @@ __all__ = [
     "NeuralEstimator",
     "CHECKPOINT_FORMAT",
     "fit_cached",
+    "RunCheckpoint",
     "shipped_model",
     "SHIPPED_MODELS",
     "mlp",
@@ -141,8 +146,12 @@ def train_loop(
     desc: str = "training",
     check: Iterable[str] | None = None,
     postfix_every: int = 50,
+    start: int = 0,
+    history: dict[str, list[float]] | None = None,
+    checkpoint: Callable[[int, dict], None] | None = None,
+    checkpoint_every: int = 1000,
 ) -> dict[str, list[float]]:
-    """Run ``step(t)`` for ``t = 0, …, n_steps - 1`` and return the history of its scalars.
+    """Run ``step(t)`` for ``t = start, …, n_steps - 1`` and return the history of its scalars.
 
     Parameters
     ----------
@@ -155,6 +164,10 @@ def train_loop(
     check : the names whose values must stay finite (default: every name). A NaN or infinite
         value raises :class:`DivergenceError` naming it, the step and what to try.
     postfix_every : how often (in steps) the bar's postfix is refreshed.
+    start, history : where a resumed run goes on: the steps already done and their history
+        (extended in place), as a :class:`RunCheckpoint` saved them. Default: from the start.
+    checkpoint : called as ``checkpoint(steps_done, history)`` after every ``checkpoint_every``
+        steps (not after the last one): the model saves its run there.
 
     Returns
     -------
@@ -163,9 +176,11 @@ def train_loop(
     """
     n_steps = check_int(n_steps, "n_steps", minimum=1)
     progress = check_bool(progress, "progress")
-    history: dict[str, list[float]] = {}
+    start = check_int(start, "start", minimum=0)
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    history = {} if history is None else history
     watched = None if check is None else set(check)
-    bar = _progress(range(n_steps), progress, desc=desc, leave=False)
+    bar = _progress(range(start, n_steps), progress, desc=desc, leave=False)
     try:
         for t in bar:
             values = step(t)
@@ -181,6 +196,8 @@ def train_loop(
                 history.setdefault(name, []).append(v)
             if progress and hasattr(bar, "set_postfix") and t % postfix_every == 0:
                 bar.set_postfix({k: f"{vals[-1]:.3g}" for k, vals in history.items()}, refresh=False)
+            if checkpoint is not None and (t + 1) % checkpoint_every == 0 and t + 1 < n_steps:
+                checkpoint(t + 1, history)
     finally:
         if hasattr(bar, "close"):
             bar.close()
@@ -312,7 +329,8 @@ def load_checkpoint(path, *, kind: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
-        raise ValueError(f"path: {path} is not a readable checkpoint ({exc})") from exc
+        raise ValueError(f"path: {path} is not a readable checkpoint "
+                         f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"path: {path} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
     if ckpt.get("kind") != kind:
@@ -519,6 +537,28 @@ def _source_digest(model) -> str:
     return h.hexdigest()
 
 
+def _key_params(model) -> dict:
+    """The model's hyperparameters, a ``torch.device`` as the plain string it names."""
+    params = model.get_params(deep=False)
+    return {k: str(v) if isinstance(v, torch.device) else v for k, v in params.items()}
+
+
+def _run_key(model, X, y) -> str:
+    """What a fit's result depends on, as one string: the model's class and hyperparameters,
+    the data (and labels), the source code of the model and of this module, torch's version.
+    The key of :func:`fit_cached` and of :class:`RunCheckpoint`."""
+    return json.dumps(
+        {
+            "class": type(model).__qualname__,
+            "params": _key_params(model),
+            "data": _digest_arrays(X, y),
+            "source": _source_digest(model),
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+
+
 def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstimator:
     """``model.fit(X, y)``, or the same fit loaded from disk if it was done before.
 
@@ -535,21 +575,10 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     """
     if not isinstance(model, NeuralEstimator):
         raise TypeError(f"model must be a course_lib neural model, got {type(model).__name__}")
-    params = model.get_params(deep=False)
-    # a torch.device is a plain value too, for the key and for loading
-    params = {k: str(v) if isinstance(v, torch.device) else v for k, v in params.items()}
+    params = _key_params(model)
     if any(not _plain(v) for v in params.values()):  # user-supplied networks: not cacheable
         return model.fit(X, y)
-    key = json.dumps(
-        {
-            "class": type(model).__qualname__,
-            "params": params,
-            "data": _digest_arrays(X, y),
-            "source": _source_digest(model),
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
-    )
+    key = _run_key(model, X, y)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = Path(folder) if folder is not None else cache_dir() / "models"
     path = folder / f"{type(model).__name__}_{digest}.pt"
@@ -563,6 +592,86 @@ def fit_cached(model: NeuralEstimator, X, y=None, *, folder=None) -> NeuralEstim
     except OSError as exc:  # a read-only folder or a full disk: the fitted model is still good
         warnings.warn(f"could not cache the fitted model at {path}: {exc}", stacklevel=2)
     return model
+
+
+# ----------------------------------------------------------------------------- resumable fits
+
+
+class RunCheckpoint:
+    """One long ``fit`` kept on disk as it goes, so that it can stop (a closed laptop, a time
+    limit, a crash) and later go on where it stopped, with the same result, to the last bit on
+    the CPU, as a run that never stopped.
+
+    ``fit(X, y, checkpoint=path)`` makes one; the model hands it the whole state of its run
+    (networks, optimisers, the noise generators' states, the position in the stream of
+    minibatches, the history) every so often, :meth:`save` writes it atomically, and the next
+    ``fit`` with the same ``path`` reads it back with :meth:`load` and goes on from there.
+    The file belongs to one run only: the class, hyperparameters, data, the source code of the
+    model and of this module and torch's version (the key of :func:`fit_cached`) are stored
+    with it, and a file made by any other run is refused, never used. :meth:`finish` deletes
+    the file once the fit has succeeded and says what the earlier segments cost.
+    """
+
+    def __init__(self, path, model, X, y=None):
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise TypeError(f"checkpoint must be a file path (str or pathlib.Path), got "
+                            f"{type(path).__name__} {path!r}")
+        if any(not _plain(v) for v in _key_params(model).values()):
+            raise ValueError("checkpoint: a model built with networks of your own cannot be "
+                             "resumed (their code is not part of what identifies the run)")
+        self.path = Path(path)
+        self.kind = f"{type(model).__name__} run"
+        self.key = _run_key(model, X, y)
+        self.earlier = {"segments": 0, "done": 0, "cpu_s": 0.0, "wall_s": 0.0, "machines": []}
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def load(self) -> tuple[dict, dict] | None:
+        """``(meta, state)`` as the model saved them, or None when there is no file yet.
+        Raises ``ValueError`` naming ``checkpoint`` for a damaged file or one of another run."""
+        if not self.path.exists():
+            return None
+        try:
+            ckpt = load_checkpoint(self.path, kind=self.kind)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ValueError(f"checkpoint: {str(exc).removeprefix('path: ')}; delete the "
+                             f"file to start afresh") from exc
+        if ckpt["meta"].get("key") != self.key:
+            raise ValueError(f"checkpoint: {self.path} holds the state of another run (other "
+                             f"hyperparameters, data, code or torch version); delete it to "
+                             f"start afresh, or name another file")
+        self.earlier = dict(ckpt["meta"]["spent"])
+        return ckpt["meta"]["run"], ckpt["state"]
+
+    def spent(self, done: int) -> dict:
+        """The run's cost so far: segments, steps (or epochs) done, CPU and wall seconds of
+        this process's segment added to the earlier ones', and the processor of each segment
+        (a run resumed on another processor is still a valid run, but rounds differently
+        from one that never stopped: the record says so)."""
+        return {"segments": self.earlier["segments"] + 1, "done": int(done),
+                "cpu_s": self.earlier["cpu_s"] + time.process_time() - self._cpu0,
+                "wall_s": self.earlier["wall_s"] + time.perf_counter() - self._wall0,
+                "machines": [*self.earlier["machines"], cpu_name()]}
+
+    def save(self, done: int, meta: dict, state: dict) -> None:
+        """Write the run's state after ``done`` steps (or epochs): ``meta`` plain values,
+        ``state`` tensors and state dicts (:func:`save_checkpoint`)."""
+        save_checkpoint(self.path, kind=self.kind, params={},
+                        meta={"key": self.key, "spent": self.spent(done), "run": meta},
+                        state=state)
+
+    def finish(self) -> dict | None:
+        """Delete the file (the fit succeeded). Returns what the earlier segments of a resumed
+        run cost (``segments``, ``done``: where this segment began, ``cpu_s``, ``wall_s``,
+        ``machines``: the processor of each), or None when the fit ran in one go."""
+        self.path.unlink(missing_ok=True)
+        return dict(self.earlier) if self.earlier["segments"] else None
+
+
+def skip_batches(batches: Iterator, n: int) -> None:
+    """Draw and drop the first ``n`` minibatches of a fresh stream: a resumed run's stream is
+    then where the stopped run's was (the permutations come from the same seeded generator)."""
+    for _ in range(int(n)):
+        next(batches)
 
 
 # ----------------------------------------------------------------------------- shipped models

@@ -365,6 +365,16 @@ CASES: list[Case] = [
          "got 1 sample"),
     Case("gan", "GAN.fit", "labels 0.5 and 1.5", lambda: _tiny_gan().fit(_points(2), [0.5, 1.5]),
          ValueError, "y must hold class labels"),
+    Case("gan", "GAN.fit", "`checkpoint=3` (not a path)",
+         lambda: _tiny_gan().fit(_points(8), checkpoint=3), TypeError, "checkpoint"),
+    Case("gan", "GAN.fit", "`checkpoint_every=0`",
+         lambda: _tiny_gan().fit(_points(8), checkpoint_every=0), ValueError,
+         "checkpoint_every"),
+    Case("gan", "GAN.fit", "a `checkpoint` file left by a run with other hyperparameters",
+         lambda: _in_temp_dir(_other_run_checkpoint), ValueError,
+         "checkpoint: run.pt holds the state of another run"),
+    Case("gan", "GAN.fit", "a damaged `checkpoint` file",
+         lambda: _in_temp_dir(_damaged_checkpoint), ValueError, "checkpoint: run.pt is not a readable checkpoint"),
     Case("gan", "GAN.sample", "labels for a model fitted without labels",
          lambda: _fitted_models()["gan"].sample(2, labels=[0, 1]), ValueError, "labels"),
     Case("gan", "GAN.sample", "a label not seen by fit",
@@ -508,6 +518,20 @@ def _in_temp_dir(fn):
             return fn()
         finally:
             os.chdir(old)
+
+
+def _other_run_checkpoint():
+    """The checkpoint of a run of the tiny GAN (as a stopped run leaves it), then a GAN with
+    another learning rate pointed at the file."""
+    from course_lib.training import RunCheckpoint
+
+    RunCheckpoint("run.pt", _tiny_gan(), _points(8)).save(1, {}, {})
+    return _tiny_gan().set_params(lr=1e-4).fit(_points(8), checkpoint="run.pt")
+
+
+def _damaged_checkpoint():
+    Path("run.pt").write_bytes(b"half a file")
+    return _tiny_gan().fit(_points(8), checkpoint="run.pt")
 
 
 def _image_folder_call(array):

@@ -11,6 +11,10 @@ record in ``models.json``: class, hyperparameters, data, CPU seconds, machine, t
 course's evaluation protocol (``metrics.evaluate``: mean ± std over its draws) and, for the VAEs,
 held-out bits per pixel. ``course_lib.training.shipped_model(name)`` loads them, verified.
 
+``--checkpoint-dir DIR`` keeps each fit's run in ``DIR/<name>.run.pt`` as it goes (every 1,000
+GAN steps, every VAE epoch), so that a fit of hours can stop and go on: run the same command
+again and it resumes where it stopped, with the same result as an uninterrupted run.
+
 ``--check`` refits every model (minutes) and fails unless each score of the fresh fit lies within
 the spread (2 standard deviations of the draws, the course's ``separated`` rule) of the shipped
 record: the tool reproduces what ships.
@@ -25,6 +29,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,9 +86,14 @@ SCORES = ("fid", "kid", "precision", "recall", "classes")
 
 
 
-def fit(name: str, **changes):
+def fit(name: str, checkpoint=None, **changes):
     """Fit ``name``'s recipe (with ``changes`` to its hyperparameters, for a benchmark that
-    varies one of them); returns the model and its record, CPU seconds included."""
+    varies one of them); returns the model and its record, CPU seconds included.
+
+    ``checkpoint``: a file where the fit keeps its run as it goes (``fit(..., checkpoint=)``):
+    a run that stopped (a session's end, a crash) goes on from it when the same command runs
+    again, to the same model. The record's CPU and wall seconds then add up every segment, and
+    ``segments`` says how many there were."""
     cls, spec, overrides = MODELS[name]
     model = cls(**{**overrides, **changes}, random_state=SEED, device="cpu", progress=False)
     params = {k: v for k, v in model.get_params(deep=False).items()
@@ -94,9 +104,13 @@ def fit(name: str, **changes):
                        "dataset": spec.get("dataset", DIGITS)}}
     X, y = shipped_training_data(record)
     t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(X, y)
-    record["fit_wall_s"] = round(time.perf_counter() - t0, 1)
-    record["fit_cpu_s"] = round(time.process_time() - c0, 1)
+    model.fit(X, y, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+    earlier = getattr(model, "resumed_", None) or {"cpu_s": 0.0, "wall_s": 0.0, "segments": 0}
+    record["fit_wall_s"] = round(time.perf_counter() - t0 + earlier["wall_s"], 1)
+    record["fit_cpu_s"] = round(time.process_time() - c0 + earlier["cpu_s"], 1)
+    if earlier["segments"]:  # a resumed run: how many segments, on which processors
+        record["segments"] = earlier["segments"] + 1
+        record["segment_cpus"] = [*earlier["machines"], cpu_name()]
     return model, record
 
 
@@ -172,9 +186,10 @@ def validation_bpp(nats: float) -> float:
     return float(8 - nats / (784 * np.log(2)))
 
 
-def ship(name: str) -> dict:
+def ship(name: str, checkpoint_dir=None) -> dict:
     torch.set_num_threads(1)
-    model, record = fit(name)
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name}.run.pt"
+    model, record = fit(name, checkpoint)
     SHIPPED_MODELS.mkdir(parents=True, exist_ok=True)
     path = SHIPPED_MODELS / f"{name}.pt"
     model.save(path)
@@ -236,6 +251,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"some of {list(MODELS)} (default: all)")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="keep each fit's run in DIR/<name>.run.pt as it goes; the same "
+                             "command goes on from there after a stop")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in MODELS]
     if unknown:
@@ -244,7 +262,7 @@ def main(argv=None) -> int:
     if args.check:
         return check(names)
     for name in names:
-        record = ship(name)
+        record = ship(name, args.checkpoint_dir)
         print(name, json.dumps(record["scores"]), f"{record['fit_cpu_s']} CPU s", flush=True)
         records = shipped_records()  # read again: another run of this tool may have written it
         records[name] = record

@@ -16,7 +16,7 @@ import torch
 
 from .._core import check_bool, check_int, progress
 from ..data import DIGIT_LEVELS
-from ..training import NeuralEstimator, one_hot, seeded
+from ..training import NeuralEstimator, RunCheckpoint, one_hot, seeded
 from . import analysis
 from .checks import (
     check_data,
@@ -35,7 +35,15 @@ from .networks import (
     prior_components,
     sample_prior,
 )
-from .train import EarlyStopping, build_training, train_epoch, training_set, validate
+from .train import (
+    EarlyStopping,
+    build_training,
+    resume_run,
+    run_state,
+    train_epoch,
+    training_set,
+    validate,
+)
 
 # ====================================================================== the estimator
 
@@ -154,6 +162,8 @@ class VAE(NeuralEstimator):
         sample, minibatch); per epoch ``train_elbo`` (the mean of the epoch's minibatch ELBOs)
         and ``val_elbo`` (when a validation split is used): the learning curve
     n_epochs_ : int, epochs run;  best_epoch_ : int;  fit_time_ : float, seconds
+    resumed_ : dict or None, after ``fit(..., checkpoint=path)`` went on from a stopped run:
+        what its earlier segments cost (``segments``, ``done`` epochs, ``cpu_s``, ``wall_s``)
     """
 
     _fitted_attribute = "decoder_"
@@ -194,16 +204,23 @@ class VAE(NeuralEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, checkpoint=None):
         """Fit by maximising the ELBO; labels ``y`` make the model conditional. Returns self.
 
         Reads top to bottom: the set-up (checks, labels, the validation split, networks and
         optimiser), the epochs of :func:`~course_lib.vae.train.vae_train_step` (the ELBO,
         eq. (6.3) [vae-elbo], or the importance-weighted bound, eq. (6.9) [vae-iwae]) with
-        early stopping on the validation ELBO, and the fitted state."""
+        early stopping on the validation ELBO, and the fitted state.
+
+        ``checkpoint``: a file path. The run's whole state is saved there after every epoch
+        (:class:`~course_lib.training.RunCheckpoint`); a ``fit`` that finds the file of an
+        earlier, stopped fit of the same model on the same data goes on from it, with the same
+        result on the CPU as a run that never stopped, and deletes the file when it succeeds
+        (``resumed_`` then says what the earlier segments cost; None otherwise)."""
         hidden = check_hyperparameters(self)
         device = self._target_device()
         X = check_data(self, X, reset=True)
+        saved = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
         classes, y_idx = self._fit_labels(y, len(X))
         if self.conditional_prior and classes is not None and self.n_components < len(classes):
             raise ValueError(f"conditional_prior=True needs n_components >= the number of "
@@ -222,10 +239,15 @@ class VAE(NeuralEstimator):
         history = {"elbo": [], "reconstruction": [], "kl": [], "train_elbo": []}
         stopping = EarlyStopping(self.n_iter_no_change, self.kl_warmup)
         start = time.perf_counter()
-        epochs = progress(range(self.epochs), self.progress, desc="VAE", unit="epoch")
+        loaded = None if saved is None else saved.load()
         # dropout draws from torch's global RNG: seeded, so that the result depends on the
         # seed only, and the caller's RNG is left as it was
         with seeded(int(seeds[2]) + 1):
+            first = 0
+            if loaded is not None:  # a stopped run goes on
+                first, history = resume_run(loaded, nets, averaged, opt, gen, data, stopping)
+            epochs = progress(range(first, self.epochs), self.progress, desc="VAE",
+                              unit="epoch")
             for epoch in epochs:
                 train_epoch(self, epoch, history, nets, opt, averaged, data, gen)
                 stopping.n_epochs = epoch + 1
@@ -236,13 +258,19 @@ class VAE(NeuralEstimator):
                         break
                 if hasattr(epochs, "set_postfix"):
                     epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
+                if saved is not None and epoch + 1 < self.epochs:
+                    saved.save(epoch + 1, *run_state(nets, averaged, opt, gen, history,
+                                                     stopping))
         if hasattr(epochs, "close"):
             epochs.close()
         stopping.restore_best(kept)
 
+        resumed = None if saved is None else saved.finish()
         self._set_fitted(kept, classes, _class_prior(y_idx, classes), tuple(X.shape[1:]),
-                         stopping.n_epochs, stopping.best_epoch, time.perf_counter() - start)
+                         stopping.n_epochs, stopping.best_epoch,
+                         time.perf_counter() - start + (resumed or {}).get("wall_s", 0.0))
         self.history_ = history
+        self.resumed_ = resumed
         self._rng_ = gen
         return self
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .._core import make_generator
-from ..training import DivergenceError, minibatches, one_hot, seeded, train_loop
+from ..training import DivergenceError, minibatches, one_hot, seeded, skip_batches, train_loop
 from .formulas import _log_mean_exp, free_bits_kl
 from .networks import build_networks, build_prior, k_draw_terms, one_draw_elbo
 
@@ -211,3 +211,44 @@ class EarlyStopping:
     def best_epoch(self) -> int:
         """The epoch whose weights were kept: the best one, or the last without validation."""
         return self.best_at if self.best_state is not None else self.n_epochs
+
+
+# ====================================================================== stop and go on
+
+
+def run_state(nets, averaged, opt, gen, history, stopping: EarlyStopping) -> tuple[dict, dict]:
+    """What a :class:`course_lib.training.RunCheckpoint` keeps of a :meth:`VAE.fit` after an
+    epoch, as ``(meta, state)``: the networks, their moving averages and the best epoch's
+    weights, the optimiser, the states of the noise generator and of torch's global RNG on the
+    CPU (dropout draws from it), the history and the early-stopping bookkeeping."""
+    state = {f"net{i}": net.state_dict() for i, net in enumerate(nets)}
+    state.update({f"average{i}": net.state_dict() for i, net in enumerate(averaged or ())})
+    state.update({f"best{i}": sd for i, sd in enumerate(stopping.best_state or ())})
+    state["optimizer"] = opt.state_dict()
+    state["rng"] = {"noise": gen.get_state(), "global": torch.get_rng_state()}
+    meta = {"epochs": stopping.n_epochs, "history": history,
+            "stopping": {"best": stopping.best, "best_at": stopping.best_at,
+                         "stale": stopping.stale, "has_best": stopping.best_state is not None}}
+    return meta, state
+
+
+def resume_run(loaded, nets, averaged, opt, gen, data: TrainingSet,
+               stopping: EarlyStopping) -> tuple[int, dict]:
+    """Load a saved :func:`run_state` into a fit that was set up afresh (the same seeds, so
+    the same split) and return ``(epochs done, history)``; the minibatch stream goes on where
+    it stopped."""
+    meta, state = loaded
+    for i, net in enumerate(nets):
+        net.load_state_dict(state[f"net{i}"])
+    for i, net in enumerate(averaged or ()):
+        net.load_state_dict(state[f"average{i}"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["rng"]["noise"])
+    torch.set_rng_state(state["rng"]["global"])
+    kept = meta["stopping"]
+    stopping.n_epochs, stopping.best = int(meta["epochs"]), float(kept["best"])
+    stopping.best_at, stopping.stale = int(kept["best_at"]), int(kept["stale"])
+    stopping.best_state = (tuple(state[f"best{i}"] for i in range(len(nets)))
+                           if kept["has_best"] else None)
+    skip_batches(data.batches, stopping.n_epochs * data.steps_per_epoch)
+    return stopping.n_epochs, meta["history"]
