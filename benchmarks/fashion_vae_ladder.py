@@ -13,10 +13,12 @@ of this run *are* an E-epoch run: one run gives the whole ladder (unlike the GAN
 cosine schedule depends on its length).
 
 Usage:  python benchmarks/fashion_vae_ladder.py [--models vae_fashion] [--epochs 80]
-            [--rungs 5 10 20 40 60 80] [--threads 1] [--save]
+            [--rungs 5 10 20 40 60 80] [--threads 1] [--save] [--checkpoint-dir DIR]
 --save appends the lines to benchmarks/results/fashion_vae_ladder_cpu.txt, each rung's line as
 soon as it is scored, and skips a model that already has rows there (delete them to run it
-again). The CPU seconds of a rung are the fit's, prorated by epochs.
+again). The CPU seconds of a rung are the fit's, prorated by epochs. ``--checkpoint-dir DIR``
+keeps the run in DIR as it goes (``VAE.fit(checkpoint=)``, and the rungs' weights): a run of
+hours that stops goes on from there when the same command runs again, to the same rungs.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import ship_models  # noqa: E402  (the shipped recipe, its data and its scores)
 
 import course_lib.vae.model as vae_model  # noqa: E402
 from course_lib._core import cpu_name  # noqa: E402
+from course_lib.training import save_atomically  # noqa: E402
 from course_lib.vae.train import EarlyStopping  # noqa: E402
 
 RESULTS = HERE / "results" / "fashion_vae_ladder_cpu.txt"
@@ -47,33 +50,58 @@ HEADER = ("model          epoch  val bpp           fid            kid      preci
 
 class _Recording(EarlyStopping):
     """Early stopping as :meth:`VAE.fit` does it, that also remembers after every epoch the
-    weights a run stopped there would return (the best so far, and its epoch)."""
+    weights a run stopped there would return (the best so far, and its epoch). With a
+    ``store`` file it also writes the rungs' entries there as they pass, so that a run that
+    stops and goes on (``--checkpoint-dir``) still has the rungs it passed before the stop."""
 
     by_epoch: dict = {}
+    rungs: set = set()
+    store: Path | None = None
 
     def update(self, v, kept) -> bool:
         stop = super().update(v, kept)
         # best_state is a fresh copy whenever it changes: keeping the reference costs nothing
         _Recording.by_epoch[self.n_epochs] = (self.best_state, self.best_at)
+        if _Recording.store is not None and self.n_epochs in _Recording.rungs:
+            save_atomically({str(e): {"best_at": b, "nets": {str(i): sd for i, sd in enumerate(st)}}
+                             for e, (st, b) in _Recording.by_epoch.items()
+                             if e in _Recording.rungs}, _Recording.store)
         return stop
 
 
+def _stored_rungs(store: Path) -> dict:
+    """The rungs that an earlier segment of the run wrote to ``store`` (none without it)."""
+    if not store.exists():
+        return {}
+    saved = torch.load(store, map_location="cpu", weights_only=True)
+    return {int(e): (tuple(r["nets"][str(i)] for i in range(len(r["nets"]))), int(r["best_at"]))
+            for e, r in saved.items()}
+
+
 @contextlib.contextmanager
-def _recording():
-    """Within: ``VAE.fit`` uses :class:`_Recording`; yields its per-epoch record."""
-    _Recording.by_epoch = {}
+def _recording(store: Path | None = None, rungs=()):
+    """Within: ``VAE.fit`` uses :class:`_Recording`; yields its per-epoch record (with the
+    ``rungs`` an earlier segment wrote to ``store``)."""
+    _Recording.by_epoch = {} if store is None else _stored_rungs(store)
+    _Recording.rungs, _Recording.store = set(rungs), store
     vae_model.EarlyStopping = _Recording
     try:
         yield _Recording.by_epoch
     finally:
         vae_model.EarlyStopping = EarlyStopping
+        _Recording.store = None
 
 
-def ladder(name: str, epochs: int, rungs, emit=print) -> None:
+def ladder(name: str, epochs: int, rungs, emit=print, checkpoint_dir: Path | None = None) -> None:
     """Train ``name`` once for up to ``epochs`` epochs and ``emit`` a line for the run, then one
-    for each rung that it reached, as soon as it is scored."""
-    with _recording() as by_epoch:
-        model, record = ship_models.fit(name, epochs=epochs)
+    for each rung that it reached, as soon as it is scored. ``checkpoint_dir``: keep the run
+    there as it goes (``<name>.run.pt``, and the rungs passed, ``<name>.rungs.pt``); the same
+    command then goes on after a stop."""
+    run = store = None
+    if checkpoint_dir is not None:
+        run, store = (Path(checkpoint_dir) / f"{name}.{part}.pt" for part in ("run", "rungs"))
+    with _recording(store, rungs) as by_epoch:
+        model, record = ship_models.fit(name, run, epochs=epochs)
     n, cpu = model.n_epochs_, record["fit_cpu_s"]
     emit(f"# {name}: {n} epochs run (best {model.best_epoch_}), {cpu} CPU s")
     for e in sorted({r for r in rungs if r <= n} | {n}):  # and where early stopping ended it
@@ -88,6 +116,11 @@ def ladder(name: str, epochs: int, rungs, emit=print) -> None:
              f"  {f['precision'][0]:.3f} ± {f['precision'][1]:.3f}  {f['recall'][0]:.3f} ± "
              f"{f['recall'][1]:.3f}  {f['classes'][0]:4.1f}  {s['test_bits_per_pixel']:8.4f}"
              f"  {cpu * e / n:10.1f}")
+    if store is not None:
+        store.unlink(missing_ok=True)  # every rung is scored: the run is over
+    if record.get("segments"):
+        emit(f"# {name}: the run stopped and went on from its checkpoint: {record['segments']} "
+             f"segments, on {', '.join(record['segment_cpus'])}; its CPU seconds add them up")
 
 
 def read_rows(path: Path | None = None) -> list[dict]:
@@ -113,6 +146,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rungs", type=int, nargs="+", default=[5, 10, 20, 40, 60, 80])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save", action="store_true")
+    parser.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
+                        help="keep the run in DIR as it goes; the same command goes on from "
+                             "there after a stop")
     args = parser.parse_args(argv)
     for flag, value in (("--epochs", args.epochs), ("--threads", args.threads),
                         ("--rungs", min(args.rungs))):
@@ -141,7 +177,7 @@ def main(argv=None) -> int:
     emit(HEADER)
     for name in models:
         emit(f"# {name}: recipe {({**ship_models.MODELS[name][2], 'epochs': args.epochs})}")
-        ladder(name, args.epochs, sorted(set(args.rungs)), emit)
+        ladder(name, args.epochs, sorted(set(args.rungs)), emit, args.checkpoint_dir)
     return 0
 
 

@@ -372,6 +372,37 @@ def test_one_vae_run_gives_the_weights_of_every_shorter_run():
     assert VAE_LADDER.vae_model.EarlyStopping is course_lib.vae.train.EarlyStopping  # restored
 
 
+def test_a_vae_ladder_that_stops_and_goes_on_keeps_the_rungs_it_passed(tmp_path, monkeypatch):
+    """--checkpoint-dir: a ladder run stopped after its rung at epoch 2 goes on from its
+    checkpoint and ends with every rung's weights, those of the run that never stopped."""
+    from course_lib.data import load_digits
+
+    X, _ = load_digits("train", dequantize=True, seed=0)
+    kw = {"hidden": (32,), "latent_dim": 4, "n_iter_no_change": 50, "random_state": 0,
+          "device": "cpu", "epochs": 4, "progress": False}
+    with VAE_LADDER._recording() as whole:
+        VAE(**kw).fit(X[:300])
+    run, store = tmp_path / "run.pt", tmp_path / "rungs.pt"
+    epoch_fn = course_lib.vae.model.train_epoch
+
+    def stopping(model, epoch, *args):
+        if epoch == 3:
+            raise RuntimeError("stopped")
+        return epoch_fn(model, epoch, *args)
+
+    with VAE_LADDER._recording(store, rungs=(2, 4)), monkeypatch.context() as m:
+        m.setattr(course_lib.vae.model, "train_epoch", stopping)
+        with pytest.raises(RuntimeError, match="stopped"):
+            VAE(**kw).fit(X[:300], checkpoint=run)
+    with VAE_LADDER._recording(store, rungs=(2, 4)) as resumed:
+        assert sorted(resumed) == [2]  # the rung passed before the stop, read back
+        VAE(**kw).fit(X[:300], checkpoint=run)
+    for e in (2, 4):
+        assert resumed[e][1] == whole[e][1]
+        for a, b in zip(resumed[e][0], whole[e][0]):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), e
+
+
 def test_the_vae_ladder_reads_its_rows_and_does_not_run_a_recorded_model_again(tmp_path,
                                                                                monkeypatch):
     rows = VAE_LADDER.read_rows()
