@@ -50,7 +50,7 @@ def _stopped_gan_fit(monkeypatch, model, X, y, path, at, every):
 
 GAN_CASES = {
     "conditional, rejection sampling": dict(rejection=True, rejection_steps=30),
-    "wasserstein, 5 critic steps": dict(loss="wasserstein", rejection=False),
+    "wasserstein, 5 critic steps": dict(loss="wasserstein", n_critic=5, rejection=False),
     "conv, moving average, lazy R1": dict(architecture="conv", hidden=8, ema=0.9, r1_every=4,
                                           rejection=False),
 }
