@@ -5,7 +5,8 @@ What it does, on the full Fashion-MNIST (60,000 training, 10,000 test images, 25
 * ``--train`` first trains the four shipped neural models (``tools/ship_models.py
   gan_fashion cgan_fashion vae_fashion cvae_fashion``: a convolutional GAN and VAE and their
   conditional variants, seed 0, one CPU thread; about 4.7 hours on one core: 70 and 80
-  minutes for the GANs, 62 and 67 for the VAEs). Without it the
+  minutes for the GANs, 62 and 67 for the VAEs; each fit keeps its run in the course's cache,
+  ``runs/``, so that a stopped ``--train`` goes on where it stopped). Without it the
   script reads their records (``course_lib/assets/models/models.json``): training CPU
   seconds, the protocol's scores (5 draws of 2,000 images against 2,000 test images, mean ±
   std), held-out bits per pixel and learning curves, all written by that tool.
@@ -51,7 +52,7 @@ import fashion_gmm  # noqa: E402  (grey levels, histogram bits/px, the timed GMM
 import ship_models  # noqa: E402  (the neural models' recipes, FASHION_GAN and FASHION_VAE)
 
 from course_lib import metrics  # noqa: E402
-from course_lib._core import cpu_name  # noqa: E402
+from course_lib._core import cache_dir, cpu_name  # noqa: E402
 from course_lib.data import (  # noqa: E402
     dequantize,
     dequantized_to_images,
@@ -71,8 +72,12 @@ SCORES = ("fid", "kid", "precision", "recall", "classes")
 
 
 def train_neural() -> None:
-    """Run the tool that trains and ships the four neural models (it writes their records)."""
-    subprocess.run([sys.executable, str(HERE.parent / "tools" / "ship_models.py"), *NEURAL],
+    """Run the tool that trains and ships the four neural models (it writes their records),
+    keeping each fit's run in the course's cache (``runs/``) as it goes: hours of training that
+    stop (a closed laptop) go on from there when the command runs again."""
+    runs = cache_dir() / "runs"
+    subprocess.run([sys.executable, str(HERE.parent / "tools" / "ship_models.py"), *NEURAL,
+                    "--checkpoint-dir", str(runs)],
                    check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 

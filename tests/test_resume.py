@@ -222,3 +222,19 @@ def test_the_ship_tool_adds_up_the_segments_of_a_stopped_fit(tmp_path, monkeypat
     assert record["fit_cpu_s"] >= model.resumed_["cpu_s"] > 0
     _, whole = tool.fit("gan_digits", n_steps=40, rejection=False)
     assert "segments" not in whole
+
+
+def test_make_bench_trains_the_fashion_models_with_a_checkpoint_in_the_cache(tmp_path,
+                                                                             monkeypatch):
+    """benchmarks/fashion_models.py --train (hours, run by `make bench`) hands the ship tool a
+    checkpoint folder in the course's cache, so that a stopped run goes on."""
+    from tests._shared import load_script
+
+    bench = load_script("benchmarks/fashion_models.py")
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda args, **kw: calls.append(args))
+    bench.train_neural()
+    (args,) = calls
+    assert args[1].endswith("ship_models.py") and set(bench.NEURAL) <= set(args)
+    assert args[args.index("--checkpoint-dir") + 1] == str(tmp_path / "runs")
