@@ -100,6 +100,8 @@ def ladder(name: str, epochs: int, rungs, emit=print, checkpoint_dir: Path | Non
     run = store = None
     if checkpoint_dir is not None:
         run, store = (Path(checkpoint_dir) / f"{name}.{part}.pt" for part in ("run", "rungs"))
+        if not run.exists():  # no stopped run to go on from: rungs left by another are stale
+            store.unlink(missing_ok=True)
     with _recording(store, rungs) as by_epoch:
         model, record = ship_models.fit(name, run, epochs=epochs)
     n, cpu = model.n_epochs_, record["fit_cpu_s"]

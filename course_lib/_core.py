@@ -373,6 +373,7 @@ def write_files(files: dict, *, mode: int | None = None) -> None:
                 _write_all(fd, data)
                 if hasattr(os, "fchmod"):  # mkstemp makes it private; give it normal permissions
                     os.fchmod(fd, mode)
+                os.fsync(fd)  # on the disk before the rename: a power cut leaves old or new
             finally:
                 os.close(fd)
         for path, tmp in written.items():

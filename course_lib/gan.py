@@ -600,7 +600,8 @@ class GAN(NeuralEstimator):
         ``loss_d_rejection`` for the rejection steps
     fit_time_ : float, seconds spent in ``fit``
     resumed_ : dict or None, after ``fit(..., checkpoint=path)`` went on from a stopped run:
-        what its earlier segments cost (``segments``, ``done`` steps, ``cpu_s``, ``wall_s``)
+        what its earlier segments cost (``segments``, ``done`` steps, ``cpu_s``, ``wall_s``,
+        ``machines``: the processor of each)
     snapshots_ : list of (step, ndarray) pairs, samples in X's shape (see ``snapshots``)
     """
 
@@ -684,10 +685,12 @@ class GAN(NeuralEstimator):
         (length N) make the GAN conditional. Returns ``self``.
 
         ``checkpoint``: a file path. The run's whole state is saved there every
-        ``checkpoint_every`` steps (:class:`~course_lib.training.RunCheckpoint`); a ``fit``
-        that finds the file of an earlier, stopped fit of the same model on the same data goes
-        on from it, with the same result as a run that never stopped, and deletes the file when
-        it succeeds (``resumed_`` then says what the earlier segments cost; None otherwise).
+        ``checkpoint_every`` steps (:class:`~course_lib.training.RunCheckpoint`; nothing for a
+        fit of fewer steps); a ``fit`` that finds the file of an earlier, stopped fit of the
+        same model on the same data goes on from it (with its seed, even when ``random_state``
+        is None), with the same result on the same CPU and thread count as a run that never
+        stopped, and deletes the file when it succeeds (``resumed_`` then says what the earlier
+        segments cost; None otherwise).
 
         Reads top to bottom: the set-up, the loop over :meth:`_GANRun.step` (one
         :func:`train_step`, eqs. (5.2) [gan-d-loss] and (5.6) [gan-g-loss]), the refinement for
@@ -700,20 +703,22 @@ class GAN(NeuralEstimator):
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
         device = self._target_device()
         X = _check_data(X)
-        saved = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
+        run_file = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
+        loaded = None if run_file is None else run_file.load()  # a stopped run of this fit
         input_shape = tuple(X.shape[1:])
         x, mean, scale, classes, y_idx = _standardise(X, y)
         n_classes = 0 if classes is None else len(classes)
-        seed = self._training_seed()
+        # the seed of the stopped run (drawn afresh when random_state is None), or a new one
+        seed = self._training_seed() if loaded is None else int(loaded[0]["seed"])
         with seeded(seed):
             G, Dn = self._build(x.shape[1], n_classes, input_shape)
         preset = self._presets(input_shape)  # beta2, lr_d and r1 of the optimisers and steps
         run = _GANRun(self, preset, x.to(device), y_idx, n_classes, (G, Dn), seed, device)
-        done, history = run.resume(saved.load()) if saved is not None else (0, None)
+        done, history = run.resume(loaded)
 
         history = train_loop(run.step, self.n_steps, progress=bool(self.progress), desc="GAN",
                              check=("loss_d", "loss_g", "r1"), start=done, history=history,
-                             checkpoint=None if saved is None else run.saver(saved),
+                             checkpoint=None if run_file is None else run.saver(run_file),
                              checkpoint_every=checkpoint_every)
         _freeze(G)
         log_m = None
@@ -729,7 +734,7 @@ class GAN(NeuralEstimator):
         self.history_ = history
         self._rng_ = run.noise_gen
         self.snapshots_ = [(t, self._to_data(x)) for t, x in run.snapshots]
-        self.resumed_ = None if saved is None else saved.finish()
+        self.resumed_ = None if run_file is None else run_file.finish()
         self.fit_time_ = time.perf_counter() - start + (self.resumed_ or {}).get("wall_s", 0.0)
         return self
 
@@ -1029,6 +1034,7 @@ class _GANRun:
         self.snapshot_steps, self.snapshot_z = self._snapshot_plan(seed)
         self.snapshots: list = []
         self.n_batches = 0  # minibatches drawn so far (where a resumed run's stream goes on)
+        self.seed = seed
 
     def noise(self, b, idx, generator=None) -> torch.Tensor:
         """The generator's input for ``b`` samples: z ~ N(0, I), with the one-hot labels
@@ -1074,19 +1080,23 @@ class _GANRun:
 
     # ---------------------------------------------------------------- stop and go on
 
-    def _nets(self) -> dict:
-        nets = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d}
-        return nets if self.G_avg is None else {**nets, "G_avg": self.G_avg}
+    def _state_objects(self) -> dict:
+        """What has a ``state_dict``: both networks, their two optimisers, and the generator's
+        moving average (the rejection steps' optimiser ``opt_r`` only starts after the last
+        step, so it has nothing to save)."""
+        objs = {"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        return objs if self.G_avg is None else {**objs, "G_avg": self.G_avg}
 
-    def saver(self, saved: RunCheckpoint):
+    def saver(self, run_file: RunCheckpoint):
         """The ``checkpoint`` function of :func:`train_loop`: after ``done`` steps, save
-        everything the next step depends on to ``saved``."""
+        everything the next step depends on to ``run_file``."""
         def save(done: int, history: dict) -> None:
-            state = {name: obj.state_dict() for name, obj in self._nets().items()}
+            state = {name: obj.state_dict() for name, obj in self._state_objects().items()}
             state["noise"] = {"state": self.noise_gen.get_state()}
             state["snapshots"] = {str(t): x.cpu() for t, x in self.snapshots}
-            saved.save(done, {"done": done, "history": history, "batches": self.n_batches,
-                              "last_r1": float(self.last_r1)}, state)
+            run_file.save(done, {"done": done, "seed": self.seed, "history": history,
+                                 "batches": self.n_batches, "last_r1": float(self.last_r1)},
+                          state)
         return save
 
     def resume(self, loaded) -> tuple[int, dict | None]:
@@ -1095,7 +1105,7 @@ class _GANRun:
         if loaded is None:
             return 0, None
         meta, state = loaded
-        for name, obj in self._nets().items():
+        for name, obj in self._state_objects().items():
             obj.load_state_dict(state[name])
         self.noise_gen.set_state(state["noise"]["state"])
         self.snapshots = sorted((int(t), x.to(self.device))

@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -526,31 +527,40 @@ def _digest_arrays(*arrays) -> str:
 
 
 def _source_digest(model) -> str:
-    """SHA-256 of the source of the model's module and of the machinery it relies on. A model
-    defined in a package of its own (``course_lib/vae/``) is the source of every module of it."""
+    """SHA-256 of the source of the model's module and of the machinery it relies on (this
+    module, the convolutional networks, the checks and seeding of ``_core``). A model defined
+    in a package of its own (``course_lib/vae/``) is the source of every module of it."""
     model_file = Path(inspect.getfile(inspect.getmodule(type(model))))
     package = inspect.getmodule(type(model)).__package__ or ""
     files = sorted(model_file.parent.glob("*.py")) if "." in package else [model_file]
+    here = Path(inspect.getfile(train_loop))
     h = hashlib.sha256()
-    for path in (*files, Path(inspect.getfile(train_loop))):
+    for path in (*files, here, here.with_name("convnets.py"), here.with_name("_core.py")):
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def _key_params(model) -> dict:
-    """The model's hyperparameters, a ``torch.device`` as the plain string it names."""
+    """The model's hyperparameters as plain values: a ``torch.device`` as the string it
+    names, a NumPy number as the Python number."""
     params = model.get_params(deep=False)
-    return {k: str(v) if isinstance(v, torch.device) else v for k, v in params.items()}
+    return {k: str(v) if isinstance(v, torch.device) else v.item() if isinstance(v, np.generic)
+            else v for k, v in params.items()}
 
 
 def _run_key(model, X, y) -> str:
-    """What a fit's result depends on, as one string: the model's class and hyperparameters,
-    the data (and labels), the source code of the model and of this module, torch's version.
-    The key of :func:`fit_cached` and of :class:`RunCheckpoint`."""
+    """What a fit's result depends on, as one string: the model's class and hyperparameters
+    (``progress`` aside; the device as the kind it resolves to, so that ``None`` and ``"cpu"``
+    on a machine without a GPU are one run), the data (and labels), the source code of the
+    model and of the machinery it uses, torch's version. The key of :func:`fit_cached` and of
+    :class:`RunCheckpoint`."""
+    params = {k: v for k, v in _key_params(model).items() if k != "progress"}
+    if "device" in params:
+        params["device"] = model._target_device().type
     return json.dumps(
         {
             "class": type(model).__qualname__,
-            "params": _key_params(model),
+            "params": params,
             "data": _digest_arrays(X, y),
             "source": _source_digest(model),
             "torch": torch.__version__,
@@ -606,20 +616,38 @@ class RunCheckpoint:
     (networks, optimisers, the noise generators' states, the position in the stream of
     minibatches, the history) every so often, :meth:`save` writes it atomically, and the next
     ``fit`` with the same ``path`` reads it back with :meth:`load` and goes on from there.
-    The file belongs to one run only: the class, hyperparameters, data, the source code of the
-    model and of this module and torch's version (the key of :func:`fit_cached`) are stored
-    with it, and a file made by any other run is refused, never used. :meth:`finish` deletes
-    the file once the fit has succeeded and says what the earlier segments cost.
+    The file belongs to one run only: the class, hyperparameters, data, source code and torch's
+    version (the key of :func:`fit_cached`, :func:`_run_key`) are stored with it, and a file
+    made by any other run is refused, never used. The model saves its seed too, so that a run
+    with ``random_state=None`` goes on with the seed it drew. :meth:`finish` deletes the file
+    once the fit has succeeded and says what the earlier segments cost. The same result means
+    on the same processor and thread count: elsewhere the arithmetic rounds differently (the
+    record names each segment's processor), and GPU kernels are not bit-reproducible.
     """
 
     def __init__(self, path, model, X, y=None):
         if not isinstance(path, (str, Path)) or not str(path):
             raise TypeError(f"checkpoint must be a file path (str or pathlib.Path), got "
                             f"{type(path).__name__} {path!r}")
-        if any(not _plain(v) for v in _key_params(model).values()):
-            raise ValueError("checkpoint: a model built with networks of your own cannot be "
-                             "resumed (their code is not part of what identifies the run)")
-        self.path = Path(path)
+        for name, value in _key_params(model).items():
+            if isinstance(value, torch.nn.Module):
+                raise ValueError(f"checkpoint: a model built with networks of your own "
+                                 f"({name}) cannot be resumed (their code is not part of what "
+                                 f"identifies the run)")
+            if not _plain(value):
+                raise ValueError(f"checkpoint: the hyperparameter {name} holds a "
+                                 f"{type(value).__name__}, which a checkpoint cannot store")
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"checkpoint: {path} is a folder; name a file in it")
+        try:  # a folder that cannot be written is found now, not after hours of training
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermissionError(f"checkpoint: cannot create the folder {path.parent} "
+                                  f"({exc})") from exc
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(f"checkpoint: cannot write in {path.parent}")
+        self.path = path
         self.kind = f"{type(model).__name__} run"
         self.key = _run_key(model, X, y)
         self.earlier = {"segments": 0, "done": 0, "cpu_s": 0.0, "wall_s": 0.0, "machines": []}

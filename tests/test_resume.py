@@ -2,7 +2,8 @@
 last bit on the CPU, as a fit that never stopped; a file of another run is refused.
 
 A stop is simulated by an exception raised inside the run (as a closed laptop or a killed
-process would stop it) at a step that is not one of the checkpoints, so the resumed run also
+process would stop it) between two checkpoints (a GAN step that is not a multiple of
+``checkpoint_every``; a minibatch in the middle of a VAE epoch), so the resumed run also
 repeats the work done after the last checkpoint."""
 
 import functools
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 import course_lib.gan as gan_module
-import course_lib.vae.model as vae_module
+import course_lib.vae.train as vae_train
 from course_lib.data import load_digits
 from course_lib.gan import GAN
 from course_lib.training import RunCheckpoint, train_loop
@@ -93,15 +94,18 @@ def test_a_gan_that_never_stopped_leaves_no_file_and_no_resumed_record(digits, t
 
 
 def _stopped_vae_fit(monkeypatch, model, X, y, path, at):
-    epoch_fn = vae_module.train_epoch
+    """Stop ``model.fit`` at the third minibatch of epoch ``at`` (counted from 0)."""
+    step_fn = vae_train.vae_train_step
+    epochs_begun = []
 
-    def stopping(m, epoch, *args):
-        if epoch == at:
+    def stopping(t, **kw):  # t counts the minibatches of the epoch from 0
+        epochs_begun.extend([t] if t == 0 else [])
+        if len(epochs_begun) == at + 1 and t == 2:
             raise Stop
-        return epoch_fn(m, epoch, *args)
+        return step_fn(t, **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(vae_module, "train_epoch", stopping)
+        m.setattr(vae_train, "vae_train_step", stopping)
         with pytest.raises(Stop):
             model.fit(X, y, checkpoint=path)
 
@@ -139,6 +143,43 @@ def test_a_stopped_vae_goes_on_to_the_same_result(digits, tmp_path, monkeypatch,
     assert np.array_equal(whole.sample(6), resumed.sample(6))
 
 
+def test_a_run_without_a_random_state_goes_on_with_its_own_seed(digits, tmp_path, monkeypatch):
+    """random_state=None draws a fresh seed: the checkpoint keeps it, and the resumed run is the
+    run of that seed (for the VAE, with the same validation split)."""
+    X, y = digits
+    path = tmp_path / "run.pt"
+    gan_kw = dict(n_steps=30, batch_size=32, progress=False, rejection=False, device="cpu")
+    _stopped_gan_fit(monkeypatch, GAN(**gan_kw), X, None, path, at=15, every=10)
+    seed = torch.load(path, weights_only=True)["meta"]["run"]["seed"]
+    resumed = GAN(**gan_kw).fit(X, checkpoint=path, checkpoint_every=10)
+    whole = GAN(**gan_kw, random_state=seed).fit(X)
+    assert _same_weights(whole.generator_, resumed.generator_)
+
+    vae_kw = dict(hidden=(32,), latent_dim=4, batch_size=32, epochs=4, progress=False,
+                  device="cpu")
+    _stopped_vae_fit(monkeypatch, VAE(**vae_kw), X, None, path, at=2)
+    seed = torch.load(path, weights_only=True)["meta"]["run"]["seed"]
+    resumed = VAE(**vae_kw).fit(X, checkpoint=path)
+    whole = VAE(**vae_kw, random_state=seed).fit(X)
+    assert _same_weights(whole.decoder_, resumed.decoder_)
+    assert whole.history_ == resumed.history_  # val_elbo included: the same validation rows
+
+
+def test_what_does_not_change_the_run_does_not_refuse_its_file(digits, tmp_path, monkeypatch):
+    """The progress bar, the device spelt None or "cpu" on this CPU, a NumPy integer for an
+    int: the same run, so the file is accepted."""
+    X, _ = digits
+    kw = dict(n_steps=30, batch_size=32, random_state=4, rejection=False)
+    path = tmp_path / "run.pt"
+    _stopped_gan_fit(monkeypatch, GAN(**kw, progress=False, device=None), X, None, path, at=15,
+                     every=10)
+    if torch.cuda.is_available():
+        pytest.skip("device=None means the GPU here")
+    resumed = GAN(**{**kw, "n_steps": np.int64(30)}, progress=True, device="cpu").fit(
+        X, checkpoint=path, checkpoint_every=10)
+    assert resumed.resumed_["done"] == 10
+
+
 def test_a_checkpoint_of_another_run_is_refused_and_kept(digits, tmp_path, monkeypatch):
     X, y = digits
     kw = dict(n_steps=30, batch_size=32, random_state=2, progress=False, rejection=False,
@@ -161,9 +202,16 @@ def test_a_checkpoint_of_another_run_is_refused_and_kept(digits, tmp_path, monke
 
 def test_a_model_with_networks_of_its_own_cannot_be_resumed(digits, tmp_path):
     X, _ = digits
-    with pytest.raises(ValueError, match="checkpoint: a model built with networks of your own"):
+    with pytest.raises(ValueError, match="checkpoint: a model built with networks of your own "
+                                         r"\(generator\)"):
         GAN(n_steps=2, generator=torch.nn.Linear(8, 64), progress=False).fit(
             X, checkpoint=tmp_path / "run.pt")
+
+
+def test_a_folder_is_not_a_checkpoint_file(digits, tmp_path):
+    X, _ = digits
+    with pytest.raises(ValueError, match="checkpoint: .* is a folder; name a file in it"):
+        GAN(n_steps=2, progress=False).fit(X, checkpoint=tmp_path)
 
 
 def test_train_loop_goes_on_from_start_and_calls_checkpoint_every_n_steps():
@@ -238,3 +286,35 @@ def test_make_bench_trains_the_fashion_models_with_a_checkpoint_in_the_cache(tmp
     (args,) = calls
     assert args[1].endswith("ship_models.py") and set(bench.NEURAL) <= set(args)
     assert args[args.index("--checkpoint-dir") + 1] == str(tmp_path / "runs")
+
+
+def test_the_ship_tool_run_again_after_a_stop_skips_the_models_it_had_shipped(tmp_path,
+                                                                              monkeypatch):
+    """tools/ship_models.py a b --checkpoint-dir DIR, stopped while fitting b: the same command
+    again does not train a again, and once both are shipped the next command starts afresh."""
+    from tests._shared import load_script
+
+    tool = load_script("tools/ship_models.py")
+    records, shipped, stop = {}, [], {"vae_digits"}
+    monkeypatch.setattr(tool, "SHIPPED_MODELS", tmp_path / "models")
+    monkeypatch.setattr(tool, "shipped_records", lambda: dict(records))
+
+    def fake_ship(name, runs):
+        assert runs == tmp_path / "runs"
+        if name in stop:
+            stop.discard(name)
+            raise Stop
+        shipped.append(name)
+        records[name] = {"sha256": f"digest of {name}", "scores": {}, "fit_cpu_s": 1.0}
+        return records[name]
+
+    monkeypatch.setattr(tool, "ship", fake_ship)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "runs").mkdir()
+    command = ["gan_digits", "vae_digits", "--checkpoint-dir", str(tmp_path / "runs")]
+    with pytest.raises(Stop):
+        tool.main(command)
+    assert tool.main(command) == 0
+    assert shipped == ["gan_digits", "vae_digits"]  # gan_digits once: skipped the second time
+    assert not list((tmp_path / "runs").glob("*.shipped"))
+    assert tool.main(command) == 0 and shipped[2:] == ["gan_digits", "vae_digits"]

@@ -13,7 +13,8 @@ held-out bits per pixel. ``course_lib.training.shipped_model(name)`` loads them,
 
 ``--checkpoint-dir DIR`` keeps each fit's run in ``DIR/<name>.run.pt`` as it goes (every 1,000
 GAN steps, every VAE epoch), so that a fit of hours can stop and go on: run the same command
-again and it resumes where it stopped, with the same result as an uninterrupted run.
+again and it resumes where it stopped, with the same result as an uninterrupted run on the same
+processor, and skips the models it had shipped before the stop (``DIR/<name>.shipped``).
 
 ``--check`` refits every model (minutes) and fails unless each score of the fresh fit lies within
 the spread (2 standard deviations of the draws, the course's ``separated`` rule) of the shipped
@@ -264,13 +265,30 @@ def main(argv=None) -> int:
     names = args.names or list(MODELS)
     if args.check:
         return check(names)
+    runs = None if args.checkpoint_dir is None else Path(args.checkpoint_dir)
     for name in names:
-        record = ship(name, args.checkpoint_dir)
+        if runs is not None and _shipped_in_this_run(runs, name):
+            print(f"{name}: shipped before this command stopped; skipped", flush=True)
+            continue
+        record = ship(name, runs)
         print(name, json.dumps(record["scores"]), f"{record['fit_cpu_s']} CPU s", flush=True)
         records = shipped_records()  # read again: another run of this tool may have written it
         records[name] = record
         (SHIPPED_MODELS / "models.json").write_text(json.dumps(records, indent=1) + "\n")
+        if runs is not None:  # a stop during the next model does not train this one again
+            (runs / f"{name}.shipped").write_text(record["sha256"] + "\n")
+    if runs is not None:  # every model is shipped: the next command starts afresh
+        for name in names:
+            (runs / f"{name}.shipped").unlink(missing_ok=True)
     return 0
+
+
+def _shipped_in_this_run(runs: Path, name: str) -> bool:
+    """Whether an earlier, stopped run of the same command shipped ``name`` already: its marker
+    in the checkpoint folder names the file that models.json still records."""
+    marker = runs / f"{name}.shipped"
+    record = shipped_records().get(name, {})
+    return marker.is_file() and marker.read_text().strip() == record.get("sha256")
 
 
 if __name__ == "__main__":

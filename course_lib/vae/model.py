@@ -163,7 +163,8 @@ class VAE(NeuralEstimator):
         and ``val_elbo`` (when a validation split is used): the learning curve
     n_epochs_ : int, epochs run;  best_epoch_ : int;  fit_time_ : float, seconds
     resumed_ : dict or None, after ``fit(..., checkpoint=path)`` went on from a stopped run:
-        what its earlier segments cost (``segments``, ``done`` epochs, ``cpu_s``, ``wall_s``)
+        what its earlier segments cost (``segments``, ``done`` epochs, ``cpu_s``, ``wall_s``,
+        ``machines``: the processor of each)
     """
 
     _fitted_attribute = "decoder_"
@@ -214,19 +215,25 @@ class VAE(NeuralEstimator):
 
         ``checkpoint``: a file path. The run's whole state is saved there after every epoch
         (:class:`~course_lib.training.RunCheckpoint`); a ``fit`` that finds the file of an
-        earlier, stopped fit of the same model on the same data goes on from it, with the same
-        result on the CPU as a run that never stopped, and deletes the file when it succeeds
-        (``resumed_`` then says what the earlier segments cost; None otherwise)."""
+        earlier, stopped fit of the same model on the same data goes on from it (with its seed,
+        even when ``random_state`` is None), with the same result on the same CPU and thread
+        count as a run that never stopped, and deletes the file when it succeeds (``resumed_``
+        then says what the earlier segments cost; None otherwise). On a GPU the resumed run is
+        close but not identical: its kernels, and dropout's generator there, are not
+        reproducible."""
         hidden = check_hyperparameters(self)
         device = self._target_device()
         X = check_data(self, X, reset=True)
-        saved = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
+        run_file = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
+        loaded = None if run_file is None else run_file.load()  # a stopped run of this fit
         classes, y_idx = self._fit_labels(y, len(X))
         if self.conditional_prior and classes is not None and self.n_components < len(classes):
             raise ValueError(f"conditional_prior=True needs n_components >= the number of "
                              f"classes ({len(classes)}: one pseudo-input per class at least), "
                              f"got n_components={self.n_components}")
-        seeds = np.random.SeedSequence(self._training_seed()).generate_state(3, dtype=np.uint64)
+        # the seed of the stopped run (drawn afresh when random_state is None), or a new one
+        seed = self._training_seed() if loaded is None else int(loaded[0]["seed"])
+        seeds = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
         gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
         cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
         data = training_set(self, X.reshape(len(X), -1), classes, y_idx, cpu_gen, device)
@@ -239,7 +246,6 @@ class VAE(NeuralEstimator):
         history = {"elbo": [], "reconstruction": [], "kl": [], "train_elbo": []}
         stopping = EarlyStopping(self.n_iter_no_change, self.kl_warmup)
         start = time.perf_counter()
-        loaded = None if saved is None else saved.load()
         # dropout draws from torch's global RNG: seeded, so that the result depends on the
         # seed only, and the caller's RNG is left as it was
         with seeded(int(seeds[2]) + 1):
@@ -258,14 +264,14 @@ class VAE(NeuralEstimator):
                         break
                 if hasattr(epochs, "set_postfix"):
                     epochs.set_postfix(elbo=f"{history['elbo'][-1]:.1f}")
-                if saved is not None and epoch + 1 < self.epochs:
-                    saved.save(epoch + 1, *run_state(nets, averaged, opt, gen, history,
-                                                     stopping))
+                if run_file is not None and epoch + 1 < self.epochs:
+                    run_file.save(epoch + 1, *run_state(seed, nets, averaged, opt, gen, history,
+                                                        stopping))
         if hasattr(epochs, "close"):
             epochs.close()
         stopping.restore_best(kept)
 
-        resumed = None if saved is None else saved.finish()
+        resumed = None if run_file is None else run_file.finish()
         self._set_fitted(kept, classes, _class_prior(y_idx, classes), tuple(X.shape[1:]),
                          stopping.n_epochs, stopping.best_epoch,
                          time.perf_counter() - start + (resumed or {}).get("wall_s", 0.0))

@@ -216,17 +216,19 @@ class EarlyStopping:
 # ====================================================================== stop and go on
 
 
-def run_state(nets, averaged, opt, gen, history, stopping: EarlyStopping) -> tuple[dict, dict]:
+def run_state(seed, nets, averaged, opt, gen, history,
+              stopping: EarlyStopping) -> tuple[dict, dict]:
     """What a :class:`course_lib.training.RunCheckpoint` keeps of a :meth:`VAE.fit` after an
-    epoch, as ``(meta, state)``: the networks, their moving averages and the best epoch's
-    weights, the optimiser, the states of the noise generator and of torch's global RNG on the
-    CPU (dropout draws from it), the history and the early-stopping bookkeeping."""
+    epoch, as ``(meta, state)``: the fit's seed, the networks, their moving averages and the
+    best epoch's weights, the optimiser, the states of the noise generator and of torch's
+    global RNG on the CPU (dropout draws from it), the history and the early-stopping
+    bookkeeping."""
     state = {f"net{i}": net.state_dict() for i, net in enumerate(nets)}
     state.update({f"average{i}": net.state_dict() for i, net in enumerate(averaged or ())})
     state.update({f"best{i}": sd for i, sd in enumerate(stopping.best_state or ())})
     state["optimizer"] = opt.state_dict()
     state["rng"] = {"noise": gen.get_state(), "global": torch.get_rng_state()}
-    meta = {"epochs": stopping.n_epochs, "history": history,
+    meta = {"seed": int(seed), "epochs": stopping.n_epochs, "history": history,
             "stopping": {"best": stopping.best, "best_at": stopping.best_at,
                          "stale": stopping.stale, "has_best": stopping.best_state is not None}}
     return meta, state
@@ -234,9 +236,9 @@ def run_state(nets, averaged, opt, gen, history, stopping: EarlyStopping) -> tup
 
 def resume_run(loaded, nets, averaged, opt, gen, data: TrainingSet,
                stopping: EarlyStopping) -> tuple[int, dict]:
-    """Load a saved :func:`run_state` into a fit that was set up afresh (the same seeds, so
-    the same split) and return ``(epochs done, history)``; the minibatch stream goes on where
-    it stopped."""
+    """Load a saved :func:`run_state` into a fit that was set up afresh from the saved seed (so
+    with the same validation split) and return ``(epochs done, history)``; the minibatch
+    stream goes on where it stopped."""
     meta, state = loaded
     for i, net in enumerate(nets):
         net.load_state_dict(state[f"net{i}"])
