@@ -50,10 +50,10 @@ def _stopped_gan_fit(monkeypatch, model, X, y, path, at, every):
 
 
 GAN_CASES = {
-    "conditional, rejection sampling": dict(rejection=True, rejection_steps=30),
+    "rejection sampling": dict(rejection=True, rejection_steps=30),
     "wasserstein, 5 critic steps": dict(loss="wasserstein", n_critic=5, rejection=False),
-    "conv, moving average, lazy R1": dict(architecture="conv", hidden=8, ema=0.9, r1_every=4,
-                                          rejection=False),
+    "conditional, conv, moving average, lazy R1": dict(architecture="conv", hidden=8, ema=0.9,
+                                                       r1_every=4, rejection=False),
 }
 
 
@@ -263,12 +263,12 @@ def test_the_ship_tool_adds_up_the_segments_of_a_stopped_fit(tmp_path, monkeypat
     with monkeypatch.context() as m:
         m.setattr(gan_module._GANRun, "step", stopping)
         with pytest.raises(Stop):
-            tool.fit("gan_digits", path, n_steps=40, rejection=False)
-    model, record = tool.fit("gan_digits", path, n_steps=40, rejection=False)
+            tool.fit("gan_digits", path, n_steps=40, hidden=16, rejection=False)
+    model, record = tool.fit("gan_digits", path, n_steps=40, hidden=16, rejection=False)
     assert model.resumed_["done"] == 20 and not path.exists()
     assert record["segments"] == 2 and len(record["segment_cpus"]) == 2
     assert record["fit_cpu_s"] >= model.resumed_["cpu_s"] > 0
-    _, whole = tool.fit("gan_digits", n_steps=40, rejection=False)
+    _, whole = tool.fit("gan_digits", n_steps=40, hidden=16, rejection=False)
     assert "segments" not in whole
 
 
