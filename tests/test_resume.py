@@ -318,3 +318,22 @@ def test_the_ship_tool_run_again_after_a_stop_skips_the_models_it_had_shipped(tm
     assert shipped == ["gan_digits", "vae_digits"]  # gan_digits once: skipped the second time
     assert not list((tmp_path / "runs").glob("*.shipped"))
     assert tool.main(command) == 0 and shipped[2:] == ["gan_digits", "vae_digits"]
+
+
+def test_the_book_says_how_often_a_run_is_saved():
+    """Chapter 8 and the instructors' page give the default spacing of the saves: the GAN's
+    ``checkpoint_every`` and one epoch for the VAE; and the page names this file's cases."""
+    import inspect
+
+    from tests._shared import ROOT
+
+    every = inspect.signature(GAN.fit).parameters["checkpoint_every"].default
+    assert "checkpoint" in inspect.signature(VAE.fit).parameters
+    chapter = " ".join((ROOT / "book" / "08_scaling.md").read_text(encoding="utf-8").split())
+    instructors = " ".join((ROOT / "book" / "instructors.md").read_text(encoding="utf-8").split())
+    assert f"saved every {every:,} steps (checkpoint_every)" in chapter
+    assert f"at most {every:,} steps or one epoch" in chapter
+    assert f"every {every:,} GAN steps, every VAE epoch" in instructors
+    section = chapter[chapter.index("## Runs longer than a sitting"):chapter.index("## On a GPU")]
+    assert "tests/test_resume.py" in section
+    assert "five critic steps" in section and GAN_CASES["wasserstein, 5 critic steps"]["n_critic"] == 5
