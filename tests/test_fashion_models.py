@@ -166,11 +166,11 @@ def test_the_screen_reads_its_rows_and_does_not_run_a_recorded_setting_again(tmp
 
 
 #: The page's label of each setting of the GAN screen (book/08_scaling.md, its two screen tables).
-SCREEN_LABELS = {"r1-0.1": "γ = 0.1", "base": "γ = 1 (the digits' value)",
+SCREEN_LABELS = {"r1-0.1": "γ = 0.1", "base": "γ = 1 (the digits')",
                  "b128": "γ = 1, batches of 128", "r1-3": "γ = 3", "r1-10": "γ = 10",
-                 "r1-10-ref": "γ = 10 (the shipped recipe, again)", "r1-30": "γ = 30",
+                 "r1-10-ref": "γ = 10 (shipped, again)", "r1-30": "γ = 30",
                  "r1-10-b128": "γ = 10, batches of 128",
-                 "r1-10-latent8": "γ = 10, latent of 8 (the digits')"}
+                 "r1-10-latent8": "γ = 10, latent 8 (the digits')"}
 
 
 def test_the_book_shows_every_screened_setting():
