@@ -331,7 +331,7 @@ def test_the_book_says_how_often_a_run_is_saved():
     assert "checkpoint" in inspect.signature(VAE.fit).parameters
     chapter = " ".join((ROOT / "book" / "08_scaling.md").read_text(encoding="utf-8").split())
     instructors = " ".join((ROOT / "book" / "instructors.md").read_text(encoding="utf-8").split())
-    assert f"saved every {every:,} steps (checkpoint_every)" in chapter
+    assert f"# saved every {every:,} steps (checkpoint_every)" in chapter
     assert f"at most {every:,} steps or one epoch" in chapter
     assert f"every {every:,} GAN steps, every VAE epoch" in instructors
     section = chapter[chapter.index("## Runs longer than a sitting"):chapter.index("## On a GPU")]
