@@ -489,6 +489,20 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "class. With conditional_prior=True the prior of class y is the mixture of that "
            "class's pseudo-inputs, so the z of a sample agrees with its label.",
            "The conditional VAE needs a prior per class"),
+        _q("A GAN run of 160,000 steps is stopped after 60,000. It is started again from the "
+           "saved weights of both networks, with fresh Adam optimisers and the same seed. Is "
+           "that the run that never stopped?",
+           ["yes: the weights are the whole state of a network",
+            "yes, because the seed is the same",
+            "only if the learning rate is constant",
+            "no: Adam's running moments and step count, the generator's moving average, the "
+            "generators' random states and the position in the minibatch stream must come "
+            "back too, or the rest of the run takes other steps"],
+           "d", "Fresh Adam moments restart the step sizes, the same seed replays the noise "
+           "and the batches of step 0 instead of step 60,000, and the sampling network is "
+           "the moving average, not the last weights. fit(checkpoint=...) saves all of it, "
+           "and the resumed run is then the uninterrupted one to the bit (tests/test_resume.py).",
+           "Runs longer than a sitting"),
     ),
 }
 
