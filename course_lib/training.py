@@ -181,7 +181,8 @@ def train_loop(
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
     history = {} if history is None else history
     watched = None if check is None else set(check)
-    bar = _progress(range(start, n_steps), progress, desc=desc, leave=False)
+    bar = _progress(range(start, n_steps), progress, desc=desc, leave=False,
+                    initial=start, total=n_steps)  # a resumed run's bar starts where it stopped
     try:
         for t in bar:
             values = step(t)

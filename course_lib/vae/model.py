@@ -253,7 +253,7 @@ class VAE(NeuralEstimator):
             if loaded is not None:  # a stopped run goes on
                 first, history = resume_run(loaded, nets, averaged, opt, gen, data, stopping)
             epochs = progress(range(first, self.epochs), self.progress, desc="VAE",
-                              unit="epoch")
+                              unit="epoch", initial=first, total=self.epochs)
             for epoch in epochs:
                 train_epoch(self, epoch, history, nets, opt, averaged, data, gen)
                 stopping.n_epochs = epoch + 1
