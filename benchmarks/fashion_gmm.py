@@ -22,10 +22,12 @@ What is measured, on Debian's full Fashion-MNIST (28×28, 256 grey levels):
 
 K is picked by validation bits/px over the screen's rows; its test bits/px is the result.
 
-Usage:  python benchmarks/fashion_gmm.py [--quick] [--save] [--ks 10 25 50 100 200]
+Usage:  python benchmarks/fashion_gmm.py [--quick] [--save | --append] [--ks 10 25 50 100 200]
             [--reg-covar 1e-6] [--extra REG:K,K ...] [--max-iter 50] [--tol 0.5]
   --quick  3,000 / 1,000 / 1,000 images, K in {2, 5}, 2 iterations, nothing saved;
   --save   write benchmarks/results/fashion_gmm_cpu.txt
+  --append add this run's block to that file after the blocks already there (the screen's
+           larger K were run later, on another machine: --ks 400 800 1600 3200 --extra --append)
 Run it under one thread (the script sets torch's; set OMP_NUM_THREADS=1 too).
 """
 
@@ -115,6 +117,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save", action="store_true")
+    parser.add_argument("--append", action="store_true",
+                        help="add this run's block to the results file, under its own header, "
+                             "after the blocks already there (a screen extended later)")
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 25, 50, 100, 200])
     parser.add_argument("--reg-covar", type=float, default=1e-6)
     parser.add_argument("--extra", nargs="*", default=["1e-5:50,100", "1e-4:50"],
@@ -197,7 +202,10 @@ def main(argv=None) -> int:
         f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}",
     ]
     print("\n".join(lines))
-    if args.save and not args.quick:
+    if args.append and not args.quick:  # a later block: the earlier ones stay as they are
+        with (RESULTS / "fashion_gmm_cpu.txt").open("a", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    elif args.save and not args.quick:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "fashion_gmm_cpu.txt").write_text("\n".join(lines) + "\n")
     return 0
