@@ -107,19 +107,24 @@ def evaluated(name: str, sampler, fit_cpu_s: float, bpp: float, n_draws=None, si
             **{k: (round(ev.mean(k), 4), round(ev.std(k), 4)) for k in SCORES}}
 
 
-def statistical_rows(train_levels, test_levels, images_shape, quick: bool) -> list[dict]:
-    """Independent pixels and the diagonal GMM, fitted on ``train_levels`` (N, 784) and
-    scored on ``test_levels`` (the first BPP_IMAGES test images)."""
+def statistical_rows(train_levels, test_levels, images_shape, quick: bool, gmm_k: int = GMM_K,
+                     independent: bool = True) -> list[dict]:
+    """Independent pixels (unless ``independent`` is False) and the diagonal GMM of ``gmm_k``
+    components, fitted on ``train_levels`` (N, 784) and scored on ``test_levels`` (the first
+    BPP_IMAGES test images)."""
     kw = {"n_draws": 2, "size": 200} if quick else {}
-    start = time.process_time()
-    sampler = fashion_floor.independent_pixels(train_levels.reshape(-1, *images_shape) / 255.0)
-    indep_bpp = fashion_gmm.independent_pixels_bpp(train_levels, test_levels)[0]
-    indep_s = time.process_time() - start
-    rows = [evaluated("independent pixels", sampler, indep_s, indep_bpp, **kw)]
+    rows = []
+    if independent:
+        start = time.process_time()
+        sampler = fashion_floor.independent_pixels(
+            train_levels.reshape(-1, *images_shape) / 255.0)
+        indep_bpp = fashion_gmm.independent_pixels_bpp(train_levels, test_levels)[0]
+        indep_s = time.process_time() - start
+        rows.append(evaluated("independent pixels", sampler, indep_s, indep_bpp, **kw))
 
     Y = dequantize(train_levels, n_levels=256, seed=0).astype(np.float32)
     Y_test = dequantize(test_levels, n_levels=256, seed=1).astype(np.float32)
-    K = 5 if quick else GMM_K
+    K = 5 if quick else gmm_k
     fit = fashion_gmm.fit_timed(K, GMM_REG, Y, max_iter=2 if quick else 50, tol=0.5)
     gm = fit["model"]
 
