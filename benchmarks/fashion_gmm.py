@@ -212,8 +212,7 @@ def main(argv=None) -> int:
     ]
     print("\n".join(lines))
     if args.append and not args.quick:  # a later block: the earlier ones stay as they are
-        with (RESULTS / "fashion_gmm_cpu.txt").open("a", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        _append(lines)
     elif args.save and not args.quick:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "fashion_gmm_cpu.txt").write_text("\n".join(lines) + "\n")
@@ -236,7 +235,7 @@ def score(args, train, test, started: str, cpu0: float) -> int:
         f"{len(train)} training images and scored as in benchmarks/fashion_models.py",
         "scored K  reg_covar  iters            fid            kid      precision         recall"
         "   classes  bpp (2,000 test)  fit CPU s",
-        f"scored {args.score:<4d} {GMM_REG_SCORED:>8.0e} {row['iters']:>6d}  "
+        f"scored {args.score:<4d} {fashion_models.GMM_REG:>8.0e} {row['iters']:>6d}  "
         f"{f['fid'][0]:6.1f} ± {f['fid'][1]:4.1f}  {f['kid'][0]:6.2f} ± {f['kid'][1]:4.2f}  "
         f"{f['precision'][0]:.3f} ± {f['precision'][1]:.3f}  {f['recall'][0]:.3f} ± "
         f"{f['recall'][1]:.3f}  {f['classes'][0]:4.1f}  {row['bpp']:16.4f}  {row['fit_cpu_s']:9.1f}",
@@ -244,12 +243,14 @@ def score(args, train, test, started: str, cpu0: float) -> int:
     ]
     print("\n".join(lines))
     if args.append:
-        with (RESULTS / "fashion_gmm_cpu.txt").open("a", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
+        _append(lines)
     return 0
 
 
-GMM_REG_SCORED = 1e-6  # = benchmarks/fashion_models.py's GMM_REG
+def _append(lines: list[str]) -> None:
+    """Add a run's block to the results file, after the blocks already there."""
+    with (RESULTS / "fashion_gmm_cpu.txt").open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
