@@ -703,13 +703,10 @@ class GAN(NeuralEstimator):
         checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
         device = self._target_device()
         X = _check_data(X)
-        run_file = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
-        loaded = None if run_file is None else run_file.load()  # a stopped run of this fit
+        run_file, loaded, seed = self._open_run(checkpoint, X, y)  # and a stopped run's state
         input_shape = tuple(X.shape[1:])
         x, mean, scale, classes, y_idx = _standardise(X, y)
         n_classes = 0 if classes is None else len(classes)
-        # the seed of the stopped run (drawn afresh when random_state is None), or a new one
-        seed = self._training_seed() if loaded is None else int(loaded[0]["seed"])
         with seeded(seed):
             G, Dn = self._build(x.shape[1], n_classes, input_shape)
         preset = self._presets(input_shape)  # beta2, lr_d and r1 of the optimisers and steps

@@ -399,6 +399,16 @@ class NeuralEstimator(BaseEstimator):
         that every valid ``random_state`` up to ``MAX_SEED = 2**64 - 1`` works."""
         return make_generator(int(seed) % (MAX_SEED + 1), device)
 
+    def _open_run(self, checkpoint, X, y):
+        """For ``fit(..., checkpoint=path)``: the run's :class:`RunCheckpoint` (None without a
+        path), what a stopped run left in it (``(meta, state)``, or None for a fresh start) and
+        the fit's seed: the stopped run's (drawn afresh when ``random_state`` is None), or a
+        new one."""
+        run_file = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
+        loaded = None if run_file is None else run_file.load()
+        seed = self._training_seed() if loaded is None else int(loaded[0]["seed"])
+        return run_file, loaded, seed
+
     def _sampling_generator(self, seed, device) -> torch.Generator:
         """The generator that a sampling method draws from. With ``seed``, a fresh one seeded
         by it (same seed, same samples). With ``seed=None``, the model's own stream: started

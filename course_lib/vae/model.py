@@ -16,7 +16,7 @@ import torch
 
 from .._core import check_bool, check_int, progress
 from ..data import DIGIT_LEVELS
-from ..training import NeuralEstimator, RunCheckpoint, one_hot, seeded
+from ..training import NeuralEstimator, one_hot, seeded
 from . import analysis
 from .checks import (
     check_data,
@@ -224,15 +224,12 @@ class VAE(NeuralEstimator):
         hidden = check_hyperparameters(self)
         device = self._target_device()
         X = check_data(self, X, reset=True)
-        run_file = None if checkpoint is None else RunCheckpoint(checkpoint, self, X, y)
-        loaded = None if run_file is None else run_file.load()  # a stopped run of this fit
+        run_file, loaded, seed = self._open_run(checkpoint, X, y)  # and a stopped run's state
         classes, y_idx = self._fit_labels(y, len(X))
         if self.conditional_prior and classes is not None and self.n_components < len(classes):
             raise ValueError(f"conditional_prior=True needs n_components >= the number of "
                              f"classes ({len(classes)}: one pseudo-input per class at least), "
                              f"got n_components={self.n_components}")
-        # the seed of the stopped run (drawn afresh when random_state is None), or a new one
-        seed = self._training_seed() if loaded is None else int(loaded[0]["seed"])
         seeds = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)
         gen = self._seeded_generator(int(seeds[0]), device)  # the noise epsilon
         cpu_gen = self._seeded_generator(int(seeds[1]), "cpu")  # split and minibatch order
