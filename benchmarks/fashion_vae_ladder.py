@@ -63,26 +63,40 @@ class _Recording(EarlyStopping):
         # best_state is a fresh copy whenever it changes: keeping the reference costs nothing
         _Recording.by_epoch[self.n_epochs] = (self.best_state, self.best_at)
         if _Recording.store is not None and self.n_epochs in _Recording.rungs:
-            save_atomically({str(e): {"best_at": b, "nets": {str(i): sd for i, sd in enumerate(st)}}
-                             for e, (st, b) in _Recording.by_epoch.items()
-                             if e in _Recording.rungs}, _Recording.store)
+            _write_store(_Recording.store, _Recording.rungs, _Recording.by_epoch)
         return stop
 
 
-def _stored_rungs(store: Path) -> dict:
-    """The rungs that an earlier segment of the run wrote to ``store`` (none without it)."""
+def _write_store(store: Path, rungs, by_epoch: dict) -> None:
+    """Keep in ``store`` the run's ``rungs`` and the entries of those it has passed."""
+    save_atomically({"rungs": sorted(rungs),
+                     "passed": {str(e): {"best_at": b, "nets": {str(i): sd for i, sd in enumerate(st)}}
+                                for e, (st, b) in by_epoch.items() if e in rungs}}, store)
+
+
+def _stored_rungs(store: Path, rungs) -> dict:
+    """The rungs that an earlier segment of the run wrote to ``store`` (none without it). A
+    segment that asks for other ``rungs`` is refused: a rung it adds may have passed already."""
     if not store.exists():
         return {}
     saved = torch.load(store, map_location="cpu", weights_only=True)
+    if saved["rungs"] != sorted(rungs):
+        raise SystemExit(f"the stopped run in {store.parent} records the rungs "
+                         f"{' '.join(map(str, saved['rungs']))}, not {' '.join(map(str, sorted(rungs)))}: "
+                         f"go on with --rungs {' '.join(map(str, saved['rungs']))}, or delete "
+                         f"{store.name} and the run's .run.pt to start again")
     return {int(e): (tuple(r["nets"][str(i)] for i in range(len(r["nets"]))), int(r["best_at"]))
-            for e, r in saved.items()}
+            for e, r in saved["passed"].items()}
 
 
 @contextlib.contextmanager
 def _recording(store: Path | None = None, rungs=()):
     """Within: ``VAE.fit`` uses :class:`_Recording`; yields its per-epoch record (with the
-    ``rungs`` an earlier segment wrote to ``store``)."""
-    _Recording.by_epoch = {} if store is None else _stored_rungs(store)
+    ``rungs`` an earlier segment wrote to ``store``, which must have asked for the same rungs;
+    a new ``store`` records them at once)."""
+    _Recording.by_epoch = {} if store is None else _stored_rungs(store, rungs)
+    if store is not None and not store.exists():
+        _write_store(store, rungs, {})
     _Recording.rungs, _Recording.store = set(rungs), store
     vae_model.EarlyStopping = _Recording
     try:

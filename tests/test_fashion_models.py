@@ -374,7 +374,8 @@ def test_one_vae_run_gives_the_weights_of_every_shorter_run():
 
 def test_a_vae_ladder_that_stops_and_goes_on_keeps_the_rungs_it_passed(tmp_path, monkeypatch):
     """--checkpoint-dir: a ladder run stopped after its rung at epoch 2 goes on from its
-    checkpoint and ends with every rung's weights, those of the run that never stopped."""
+    checkpoint and ends with every rung's weights, those of the run that never stopped; the
+    same command with other rungs is refused."""
     from course_lib.data import load_digits
 
     X, _ = load_digits("train", dequantize=True, seed=0)
@@ -394,6 +395,9 @@ def test_a_vae_ladder_that_stops_and_goes_on_keeps_the_rungs_it_passed(tmp_path,
         m.setattr(course_lib.vae.model, "train_epoch", stopping)
         with pytest.raises(RuntimeError, match="stopped"):
             VAE(**kw).fit(X[:300], checkpoint=run)
+    # going on with other rungs is refused before any training: rung 1 passed unrecorded
+    with pytest.raises(SystemExit, match="--rungs 2 4"), VAE_LADDER._recording(store, rungs=(1, 2, 4)):
+        pass
     with VAE_LADDER._recording(store, rungs=(2, 4)) as resumed:
         assert sorted(resumed) == [2]  # the rung passed before the stop, read back
         VAE(**kw).fit(X[:300], checkpoint=run)
