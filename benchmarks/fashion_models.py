@@ -25,8 +25,11 @@ What it does, on the full Fashion-MNIST (60,000 training, 10,000 test images, 25
   recipe at both sizes (the conv GAN and conv VAE of the shipped Fashion models; the diagonal
   GMM with K = 10), timed here on the 1,438 training digits and on 6,000 Fashion images.
 
-Usage:  python benchmarks/fashion_models.py [--train] [--save] [--quick]
+Usage:  python benchmarks/fashion_models.py [--train] [--save] [--quick] [--records-only]
   --save   write benchmarks/results/fashion_models_cpu.txt;  --quick  small sizes, nothing saved
+  --records-only  fit and time nothing: read the neural rows from the records again and keep the
+           statistical rows and the scaling timings of the saved run, with its date and machine
+           (seconds; for a model shipped again, so that the other rows stay on their machine)
 Run it under one thread (the script sets torch's; set OMP_NUM_THREADS=1 too).
 """
 
@@ -36,6 +39,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -213,41 +217,84 @@ def markdown_rows(rows: list[dict]) -> list[str]:
     return out
 
 
+#: The line of a --records-only run that says when the rows it kept were measured.
+KEPT_LINE = r"^# Statistical rows, GMM line and scaling: kept from the run of (.+?) \(--records-only"
+#: A line of the results file's scaling block: data, pixels, CPU ms of the GAN, VAE and GMM.
+SCALE_LINE = r"^#   (8x8 digits|28x28 Fashion)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$"
+
+
+def saved_run(results: Path | None = None) -> dict:
+    """What ``--records-only`` keeps of the run saved in ``results`` (default: this script's
+    results folder): its statistical rows, its scaling timings, and the header lines that say
+    when, on which machine and on which data they were measured."""
+    folder = RESULTS if results is None else results
+    try:
+        text = (folder / "fashion_models_cpu.txt").read_text(encoding="utf-8")
+        saved = json.loads((folder / "fashion_models_cpu.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise SystemExit(f"--records-only keeps a saved run, and {err.filename} is missing: "
+                         "run the benchmark without it") from None
+    scale = [(m[1], int(m[2]), float(m[3]), float(m[4]), float(m[5]))
+             for m in re.finditer(SCALE_LINE, text, flags=re.M)]
+    head = {key: next((ln for ln in text.splitlines() if ln.startswith(key)), None)
+            for key in ("# benchmarks/fashion_models.py", "# Machine", "# Data")}
+    kept_before = re.search(KEPT_LINE, text, flags=re.M)  # a --records-only run's file: its date
+    when = kept_before[1] if kept_before else (head["# benchmarks/fashion_models.py"] or "").rsplit("; ", 1)[-1]
+    rows = [r for r in saved if r["name"] not in NEURAL]
+    if len(rows) != 2 or len(scale) != 2 or None in head.values():
+        raise SystemExit(f"--records-only: {folder / 'fashion_models_cpu.txt'} does not hold a "
+                         "whole saved run (2 statistical rows, 2 scaling lines, its header): run "
+                         "the benchmark without it")
+    return {"rows": rows, "scale": scale, "head": head, "when": when}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--save", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--records-only", action="store_true")
     args = parser.parse_args(argv)
+    if args.records_only and (args.train or args.quick):
+        parser.error("--records-only fits nothing: it goes without --train and --quick")
     torch.set_num_threads(1)
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     wall0, cpu0 = time.time(), time.process_time()
     if args.train and not args.quick:
         train_neural()
-    train, source = fashion_gmm.grey_levels("train")
-    test = fashion_gmm.grey_levels("test")[0][:BPP_IMAGES]
-    if args.quick:
-        train = train[:3000]
-    rows = statistical_rows(train, test, (1, 28, 28), args.quick)
-    scale = scaling(args.quick)
+    machine = f"# Machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, 1 thread; device cpu"
+    if args.records_only:
+        kept = saved_run()
+        rows, scale = kept["rows"], kept["scale"]
+        head = [f"# Statistical rows, GMM line and scaling: kept from the run of {kept['when']} (--records-only "
+                "fits and times nothing), measured on:", kept["head"]["# Machine"], kept["head"]["# Data"]]
+    else:
+        train, source = fashion_gmm.grey_levels("train")
+        test = fashion_gmm.grey_levels("test")[0][:BPP_IMAGES]
+        if args.quick:
+            train = train[:3000]
+        rows = statistical_rows(train, test, (1, 28, 28), args.quick)
+        scale = scaling(args.quick)
+        head = [machine, f"# Data: {source}; all {len(train):,} training images for every model (the VAEs "
+                "hold out 10% for early stopping); test: the first 2,000 test images for bits/px"]
     rows += neural_rows(args.quick)
 
     by = {r["name"]: r for r in rows}
     gmm = rows[1]
     lines = [
         f"# benchmarks/fashion_models.py: the families on 28x28 Fashion-MNIST (Chapter 8); {started} UTC",
-        f"# Machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, 1 thread; device cpu",
+        *head,
         f"# Command: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_models.py"
-        f"{' --train' if args.train else ''}{' --save' if args.save else ''}",
-        f"# Data: {source}; all {len(train):,} training images for every model (the VAEs hold out 10% "
-        "for early stopping); test: the first 2,000 test images for bits/px",
+        f"{' --train' if args.train else ''}{' --records-only' if args.records_only else ''}"
+        f"{' --save' if args.save else ''}",
         "# Scores: metrics.evaluate(dataset='fashion'): 5 draws of 2,000 samples vs 2,000 test images, "
         "mean ± std over draws; classes: of 10 (the Fashion CNN)",
         "# class acc: conditional models, 2,000 samples (200 a class), fraction the Fashion CNN labels "
         "as asked; test bpp: held-out bits/px, 256 levels (VAE: IWAE k=20 of log p(x), an upper "
         "bound; GMM: dequantised density, an upper bound; histograms: exact); bpp | label: log p(x | y)",
         "# Neural rows: records written by tools/ship_models.py (course_lib/assets/models/models.json), "
-        "train CPU s of one thread",
+        "train CPU s of one thread, on " + "; ".join(
+            f"{n} {r['cpu']}" for n, r in shipped_records().items() if n in by),
         *table(rows),
         f"# GMM: {gmm['iters']} EM iterations, converged {gmm['converged']}",
     ]

@@ -494,3 +494,41 @@ def test_the_cvae_ladder_bends_but_is_too_short_to_call_a_plateau():
     cgan_20k = next(r for r in SCREEN.read_rows() if r["setting"] == "cgan-r1-10")
     assert metrics.separated(cgan_20k, ladder[50], "fid") and cgan_20k["fid"][0] < ladder[50]["fid"][0]
     assert all(r["classes"] == 10.0 for r in ladder.values())
+
+
+def test_the_benchmark_can_refresh_the_neural_rows_alone(tmp_path, monkeypatch):
+    """--records-only (for a model shipped again, e.g. on another machine): the neural rows are
+    read from the records again, the statistical rows and the scaling timings are the saved
+    run's, under a line that names its date and machine, which a second such run keeps; without
+    a saved run it stops with a message rather than writing a half file."""
+    bench = load_script("benchmarks/fashion_models.py")
+    saved = ROOT / "benchmarks" / "results" / "fashion_models_cpu.txt"
+    for name in ("fashion_models_cpu.txt", "fashion_models_cpu.json"):
+        (tmp_path / name).write_text((saved.parent / name).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    records = shipped_records()
+    records["gan_fashion"] = {**records["gan_fashion"], "cpu": "Another CPU",
+                              "fit_cpu_s": records["gan_fashion"]["fit_cpu_s"] + 1000.0}
+    monkeypatch.setattr(bench, "shipped_records", lambda: records)
+    assert bench.main(["--records-only", "--save"]) == 0
+    before, after = saved.read_text(encoding="utf-8"), (tmp_path / saved.name).read_text(encoding="utf-8")
+    kept = re.search(r"kept from the run of (.+?) \(--records-only", before)  # saved so itself
+    when = kept[1] if kept else before.splitlines()[0].rsplit("; ", 1)[1]
+    assert f"kept from the run of {when} (--records-only" in after
+    machine = next(ln for ln in before.splitlines() if ln.startswith("# Machine"))
+    assert machine in after.splitlines() and "gan_fashion Another CPU" in after
+    changed = {ln.split()[0] for ln in set(before.splitlines()) ^ set(after.splitlines())
+               if not ln.startswith("#")}
+    assert changed == {"gan_fashion"}  # the table: only the row whose record changed
+    scaling = [ln for ln in before.splitlines() if ln.startswith(("#   8x8", "#   28x28", "#   ratio"))]
+    assert len(scaling) == 3 and all(ln in after.splitlines() for ln in scaling)
+    rows = {r["name"]: r for r in json.loads((tmp_path / "fashion_models_cpu.json").read_text())}
+    assert rows["gan_fashion"]["fit_cpu_s"] == ROWS["gan_fashion"]["fit_cpu_s"] + 1000.0
+    assert rows[GMM] == ROWS[GMM]
+    assert bench.main(["--records-only", "--save"]) == 0  # again: still the first run's date
+    assert f"kept from the run of {when} (--records-only" in (tmp_path / saved.name).read_text()
+    (tmp_path / "fashion_models_cpu.json").unlink()
+    with pytest.raises(SystemExit, match="fashion_models_cpu.json"):
+        bench.main(["--records-only"])
+    with pytest.raises(SystemExit):
+        bench.main(["--records-only", "--train"])
