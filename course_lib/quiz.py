@@ -470,7 +470,7 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
             "it has no likelihood"],
            "c", "The fit and AIS still run at 28×28; the chains from noise and from data "
            "disagree after 1,000 sweeps (R-hat 2.51), so its 'samples' say nothing about it.",
-           "The pairwise MRF: tractable to fit, but its sampler breaks"),
+           "The pairwise MRF: its size and $\\log Z$ are tractable, its fit and its sampler are not"),
         _q("How does the course's convolutional VAE decoder differ from its convolutional "
            "GAN generator?",
            ["it is an MLP", "it uses transposed convolutions",
@@ -481,15 +481,15 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "network is trained, not in what it is.",
            "The VAE: the same networks, mirrored"),
         _q("With one VampPrior shared by all classes, the conditional VAE at 28×28 drew the "
-           "class asked for in a minority of its samples. Why, and what helps?",
+           "class asked for in a minority of its samples in short runs. Why, and what helps?",
            ["the decoder is not given the label",
             "the encoder sees the whole image, so z carries the class and the decoder reads "
             "it from z; a z drawn from a prior shared by the classes has a random class, so "
             "the prior must depend on the label too: p(z | y)",
             "the feature network cannot tell the classes apart",
             "a one-hot label is too small beside 784 pixels to be noticed"],
-           "b", "Nothing in the ELBO makes the decoder prefer y to z as the source of the "
-           "class. With conditional_prior=True the prior of class y is the mixture of that "
+           "b", "The ELBO makes the decoder prefer y to z as the source of the class only "
+           "weakly (at most log 10 nats per image). With conditional_prior=True the prior of class y is the mixture of that "
            "class's pseudo-inputs, so the z of a sample agrees with its label.",
            "The conditional VAE needs a prior per class"),
         _q("A GAN run of 160,000 steps is stopped after 60,000. It is started again from the "
