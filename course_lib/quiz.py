@@ -421,8 +421,9 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
            "Three challenges, made measurable"),
         _q("Why is the memorisation ratio in every row of the comparison?",
            ["it measures the speed of sampling",
-            "no sample-based score sees copying: a model that returns its training images "
-            "scores like real data on FID, KID, precision and recall",
+            "no score that compares the samples only with the test images sees copying: a "
+            "model that returns its training images scores like real data on FID, KID, "
+            "precision and recall",
             "it replaces the likelihood",
             "it counts the classes covered"],
            "b", "Originality is the challenge the article does not name; only the distance "
