@@ -11,10 +11,10 @@ function                                book equation
 :func:`discriminator_loss`              (5.2) ``gan-d-loss``    −V(D, G), the discriminator's loss
 :func:`generator_loss`                  (5.6) ``gan-g-loss``    minimax E log(1 − D(G(z))) or non-saturating −E log D(G(z))
 :func:`optimal_discriminator`           (5.3) ``gan-dstar``     D*(x) = p(x) / (p(x) + q(x))
-:func:`jensen_shannon`                  (5.4) ``gan-js``        V(D*, G) = −log 4 + 2 JS(p ‖ q)
+:func:`jensen_shannon`                  (5.4) ``gan-js``        JS(p ‖ q), of V(D*, G) = −log 4 + 2 JS(p ‖ q)
 :func:`density_ratio_logit`             (5.5) ``gan-logit``     logit D*(x) = log p(x) / q(x)
-:func:`r1_penalty`                      ``gan-r1``        (γ/2) E_p ‖∇ₓ logit D(x)‖²
-:func:`acceptance_probability`          (5.8) ``gan-drs``       min(1, exp(logit D(x) − M))
+:func:`r1_penalty`                      (5.7) ``gan-r1``        E_p ‖∇ₓ logit D(x)‖² (train_step applies γ/2)
+:func:`acceptance_probability`          (5.8) ``gan-drs``       min(1, exp(logit D(x) − log M))
 :func:`kl_divergence`                   (5.9) ``gan-ns-div``    KL(p ‖ q) = ∫ p log p/q, forward or reverse by the order
 :func:`nonsaturating_divergence`        (5.9) ``gan-ns-div``    KL(q ‖ p) − 2 JS(p ‖ q), whose gradient the NS loss follows at D*
 :func:`critic_loss`                     (5.10) ``gan-wgan-gp``  E_q f − E_p f, the Wasserstein critic's loss
@@ -42,8 +42,8 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
   (:class:`ConvGenerator`, :class:`ConvDiscriminator`);
 - the non-saturating generator loss (``loss="wasserstein"``: WGAN-GP, Gulrajani et al. 2017,
   the critic's loss with a gradient penalty instead of the discriminator's and R1);
-- a lazy R1 gradient penalty on the discriminator (Mescheder et al. 2018), computed every
-  ``r1_every`` steps, against mode collapse and oscillation;
+- a lazy R1 gradient penalty on the discriminator (R1: Mescheder et al. 2018; lazy, computed
+  every ``r1_every`` steps: Karras et al. 2020), against mode collapse and oscillation;
 - discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
   trained a little longer with the generator frozen so that its logit estimates
   log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability

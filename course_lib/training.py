@@ -1,6 +1,6 @@
 """The one training machinery of the course's neural models (the GAN and the VAE).
 
-Three pieces, each small enough to read in one go:
+Its pieces, each small enough to read in one go:
 
 - :func:`minibatches`: an endless stream of shuffled mini-batches of row indices, reshuffled
   at every epoch by a ``torch.Generator`` (so the order is fixed by a seed);

@@ -1,7 +1,7 @@
 """How to evaluate a generative model of images: likelihoods, sample-based scores, memorisation.
 
 Use it as one module (``from course_lib import metrics; metrics.fid(real, fake)``); the code
-lives in three parts, each readable on its own:
+lives in four parts, each readable on its own:
 
 :mod:`~course_lib.metrics.formulas` — the formulas
     :func:`gaussian_log_likelihood` and :func:`bits_per_pixel` (likelihood, on one scale for

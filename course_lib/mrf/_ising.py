@@ -58,7 +58,8 @@ class IsingModel(BaseEstimator):
     Parameters
     ----------
     beta : float > 0
-        Inverse temperature ``1 / T`` (``k_B = 1``). Also the starting value for :meth:`fit`.
+        Inverse temperature ``1 / T`` (``k_B = 1``). Also the starting value of :meth:`fit` with
+        ``method="sml"`` (pseudo-likelihood, a concave problem, starts from beta = 0.1).
     J : float
         Coupling: ``J > 0`` favours equal neighbours (ferromagnet).
     h : float
@@ -297,7 +298,8 @@ class IsingModel(BaseEstimator):
           divergent run (``beta·|J|`` beyond ``BETA_LIMIT``, e.g. ``lr`` far too large)
           raises a ``RuntimeError`` naming ``lr``.
 
-        A refit starts from the constructor's ``beta`` and ``h``, not from a previous fit, and
+        A refit starts from the constructor's ``beta`` and ``h`` (SML; pseudo-likelihood from
+        beta = 0.1, h = 0), not from a previous fit, and
         a fit that raises leaves the model as it was. ``y`` is ignored (scikit-learn API).
 
         Sets ``beta_``, ``h_`` and ``history_`` (dict of lists: ``"beta"``, ``"h"``,

@@ -159,7 +159,7 @@ def fit_sml(x, J, beta0, h0, periodic, fit_h, n_iter, lr, n_chains, sampler, ave
         beta = float(theta[0])
         chains.sweep(beta, float(theta[1]) / beta if fit_h else h0)
         phi_model = chains.features()
-        _sml_step(theta, phi_data - phi_model, lr / math.sqrt(1.0 + t / 50.0), fit_h)
+        _sml_step(theta, phi_data - phi_model, lr / math.sqrt(1.0 + t / 50.0), fit_h, h0)
         _check_sml_finite(theta, J, lr, t)
         theta[0] = max(float(theta[0]), 1e-3)  # beta must stay positive
         _record(history, theta, fit_h, h0, phi_data=phi_data.cpu().numpy(),
@@ -173,13 +173,19 @@ def fit_sml(x, J, beta0, h0, periodic, fit_h, n_iter, lr, n_chains, sampler, ave
     return history["beta"][-1], history["h"][-1], history
 
 
-def _sml_step(theta: torch.Tensor, grad: torch.Tensor, step: float, fit_h: bool) -> None:
+def _sml_step(theta: torch.Tensor, grad: torch.Tensor, step: float, fit_h: bool,
+              h0: float) -> None:
     """One ascent step in place: eq. (4.14) [mrf-likelihood-gradient],
-    ``d/dθ (1/n_sites) log p = E_data[φ] - E_model[φ]``."""
+    ``d/dθ (1/n_sites) log p = E_data[φ] - E_model[φ]`` with ``φ = (J Σ x_i x_j, Σ x_i)``.
+    With ``h`` held at ``h0`` the model has the one parameter ``beta`` and the one feature
+    ``J Σ x_i x_j + h0 Σ x_i``, whose gradient is ``grad[0] + h0 · grad[1]``."""
     grad = grad.double().cpu()
-    theta[0] += step * grad[0]
     if fit_h:
+        theta[0] += step * grad[0]
         theta[1] += step * grad[1]
+    else:
+        theta[0] += step * (grad[0] + h0 * grad[1])
+        theta[1] = theta[0] * h0  # the natural parameter beta·h follows beta
 
 
 def _check_sml_finite(theta: torch.Tensor, J: float, lr: float, t: int) -> None:

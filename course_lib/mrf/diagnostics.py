@@ -82,8 +82,8 @@ def integrated_autocorrelation_time(x, c: float = 5.0) -> float:
     """Integrated autocorrelation time with Sokal's automatic window (Sokal 1997).
 
     Implements eq. (4.11) [mrf-tau-int]: ``τ_int = 1 + 2 Σ_{t=1}^{M} ρ(t)`` with the window ``M``
-    the smallest lag such that ``M ≥ c · τ_int(M)`` (``c = 5`` in this convention is ``c = 10``
-    in Sokal's ``τ = 1/2 + Σ ρ``, the emcee package's choice; it balances the bias of cutting
+    the smallest lag such that ``M ≥ c · τ_int(M)`` (``c = 5`` in this convention, the emcee
+    package's default, is ``c = 10`` in Sokal's ``τ = 1/2 + Σ ρ``; it balances the bias of cutting
     the sum early against the noise of summing far tails).
     ``ρ`` is :func:`autocorrelation`, averaged over chains. With this convention
     independent draws give ``τ_int = 1`` and the variance of a mean of ``n`` correlated

@@ -29,7 +29,7 @@ function                                   book equation
 A package; every public name is re-exported here. Read it in this order:
 
 - ``formulas``: the equations above, on tensors, one function each;
-- ``likelihoods``: the decoders p(x | z), eqs. (6.6)-(6.8), the course's likelihood scale, and
+- ``likelihoods``: the decoders p(x | z), eqs. (6.6)-(6.7) (and the independent-pixel baseline, eq. (6.8)), the course's likelihood scale, and
   the presets each decoder implies for the data (``DATA_PRESETS``: grey levels, points or
   binary images);
 - ``networks``: the encoder, the decoder and the prior p(z), and the one-draw ELBO;

@@ -3,7 +3,7 @@
 Each docstring cites its equation by the number the book shows and by its label in the
 sources, e.g. eq. (6.3) [vae-elbo]. They work on tensors and know nothing of the estimator:
 :class:`course_lib.vae.VAE` calls them, and the exercises check the learner's versions
-against them. The decoder likelihoods of eqs. (6.6)-(6.8) are in :mod:`.likelihoods`.
+against them. The decoder likelihoods of eqs. (6.6)-(6.7) (and the independent-pixel baseline, eq. (6.8)) are in :mod:`.likelihoods`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The decoders p(x | z) of the VAE, eqs. (6.6)-(6.8), and the likelihood scale of the course.
+"""The decoders p(x | z) of the VAE, eqs. (6.6)-(6.7) (and the independent-pixel baseline, eq. (6.8)), and the likelihood scale of the course.
 
 The likelihood scale
 --------------------

@@ -143,8 +143,8 @@ class VAE(NeuralEstimator):
         flattened inputs (plus a one-hot label for a conditional model) to ``2 * latent_dim``
         numbers (μ and log σ²). ``decoder(latent_dim [+ n_classes], D * P)`` maps z to the
         ``P`` parameters of every pixel. (A model with custom networks is saved with its
-        weights, but :meth:`load` rebuilds the default networks: load it into an estimator
-        built with the same callables via ``_restore``.)
+        weights but not its callables: load it with ``VAE.load(path, encoder=..., decoder=...)``,
+        the same callables; a plain ``VAE.load(path)`` refuses it.)
     random_state : int or None
         Seeds the weights, the minibatch order and the noise. Same value, same result on the CPU.
     device : str, torch.device or None (``None``: :func:`course_lib.get_device`)
