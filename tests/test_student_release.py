@@ -156,6 +156,22 @@ def test_the_releases_launch_buttons_never_point_at_the_course_repository(releas
     assert len(findings) == 1 and "launch buttons" in findings[0], findings
 
 
+def test_the_course_url_defaults_to_the_clones_origin_where_the_config_has_none(tmp_path):
+    # The launch buttons follow the `origin` remote when _config.yml names no URL
+    # (tools/book_fixes.py): check() must then guard that URL, not "" (which guards nothing).
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "_config.yml").write_text('repository:\n  url: ""\n', encoding="utf-8")
+    assert sr.course_repository_url(course) == ""  # not a git clone, no URL in the config
+    subprocess.run(["git", "init", "-q", str(course)], check=True)
+    subprocess.run(["git", "-C", str(course), "remote", "add", "origin",
+                    "git@github.com:someone/course.git"], check=True)
+    assert sr.course_repository_url(course) == "https://github.com/someone/course"
+    (course / "_config.yml").write_text('repository:\n  url: "https://github.com/a/b"\n',
+                                        encoding="utf-8")
+    assert sr.course_repository_url(course) == "https://github.com/a/b"
+
+
 def test_the_checker_exits_non_zero_on_a_planted_solution(release, tmp_path):
     planted = _copy(release, tmp_path)
     run = lambda: subprocess.run([sys.executable, str(TOOL), "check", str(planted)],  # noqa: E731

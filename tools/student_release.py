@@ -296,6 +296,21 @@ def tracked_files() -> list[str]:
     return [p for p in result.stdout.decode().split("\0") if p and (ROOT / p).is_file()]
 
 
+def course_repository_url(root: Path = ROOT) -> str:
+    """The course repository's URL as its book's launch buttons get it: ``repository.url`` of
+    its _config.yml or, where that is empty, the URL of the clone's ``origin`` remote (the
+    same rule as tools/book_fixes.py); "" where neither gives one."""
+    url = repository_url((root / "_config.yml").read_text(encoding="utf-8"))
+    if url:
+        return url
+    tools = str(Path(__file__).resolve().parent)
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from book_fixes import repository_url_from_git
+
+    return repository_url_from_git(root) or ""
+
+
 def build(dest: Path, *, make_git: bool = False, url: str = "") -> list[str]:
     """Write the release into ``dest``; return the paths written, relative to ``dest``."""
     if dest.exists() and any(dest.iterdir()):
@@ -384,11 +399,11 @@ def check(release: Path, solutions: Path | None = ROOT / "solutions",
     """Findings of solution content in ``release``; an empty list means none.
 
     Answer lines listed in ``SHOWN_IN_CHAPTERS`` are appended to ``notes`` instead.
-    ``course_url`` is the course repository's URL (default: ``repository.url`` of its
-    _config.yml), which the release's launch buttons must not use.
+    ``course_url`` is the course repository's URL (default: :func:`course_repository_url`),
+    which the release's launch buttons must not use.
     """
     if course_url is None:
-        course_url = repository_url((ROOT / "_config.yml").read_text(encoding="utf-8"))
+        course_url = course_repository_url()
     findings = []
     notes = [] if notes is None else notes
     fingerprints = answer_fingerprints(solutions) if solutions and solutions.is_dir() else set()
