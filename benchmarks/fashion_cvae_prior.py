@@ -72,6 +72,24 @@ def line(name: str, seed: int, r: dict) -> str:
             f"{r['keeps']:17.3f}  {r['follows']:13.3f}  {r['val_bpp']:11.4f}  {r['cpu']:9.1f}")
 
 
+def read_rows(path: Path | None = None) -> list[dict]:
+    """The runs in the results file, in file order: one dict per row, with ``prior`` (a key of
+    ``PRIORS``), ``seed``, ``epochs``, ``class_acc``, ``keeps``, ``follows``, ``val_bpp`` and
+    ``cpu_s``. The prior's name has spaces: it is the row's first 20 characters (``line``)."""
+    path = RESULTS if path is None else path  # RESULTS as it is now (tests redirect it)
+    if not path.exists():
+        return []
+    out = []
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        if not ln.startswith(tuple(PRIORS)):
+            continue
+        seed, epochs, *numbers = ln[20:].split()
+        out.append({"prior": ln[:20].strip(), "seed": int(seed), "epochs": int(epochs),
+                    **dict(zip(("class_acc", "keeps", "follows", "val_bpp", "cpu_s"),
+                               map(float, numbers), strict=True))})
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)

@@ -116,6 +116,54 @@ def parse_extra(items: list[str]) -> list[tuple[int, float]]:
     return pairs
 
 
+BLOCK_START = "# benchmarks/fashion_gmm.py"  # the first line of every run's block
+
+
+def read_blocks(path: Path | None = None) -> list[dict]:
+    """The screens in the results file, one per run of the script, in file order: each a dict
+    with ``machine`` (its "# Machine" line), ``indep`` (independent pixels' validation and test
+    bits/px), ``gaussian`` (one Gaussian's) and ``rows``: one dict per mixture, with ``K``,
+    ``reg_covar``, ``iters``, ``converged``, ``init_s``, ``per_iter``, ``fit_cpu_s``, ``val``
+    and ``test`` (bits/px). The ``scored`` lines of ``--score`` are :func:`read_scored`'s."""
+    path = RESULTS / "fashion_gmm_cpu.txt" if path is None else path
+    blocks = []
+    for block in path.read_text(encoding="utf-8").split(BLOCK_START)[1:]:
+        lines = block.splitlines()
+        found = {"machine": next(ln for ln in lines if ln.startswith("# Machine:")), "rows": []}
+        for cells in (ln.split() for ln in lines if not ln.startswith("#")):
+            if cells[:2] == ["independent", "pixels"]:
+                found["indep"] = (float(cells[-4]), float(cells[-3]))
+            elif cells[:2] == ["one", "Gaussian"]:
+                found["gaussian"] = (float(cells[9]), float(cells[10]))
+            elif cells[:2] == ["diagonal", "GMM"]:
+                found["rows"].append({
+                    "K": int(cells[2]), "reg_covar": float(cells[3]), "iters": int(cells[4]),
+                    "converged": cells[5] == "yes", "init_s": float(cells[6]),
+                    "per_iter": float(cells[7]), "fit_cpu_s": float(cells[8]),
+                    "val": float(cells[9]), "test": float(cells[10])})
+        blocks.append(found)
+    return blocks
+
+
+def read_scored(path: Path | None = None) -> dict[int, dict]:
+    """The ``--score K`` rows of the results file, by K: ``reg_covar``, ``iters``, ``classes``,
+    ``bpp`` (the 2,000 test images), ``fit_cpu_s`` and, for FID, KID, precision and recall,
+    its ``(mean, std)`` over the protocol's draws."""
+    path = RESULTS / "fashion_gmm_cpu.txt" if path is None else path
+    out = {}
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        if not ln.startswith("scored ") or ln.startswith("scored K"):
+            continue
+        cells = ln.replace("±", " ").split()
+        numbers = [float(c) for c in cells[4:]]  # 4 x (mean, std), classes, bpp, fit CPU s
+        row = {"reg_covar": float(cells[2]), "iters": int(cells[3]), "classes": numbers[8],
+               "bpp": numbers[9], "fit_cpu_s": numbers[10]}
+        row.update({k: (numbers[2 * i], numbers[2 * i + 1])
+                    for i, k in enumerate(("fid", "kid", "precision", "recall"))})
+        out[int(cells[1])] = row
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

@@ -137,6 +137,35 @@ def run_one(name, fit, test, args, project: bool) -> dict:
     return row
 
 
+def read_rows(path: Path | None = None) -> list[dict]:
+    """The table of the results file, in file order: one dict per row, with ``name`` (e.g.
+    "fashion 28x28"), ``D``, ``N``, ``params``, ``fit_cpu_s`` and ``projected``; a row that was
+    fitted and scored (not ``projected``) has ``pseudo``, ``ais`` ({steps: (bpp, MC error)}),
+    ``indep``, ``sweep_ms``, ``e_noise``, ``e_data``, ``e_test`` and ``rhat`` too."""
+    path = RESULTS / "fashion_mrf_cpu.txt" if path is None else path
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = next(ln for ln in lines if ln.startswith("model "))
+    steps = [int(c[3:]) for c in header.split() if c.startswith("AIS")]
+    out = []
+    for ln in lines:
+        if ln.startswith(("#", "model ")) or not ln.strip():
+            continue
+        cells = ln.split()
+        name, (D, N, params), fit_s = " ".join(cells[:2]), map(int, cells[2:5]), cells[6]
+        row = {"name": name, "D": D, "N": N, "params": params,
+               "fit_cpu_s": float(fit_s.rstrip("*")), "projected": fit_s.endswith("*")}
+        if not row["projected"]:
+            rest = cells[7:]  # dPLL, peak@, pseudo, the AIS columns, indep, sweep ms, ...
+            ais = rest[3:3 + len(steps)]
+            row.update({"pseudo": float(rest[2]),
+                        "ais": {k: tuple(map(float, a.split("±"))) for k, a in zip(steps, ais)}})
+            indep, sweep, e_noise, e_data, e_test, _, rhat = rest[3 + len(steps):]
+            row.update(indep=float(indep), sweep_ms=float(sweep), e_noise=float(e_noise),
+                       e_data=float(e_data), e_test=float(e_test), rhat=float(rhat))
+        out.append(row)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

@@ -31,29 +31,21 @@ def test_parse_extra(bench):
     assert bench.parse_extra(["1e-4:10,50", "1e-6:5"]) == [(10, 1e-4), (50, 1e-4), (5, 1e-6)]
 
 
-def _screen_blocks() -> list[dict]:
+def _screen_blocks(bench) -> list[dict]:
     """The results file's blocks (one per run of the script), each: the independent pixels'
     (val, test) bits/px and {K: (val, test)} of its reg_covar 1e-6 mixtures."""
-    from _shared import ROOT
-
-    text = (ROOT / "benchmarks" / "results" / "fashion_gmm_cpu.txt").read_text(encoding="utf-8")
-    blocks = []
-    for block in text.split("# benchmarks/fashion_gmm.py")[1:]:
-        rows = [ln.split() for ln in block.splitlines()]
-        indep = next(r for r in rows if r[:2] == ["independent", "pixels"])
-        gmm = {int(r[2]): (float(r[9]), float(r[10])) for r in rows
-               if r[:2] == ["diagonal", "GMM"] and r[3] == "1e-06"}
-        blocks.append({"indep": (float(indep[-4]), float(indep[-3])), "gmm": gmm})
-    return blocks
+    return [{"indep": b["indep"], "gmm": {r["K"]: (r["val"], r["test"]) for r in b["rows"]
+                                          if r["reg_covar"] == 1e-6}}
+            for b in bench.read_blocks()]
 
 
-def test_the_extended_screen_has_its_optimum_inside_and_stays_above_independent_pixels():
+def test_the_extended_screen_has_its_optimum_inside_and_stays_above_independent_pixels(bench):
     """Chapter 8: the first screen's best K (200) sat at its edge; the extension to 3,200 has
     its validation optimum inside (K = 1,600, worse at 3,200), and every K of both blocks is
     above independent pixels on validation; the page quotes the extension's four values."""
     from _shared import ROOT
 
-    first, second = _screen_blocks()
+    first, second = _screen_blocks(bench)
     assert max(first["gmm"]) == 200 == min(first["gmm"], key=lambda k: first["gmm"][k][0])
     assert sorted(second["gmm"]) == [400, 800, 1600, 3200]
     best = min(second["gmm"], key=lambda k: second["gmm"][k][0])
@@ -68,7 +60,7 @@ def test_the_extended_screen_has_its_optimum_inside_and_stays_above_independent_
     assert round(gap, 2) == 0.05 and "about 0.05 bits per pixel short" in page
 
 
-def test_the_extended_screens_pick_scored_on_all_images_ties_independent_pixels():
+def test_the_extended_screens_pick_scored_on_all_images_ties_independent_pixels(bench):
     """fashion_gmm.py --score 1600: the pick of the extended screen, fitted on all 60,000
     images and scored like the comparison's K = 200 row, ties independent pixels in bits/px on
     the comparison's 2,000 test images (within 0.01), halves the K = 200 FID, and stays
@@ -79,10 +71,9 @@ def test_the_extended_screens_pick_scored_on_all_images_ties_independent_pixels(
 
     from course_lib import metrics
 
-    text = (ROOT / "benchmarks" / "results" / "fashion_gmm_cpu.txt").read_text(encoding="utf-8")
-    (cells,) = [ln.replace("±", " ").split() for ln in text.splitlines()
-                if ln.startswith("scored 1600 ")]
-    fid, recall, bpp = (float(cells[4]), float(cells[5])), float(cells[10]), float(cells[13])
+    scored = bench.read_scored()
+    assert sorted(scored) == [1600]
+    fid, recall, bpp = scored[1600]["fid"], scored[1600]["recall"][0], scored[1600]["bpp"]
     table = {r["name"]: r for r in json.loads(
         (ROOT / "benchmarks" / "results" / "fashion_models_cpu.json").read_text())}
     k200 = next(r for n, r in table.items() if n.startswith("diagonal GMM"))

@@ -102,12 +102,9 @@ def test_the_per_class_prior_beats_the_shared_one_in_the_screen():
     samples show the class asked for more often than the shared prior's, seed by seed; and with
     either prior the decoder keeps the encoded image's class more often than it follows a
     swapped label (the book's reading of the label-swap columns)."""
-    text = (ROOT / "benchmarks" / "results" / "fashion_cvae_prior_cpu.txt").read_text()
-    runs = {}
-    for ln in text.splitlines():
-        if ln.startswith(("shared", "per class")):
-            nums = ln[20:].split()
-            runs[(ln[:20].strip(), int(nums[0]))] = [float(v) for v in nums[2:5]]
+    bench = load_script("benchmarks/fashion_cvae_prior.py")
+    runs = {(r["prior"], r["seed"]): [r["class_acc"], r["keeps"], r["follows"]]
+            for r in bench.read_rows()}
     seeds = sorted({seed for _, seed in runs})
     assert len(runs) == 2 * len(seeds) >= 4
     for seed in seeds:
