@@ -1,11 +1,13 @@
 """Benchmark: checkerboard Gibbs against Swendsen-Wang at the critical temperature.
 
 For lattices L x L (periodic, J = 1, h = 0) at T_c, measured in this one process:
-  * time per sweep of each sampler (one chain, median of several runs);
+  * time per sweep of each sampler (one chain, median of several runs; CPU seconds of this
+    one-thread process on a CPU, so that other jobs on the machine do not count);
   * the integrated autocorrelation time tau_int of |M| and of the energy (Sokal's window,
     course_lib.mrf.diagnostics), from long runs of several chains started all up;
-  * the cost per effectively independent sample: time per sweep x 2 tau_int, with the larger
-    of the two tau_int;
+  * the cost per effectively independent sample: time per sweep x tau_int, with the larger
+    of the two tau_int (tau_int = 1 + 2 sum_k rho(k), course_lib's convention: N correlated
+    sweeps carry about as much information as N / tau_int independent ones);
   * the ratio Gibbs / Swendsen-Wang of that cost (the goal of issue 11: >= 20x at L = 64).
 
 Gibbs' tau_int grows like L^2.17 at T_c: a run long enough to measure it (>= 20 tau_int) is
@@ -16,7 +18,9 @@ every size.
 Usage:  python benchmarks/mrf_cluster.py [--quick] [--save]
   --quick  a smoke run (small sizes, short runs);
   --save   also write the table to benchmarks/results/mrf_cluster_<device>.txt
-The 2-core CPU is shared: the load average is printed with the table; compare ratios.
+The 2-core CPU is shared: the load average is printed with the table; CPU seconds are less
+sensitive to it than wall seconds, but a busy machine still slows a process (caches, memory).
+Compare ratios.
 """
 
 from __future__ import annotations
@@ -32,22 +36,26 @@ import numpy as np
 import torch
 
 from course_lib import mrf
+from course_lib._core import cpu_name
 
 BETA_C = 1.0 / mrf.ising_critical_temperature()
 
 
 def seconds_per_sweep(method: str, L: int, sweeps: int, repeats: int, device: str) -> float:
-    """Median wall time of one sweep of one chain (set-up included, divided by the sweeps)."""
+    """Median time of one sweep of one chain (set-up included, divided by the sweeps): CPU
+    seconds of this process on the CPU (one thread: what the sampler used, whatever else runs
+    on the machine), wall seconds on a GPU."""
+    clock = time.process_time if device == "cpu" else time.perf_counter
     model = mrf.IsingModel(beta=BETA_C)
     times = []
     for r in range(repeats + 1):
-        t0 = time.perf_counter()
+        t0 = clock()
         model.sample(1, (L, L), n_sweeps=sweeps, burn_in=0, method=method, init="up", seed=r,
                      device=device)
         if device == "cuda":
             torch.cuda.synchronize()
         if r:  # the first run warms up
-            times.append((time.perf_counter() - t0) / sweeps)
+            times.append((clock() - t0) / sweeps)
     return statistics.median(times)
 
 
@@ -68,8 +76,8 @@ def table(device: str, quick: bool) -> list[str]:
         gibbs_measured, sw_run = {16: (1000, 2), 32: (2000, 2)}, {16: (100, 2), 32: (100, 2)}
     lines = [
         f"Table. Cost per effectively independent sample at T_c = {1 / BETA_C:.6f}, {device}",
-        "time per sweep: one chain, median of 5 runs; tau_int of |M| and E (Sokal's window, c=5);",
-        "cost per independent sample = time per sweep x 2 tau_int (the larger tau_int)",
+        f"time per sweep: one chain, median of 5 runs ({'CPU' if device == 'cpu' else 'wall'} seconds); tau_int of |M| and E (Sokal's window, c=5);",
+        "cost per independent sample = time per sweep x tau_int (the larger tau_int; tau_int = 1 + 2 sum rho)",
         "",
         f"{'L':>5} | {'Gibbs s/sweep':>13} {'tau |M|':>8} {'tau E':>7} {'cost/indep':>11} | "
         f"{'SW s/sweep':>11} {'tau |M|':>8} {'tau E':>7} {'cost/indep':>11} | {'Gibbs/SW':>9}",
@@ -85,9 +93,9 @@ def table(device: str, quick: bool) -> list[str]:
         fit[key] = (slope, intercept)
     ratios = {}
     for L in sizes:
-        sweeps_time = 20 if L <= 64 else 5
-        t_g = seconds_per_sweep("gibbs", L, 200 if L <= 64 else 40, 5, device)
-        t_s = seconds_per_sweep("swendsen_wang", L, sweeps_time, 5, device)
+        # enough sweeps that each timed run takes a few tenths of a second on a CPU
+        t_g = seconds_per_sweep("gibbs", L, 2000 if L <= 64 else 500, 5, device)
+        t_s = seconds_per_sweep("swendsen_wang", L, 400 if L <= 64 else 60, 5, device)
         if L in gibbs_tau:
             tg, note = gibbs_tau[L], ""
         else:
@@ -95,8 +103,8 @@ def table(device: str, quick: bool) -> list[str]:
             note = "  (Gibbs tau extrapolated)"
         sweeps, chains = sw_run[L]
         ts = tau("swendsen_wang", L, sweeps, chains, device)
-        cost_g = t_g * 2 * max(tg.values())
-        cost_s = t_s * 2 * max(ts.values())
+        cost_g = t_g * max(tg.values())
+        cost_s = t_s * max(ts.values())
         ratios[L] = cost_g / cost_s
         lines.append(
             f"{L:>5} | {t_g:13.2e} {tg['abs_magnetization']:8.1f} {tg['energy']:7.1f} "
@@ -129,7 +137,7 @@ def main(argv=None) -> None:
             "MRF cluster benchmark (benchmarks/mrf_cluster.py%s)" % (" --quick" if args.quick else ""),
             f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; torch {torch.__version__}; "
             f"numpy {np.__version__}; python {platform.python_version()}",
-            f"CPU: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; GPU: "
+            f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; GPU: "
             f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
             f"load average at start (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
             "",
