@@ -301,3 +301,29 @@ def test_conditional_prior_save_load(class_prior_vae, tmp_path):
     loaded = VAE.load(tmp_path / "m.pt", device=CPU)
     assert loaded.conditional_prior is True
     np.testing.assert_array_equal(loaded.sample(6, labels=2, seed=2), m.sample(6, labels=2, seed=2))
+
+
+def test_the_mixture_prior_and_the_decoder_mean_in_blocks_match_the_whole(monkeypatch):
+    """Large inputs are taken in blocks (formulas.BLOCK_ELEMENTS, so that 100,000 latent draws
+    under a 100-component prior, or 500 samples of 784 pixels at 256 levels, do not need
+    gigabytes at once): with blocks of a few rows the results are those of one block."""
+    from course_lib.vae import formulas, likelihoods
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(37, 5, 3, generator=gen, dtype=torch.float64)  # (..., d): 185 points
+    means, log_vars = torch.randn(4, 3, generator=gen), 0.3 * torch.randn(4, 3, generator=gen)
+    logits = torch.randn(4, generator=gen)
+    params = torch.randn(6, 50, 2, generator=gen)  # 300 pixels: mean, log-scale
+    whole = (vae.mixture_prior_log_prob(z, means.double(), log_vars.double(), logits.double()),
+             likelihoods._decoder_mean("discretized_logistic", params, 256, draw=False),
+             likelihoods._decoder_mean("discretized_logistic", params, 256, draw=True,
+                                       generator=torch.Generator().manual_seed(1)))
+    monkeypatch.setattr(formulas, "BLOCK_ELEMENTS", 4 * 3 * 7)  # 7 points, 0 pixels -> 1 a block
+    blocks = (vae.mixture_prior_log_prob(z, means.double(), log_vars.double(), logits.double()),
+              likelihoods._decoder_mean("discretized_logistic", params, 256, draw=False),
+              likelihoods._decoder_mean("discretized_logistic", params, 256, draw=True,
+                                        generator=torch.Generator().manual_seed(1)))
+    for a, b in zip(whole, blocks):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert whole[0].shape == (37, 5) and whole[1].shape == (6, 50)

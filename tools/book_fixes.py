@@ -15,7 +15,9 @@ Registered in ``_config.yml`` (``sphinx.local_extensions: {book_fixes: tools}``)
    an empty mode makes the theme log "Got invalid theme mode" on a reader's first visit;
 5. when ``repository.url`` in ``_config.yml`` is empty, takes the repository URL from the
    clone's ``origin`` remote, so that the launch buttons (Binder, JupyterHub, Colab) and the
-   repository button work in any fork without editing the configuration.
+   repository button work in any fork without editing the configuration;
+6. applies ``tools/nbclient_fix.py`` before the notebooks are executed (myst-nb runs them in
+   this process): a cell that displays a widget could stall the build for its whole timeout.
 
 Nothing here is a ``.js`` file under a ``_static`` folder (Jupyter Book 1 would inject every
 such file into every page): the one script is inline.
@@ -118,6 +120,11 @@ def _on_page_context(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
+    # myst-nb executes the notebooks in this process, through nbclient: poll for each cell's
+    # reply in slices, so that a widget cell cannot stall the build for its whole timeout.
+    import nbclient_fix
+
+    nbclient_fix.apply()
     app.connect("config-inited", _on_config_inited)
     # Priority 501: after the MathJax configuration and loader (priority 500).
     app.add_js_file(None, body=MATHJAX2_SHIM, priority=501)

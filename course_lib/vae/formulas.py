@@ -120,6 +120,12 @@ def gaussian_kl(mean, log_var, reduce: bool = True) -> torch.Tensor:
     return terms.sum(-1) if reduce else terms
 
 
+#: The most numbers (about) that :func:`mixture_prior_log_prob` and the discretised logistic's
+#: mean (``likelihoods._decoder_mean``) hold in one intermediate array: 2**21, 8 MiB in
+#: float32. Larger inputs are processed in blocks, with the same result.
+BLOCK_ELEMENTS = 2**21
+
+
 def log_normal_diag(x, mean, log_var) -> torch.Tensor:
     """log N(x | mean, diag(exp(log_var))), summed over the last dimension."""
     return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var)).sum(-1)
@@ -139,9 +145,20 @@ def mixture_prior_log_prob(z, means, log_vars, logits) -> torch.Tensor:
     ``(K, d)``, ``logits`` ``(K,)``. Returns ``(...)``. With K = 1, m = 0 and log v = 0 it is
     the standard normal of :func:`log_normal_diag`. The VampPrior (Tomczak & Welling 2018) is the
     case of equal weights with (m_k, log v_k) the encoder's output at K learned pseudo-inputs.
+
+    The sum runs over an ``(n, K, d)`` array for n points; for many points it is taken over
+    blocks of them, so that memory stays bounded (at most ``BLOCK_ELEMENTS`` numbers a block)
+    with the same result.
     """
-    comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (..., K)
-    return torch.logsumexp(comp + torch.log_softmax(logits, dim=-1), dim=-1)
+    log_pi = torch.log_softmax(logits, dim=-1)
+    rows = z.reshape(-1, z.shape[-1])
+    per_block = max(1, BLOCK_ELEMENTS // max(1, means.numel()))
+    if len(rows) <= per_block:
+        comp = log_normal_diag(z.unsqueeze(-2), means, log_vars)  # (..., K)
+        return torch.logsumexp(comp + log_pi, dim=-1)
+    blocks = [torch.logsumexp(log_normal_diag(r.unsqueeze(-2), means, log_vars) + log_pi, dim=-1)
+              for r in rows.split(per_block)]
+    return torch.cat(blocks).reshape(z.shape[:-1])
 
 
 def monte_carlo_kl(z, mean, log_var, log_prior_z) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from .._core import as_tensor, check_int, check_real
 from ..data import DIGIT_LEVELS
+from . import formulas
 from .formulas import _LOG_2PI
 
 #: Decoder likelihoods p(x | z) offered by :class:`course_lib.vae.VAE`.
@@ -155,17 +156,26 @@ def _decoder_mean(likelihood: str, params, n_levels: int, draw: bool, generator=
     """
     if likelihood == "discretized_logistic":
         # P(level > j) = 1 - CDF(upper edge of bin j), j = 0..L-2: the mean level is their sum,
-        # and a draw counts the edges whose CDF lies below a uniform u (inverse CDF).
+        # and a draw counts the edges whose CDF lies below a uniform u (inverse CDF). Both hold
+        # an (..., L-1) array: taken over blocks of pixels, so that 500 samples of 784 pixels at
+        # 256 levels do not need a gigabyte at once.
         h = 0.5 / (n_levels - 1)
         edges = torch.arange(n_levels - 1, dtype=params.dtype, device=params.device)
         edges = edges / (n_levels - 1) + h
-        scale = torch.exp(params[..., 1:2].clamp(min=_MIN_LOG_SCALE))
-        cdf = torch.sigmoid((edges - params[..., :1]) / scale)  # (..., L-1)
-        if draw:
-            u = torch.rand(cdf.shape[:-1], generator=generator, device=cdf.device,
-                           dtype=cdf.dtype)
-            return (cdf < u.unsqueeze(-1)).sum(-1).to(params.dtype) / (n_levels - 1)
-        return (1.0 - cdf).sum(-1) / (n_levels - 1)
+        u = (torch.rand(params.shape[:-1], generator=generator, device=params.device,
+                        dtype=params.dtype) if draw else None)
+        flat, per_block = params.reshape(-1, params.shape[-1]), max(1, formulas.BLOCK_ELEMENTS // len(edges))
+        out = []
+        for s in range(0, len(flat), per_block):
+            block = flat[s : s + per_block]
+            scale = torch.exp(block[:, 1:2].clamp(min=_MIN_LOG_SCALE))
+            cdf = torch.sigmoid((edges - block[:, :1]) / scale)  # (pixels, L-1)
+            if draw:
+                ub = u.reshape(-1)[s : s + per_block]
+                out.append((cdf < ub.unsqueeze(-1)).sum(-1).to(params.dtype))
+            else:
+                out.append((1.0 - cdf).sum(-1))
+        return torch.cat(out).reshape(params.shape[:-1]) / (n_levels - 1)
     if likelihood == "categorical":
         log_p = torch.log_softmax(params, dim=-1)
         if draw:
