@@ -415,7 +415,7 @@ def test_the_vae_ladder_reads_its_rows_and_does_not_run_a_recorded_model_again(t
     # the registered command of `make bench` finds the model recorded and trains nothing, and
     # so does the command that made the conditional VAE's rows
     assert VAE_LADDER.main(["--save"]) == 0
-    assert VAE_LADDER.main(["--models", "cvae_fashion", "--threads", "2", "--save"]) == 0
+    assert VAE_LADDER.main(["--models", "cvae_fashion", "--threads", "1", "--save"]) == 0
     assert copy.read_text(encoding="utf-8") == before
     with pytest.raises(SystemExit):
         VAE_LADDER.main(["--epochs", "0"])
@@ -426,9 +426,9 @@ def _vae_ladder(model: str = "vae_fashion") -> dict[int, dict]:
     return {r["epoch"]: r for r in VAE_LADDER.read_rows() if r["model"] == model}
 
 
-# the rungs of each ladder: the conditional VAE's run was cut after 50 epochs (its results file)
+# the rungs of each ladder
 @pytest.mark.parametrize("model, rungs", [("vae_fashion", [5, 10, 20, 40, 60, 80]),
-                                          ("cvae_fashion", [5, 10, 20, 40, 50])])
+                                          ("cvae_fashion", [5, 10, 20, 40, 60, 80])])
 def test_the_book_shows_the_vae_epoch_ladder(model, rungs):
     """book/08_scaling.md's tables under "Is it converged?" are the VAEs' ladders, row for row,
     and the sentence under each lists its rungs' held-out bits per pixel."""
@@ -465,32 +465,31 @@ def test_the_vae_fid_levelled_off_by_its_shipped_epochs_and_stays_behind_the_gan
         assert metrics.separated(gan, vae_80, "fid") and gan["fid"][0] < vae_80["fid"][0]
 
 
-def test_the_cvae_ladder_bends_but_is_too_short_to_call_a_plateau():
-    """Chapter 8's conditional VAE ladder (one run, cut after 50 epochs): every doubling up to
-    the shipped 40 epochs is separated, each by a smaller factor; 40 -> 50 is within the spread,
-    but so would be a fall at the 20 -> 40 rate per doubling, which is why the page does not call it a
-    plateau; the 40-epoch rung reproduces the shipped model within the spread; and at 50 epochs
-    it is still behind the conditional GAN's 20,000-step run."""
+def test_the_cvae_fid_levelled_off_by_its_shipped_epochs_and_stays_behind_the_cgan():
+    """Chapter 8's conditional VAE ladder (one 80-epoch run): every doubling up to the shipped
+    40 epochs is separated, each by a larger ratio (the curve bends); 40 -> 80 is within the
+    spread, so by the rule the FID has levelled off at the shipped budget, while the likelihood
+    still improves at every rung; the 40-epoch rung reproduces the shipped model within the
+    spread; and after 80 epochs it is still behind the conditional GAN's 20,000-step run."""
     ladder = _vae_ladder("cvae_fashion")
     shipped = shipped_records()["cvae_fashion"]["params"]["epochs"]
-    assert sorted(ladder) == [5, 10, 20, 40, 50] and shipped == 40
+    assert sorted(ladder) == [5, 10, 20, 40, 60, 80] and shipped == 40
     ratios = []
-    for e in (5, 10, 20):
-        assert metrics.separated(ladder[e], ladder[2 * e], "fid")
+    for e in (5, 10, 20, 40):
         ratios.append(ladder[2 * e]["fid"][0] / ladder[e]["fid"][0])
+        assert metrics.separated(ladder[e], ladder[2 * e], "fid") == (e < shipped)
     assert ratios == sorted(ratios) and ratios[-1] < 1
-    (f40, s40), (f50, s50) = ladder[40]["fid"], ladder[50]["fid"]
-    spread = 2 * np.hypot(s40, s50)  # the rule's threshold, metrics.separated
-    expected_fall = f40 * (1 - ratios[-1] ** np.log2(50 / 40))  # at the 20 -> 40 rate per doubling
-    assert not metrics.separated(ladder[40], ladder[50], "fid") and 0 < f40 - f50 < spread
-    assert expected_fall < spread
-    # at the 20 -> 40 rate per epoch the fall would have been separated: the curve bends
-    linear_fall = (ladder[20]["fid"][0] - f40) / 20 * 10
-    assert f40 - f50 < spread < linear_fall
+    assert all(ladder[a]["val_bpp"] > ladder[b]["val_bpp"] for a, b in zip(ladder, list(ladder)[1:]))
     assert not metrics.separated(ladder[shipped], ROWS["cvae_fashion"], "fid")
     cgan_20k = next(r for r in SCREEN.read_rows() if r["setting"] == "cgan-r1-10")
-    assert metrics.separated(cgan_20k, ladder[50], "fid") and cgan_20k["fid"][0] < ladder[50]["fid"][0]
+    assert metrics.separated(cgan_20k, ladder[80], "fid") and cgan_20k["fid"][0] < ladder[80]["fid"][0]
     assert all(r["classes"] == 10.0 for r in ladder.values())
+    page = " ".join((ROOT / "book" / "08_scaling.md").read_text(encoding="utf-8").split())
+    (f40, s40), (f80, s80) = ladder[40]["fid"], ladder[80]["fid"]
+    assert (f"fell from {f40:.1f} to {f80:.1f}, **within the spread** ({f40 - f80:.1f} against "
+            f"the rule's {2 * np.hypot(s40, s80):.1f})") in page
+    assert "per doubling " + ", ".join(f"{r:.2f}" for r in ratios[:2]) + f" and {ratios[2]:.2f}" in page
+    assert f"a ratio of {ratios[3]:.2f} for the doubling" in page
 
 
 def test_the_benchmark_can_refresh_the_neural_rows_alone(tmp_path, monkeypatch):
