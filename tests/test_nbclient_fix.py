@@ -93,3 +93,37 @@ def test_a_widget_cell_runs_without_a_stall():
         NotebookClient(nb, timeout=20, kernel_name="python3").execute()
         assert time.monotonic() - start < 15, "a widget cell stalled nbclient"
         assert nb.cells[-1].outputs[0]["text"] == "end\n"
+
+
+def test_run_as_nbconvert_it_executes_with_the_fix(tmp_path, monkeypatch):
+    """tools/binder_check.sh runs ``python tools/nbclient_fix.py`` in place of ``jupyter
+    nbconvert``: the fix is applied before nbconvert starts, and the notebook executes."""
+    import nbformat
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from nbconvert.nbconvertapp import NbConvertApp
+
+    async def unpatched(self, timeout=None):
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", unpatched)
+    seen = {}
+
+    def launch(argv=None):  # stands for nbconvert: records what it would run with
+        seen["argv"], seen["patched"] = argv, AsyncZMQSocketChannel.get_msg.polls_in_slices
+
+    monkeypatch.setattr(NbConvertApp, "launch_instance", launch)
+    assert nbclient_fix.main(["--to", "notebook", "--execute", "x.ipynb"]) == 0
+    assert seen == {"argv": ["--to", "notebook", "--execute", "x.ipynb"], "patched": True}
+    monkeypatch.undo()
+
+    script = (ROOT / "tools" / "binder_check.sh").read_text()
+    assert '/tools/nbclient_fix.py" --to notebook --execute' in script
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    import subprocess
+
+    subprocess.run([sys.executable, str(ROOT / "tools" / "nbclient_fix.py"), "--to", "notebook",
+                    "--execute", "tiny.ipynb", "--output", "done.ipynb"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    done = nbformat.read(tmp_path / "done.ipynb", as_version=4)
+    assert done.cells[0].outputs[0]["text"] == "42\n"

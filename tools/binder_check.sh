@@ -11,7 +11,8 @@
 #    Jupyter packages of repo2docker's own Python 3.11 lock file at their versions, then runs
 #    the Dockerfile's two repository steps: `pip install -r binder/requirements.txt` and
 #    `./binder/postBuild` (pip must report no conflict);
-# 3. executes the notebook with the kernel postBuild installed, from a clean clone.
+# 3. executes the notebook with the kernel postBuild installed, from a clean clone (through
+#    nbconvert, with tools/nbclient_fix.py applied).
 # Without Docker, what this cannot check is the base image and conda itself.
 # Where download.pytorch.org cannot be reached (offline CI), set BINDER_CHECK_OFFLINE=1: the
 # extra index line is dropped from the copy (PyPI's build of the pinned torch is the same CPU
@@ -47,6 +48,9 @@ if [ "${BINDER_CHECK_OFFLINE:-0}" = 1 ]; then sed -i '/extra-index-url/d' binder
 PATH="$work/env/bin:$PATH" ./binder/postBuild
 git checkout --quiet binder/requirements.txt
 cd "$(dirname "$notebook")"
+# nbconvert executes through nbclient; tools/nbclient_fix.py keeps a widget cell from stalling
+# it for the cell timeout (jupyter/nbclient#312), as in the book's build.
 PATH="$work/env/bin:$PATH" COURSE_CACHE_DIR="$work/cache" \
-  jupyter nbconvert --to notebook --execute "$(basename "$notebook")" --output "$work/executed.ipynb"
+  "$work/env/bin/python" "$work/repo/tools/nbclient_fix.py" --to notebook --execute "$(basename "$notebook")" \
+  --output "$work/executed.ipynb"
 echo "binder check passed: $notebook ran with the kernel that postBuild installed"

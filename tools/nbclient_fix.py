@@ -17,12 +17,15 @@ widget in 0 of 20, a 2-inch figure of 32 × 32 pixels under the same slider in 0
 so that a missed wake-up costs at most a slice; with it the first notebook stalled in 0 of 20
 runs. It changes nothing else: the same messages, in the same order, the same timeout.
 ``tools/book_fixes.py`` applies it to the book's build (myst-nb executes the notebooks in the
-Sphinx process) and ``tools/time_notebooks.py`` to its timings. nbval (``make test``) uses
+Sphinx process), ``tools/time_notebooks.py`` to its timings, and ``tools/binder_check.sh`` to
+its nbconvert run by running this file in place of ``jupyter nbconvert`` (:func:`main`:
+``python tools/nbclient_fix.py --to notebook --execute X.ipynb``). nbval (``make test``) uses
 jupyter_client's blocking client, which this bug does not concern.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from queue import Empty
 
@@ -48,3 +51,16 @@ def apply() -> None:
 
     get_msg.polls_in_slices = True
     AsyncZMQSocketChannel.get_msg = get_msg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``jupyter nbconvert`` with the fix applied: ``argv`` are nbconvert's arguments."""
+    apply()
+    from nbconvert.nbconvertapp import NbConvertApp
+
+    NbConvertApp.launch_instance(argv=sys.argv[1:] if argv is None else argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
