@@ -43,11 +43,12 @@ for point data and ``benchmarks/gan_digits.py`` for the 8×8 digits):
 - the non-saturating generator loss (``loss="wasserstein"``: WGAN-GP, Gulrajani et al. 2017,
   the critic's loss with a gradient penalty instead of the discriminator's and R1);
 - a lazy R1 gradient penalty on the discriminator (R1: Mescheder et al. 2018; lazy, computed
-  every ``r1_every`` steps: Karras et al. 2020), against mode collapse and oscillation;
+  every ``r1_every`` steps: Karras et al. 2020), against the oscillation around the equilibrium
+  (the paper proves local convergence only, nothing about modes);
 - discriminator rejection sampling (Azadi et al. 2019): after training, the discriminator is
   trained a little longer with the generator frozen so that its logit estimates
   log p(x)/q(x), and :meth:`GAN.sample` keeps each generated point with probability
-  min(1, exp(logit − M)): ``sample``'s default for point data, on request for images;
+  min(1, exp(logit − log M)): ``sample``'s default for point data, on request for images;
 - optionally (``ema``) an exponential moving average of the generator's weights
   (:func:`ema_update`) samples instead of the last weights.
 
@@ -234,10 +235,10 @@ def r1_penalty(discriminator, x, cond=None) -> torch.Tensor:
         E_{x~p} ‖∇ₓ l(x)‖²
 
     on a minibatch of **real** points ``x`` (Mescheder et al. 2018). It pushes the
-    discriminator to be flat on the data, which removes the oscillation around the
-    equilibrium and spreads the generator's samples over every mode. ``cond`` (one-hot labels)
-    is appended to the input of a conditional discriminator; the gradient is taken with
-    respect to ``x`` only. The graph is kept, so the result can be backpropagated.
+    discriminator to be flat on the data, which makes the game converge locally instead of
+    oscillating around the equilibrium (the paper proves local convergence, nothing about
+    modes). ``cond`` (one-hot labels) is appended to the input of a conditional discriminator;
+    the gradient is taken with respect to ``x`` only. The graph is kept, so the result can be backpropagated.
     """
     x = x.detach().requires_grad_(True)
     inp = x if cond is None else torch.cat([x, cond], dim=1)
