@@ -962,3 +962,73 @@ def test_seeds_are_checked_in_one_place(seed, exc, device):
     gm = GaussianMixture(3, random_state=0, device=device).fit(X)
     with pytest.raises(exc, match="seed"):
         gm.sample(5, seed=seed)
+
+
+def _fitted_on_levels(covariance_type, n_levels=4, seed=0):
+    rng = np.random.default_rng(seed)
+    levels = np.stack([rng.integers(0, n_levels, 300), rng.binomial(n_levels - 1, 0.3, 300)], 1)
+    from course_lib.data import dequantize
+
+    Y = dequantize(levels, n_levels=n_levels, seed=seed)
+    return GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(Y), levels
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_score_levels_is_the_mass_on_the_cells(covariance_type):
+    """The exact discrete log-probability: each cell's mass by scipy's normal CDF; over all
+    cells it adds up to the mixture's mass on [0, 1)^2; and the dequantised score's expectation
+    over the noise (a log-density averaged over the cell, less log of the cell's volume) lies
+    below it for every image (Jensen)."""
+    from scipy.stats import norm
+
+    n = 4
+    gm, levels = _fitted_on_levels(covariance_type, n)
+    var = np.asarray(gm.covariances_, dtype=np.float64)
+    sd = np.sqrt(var if var.ndim == 2 else np.repeat(var[:, None], 2, 1))
+    cells = np.array([(i, j) for i in range(n) for j in range(n)])
+    mass = sum(w * np.prod(norm.cdf((cells + 1) / n, m, s) - norm.cdf(cells / n, m, s), axis=1)
+               for w, m, s in zip(gm.weights_, gm.means_, sd))
+    assert np.allclose(np.exp(gm.score_levels(cells, n_levels=n)), mass, rtol=1e-10, atol=0)
+    inside = sum(w * np.prod(norm.cdf(1, m, s) - norm.cdf(0, m, s))
+                 for w, m, s in zip(gm.weights_, gm.means_, sd))
+    assert abs(mass.sum() - inside) < 1e-10 and inside < 1
+    # E_u log p(x + u) over each cell by the midpoint rule on a 60 x 60 grid (no sampling noise)
+    u = (np.arange(60) + 0.5) / 60
+    grid = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)
+    dequantised = np.array([gm.score_samples((c + grid) / n).mean() for c in cells]) - 2 * np.log(n)
+    assert (dequantised < gm.score_levels(cells, n_levels=n)).all()
+
+
+def test_score_levels_is_finite_far_in_both_tails():
+    gm, _ = _fitted_on_levels("diag")
+    gm.means_ = np.array([[-30.0, 0.5], [0.5, 40.0], [0.5, 0.5]])  # cells 30 and 40 sds away
+    gm.covariances_ = np.full((3, 2), 1e-3)
+    out = gm.score_levels(np.array([[3, 0], [0, 3]]), n_levels=4)
+    assert np.isfinite(out).all()
+    from scipy.stats import norm  # the far component contributes exp(-~450); the near one decides
+
+    sd = np.sqrt(1e-3)  # the cells [0.75, 1) and [0, 0.25) are 7.9 sds from the near mean
+    near = np.log(gm.weights_[2]) + np.log(norm.sf(0.75, 0.5, sd) - norm.sf(1.0, 0.5, sd)) \
+        + np.log(norm.cdf(0.25, 0.5, sd) - norm.cdf(0.0, 0.5, sd))
+    assert abs(out[0] - near) < 1e-6 * abs(near)
+
+
+def test_score_levels_refuses_what_it_cannot_compute():
+    gm, levels = _fitted_on_levels("diag")
+    with pytest.raises(ValueError, match="levels must lie in"):
+        gm.score_levels(levels + 1, n_levels=4)
+    with pytest.raises(ValueError, match="integer grey levels"):
+        gm.score_levels(levels + 0.5, n_levels=4)
+    with pytest.raises(ValueError, match="integer grey levels"):
+        gm.score_levels(np.full((2, 2), np.nan), n_levels=4)
+    with pytest.raises(ValueError, match="pixels per image"):
+        gm.score_levels(levels[:, :1], n_levels=4)
+    with pytest.raises(ValueError, match="n_levels"):
+        gm.score_levels(levels, n_levels=1)
+    with pytest.raises(ValueError, match="N >= 1"):
+        gm.score_levels(np.zeros((0, 2), dtype=int), n_levels=4)
+    full, _ = _fitted_on_levels("full")
+    with pytest.raises(ValueError, match="covariance_type 'diag' or 'spherical'"):
+        full.score_levels(levels, n_levels=4)
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2, covariance_type="diag").score_levels(levels, n_levels=4)

@@ -50,7 +50,7 @@ BENCHMARKS = {"gmm_vs_sklearn.py": [], "mrf_gibbs.py": ["--save"], "mrf_cluster.
               "gan_digits.py": ["--settings", "default", "--seeds", "0", "1", "2"],
               "vae_prior.py": ["--settings", "default", "--seeds", "0,1,2"],
               "vae_collapse.py": ["--save"], "vae_gaps.py": ["--save"],
-              "vae_dequant_bound.py": ["--save"],
+              "vae_dequant_bound.py": ["--save"], "gmm_exact.py": ["--save"],
               "quality_vs_compute.py": [], "gan_kid_floor.py": [],
               "fashion_floor.py": ["--save"], "fashion_gmm.py": ["--save"],
               "fashion_mrf.py": ["--save"], "fashion_models.py": ["--train", "--save"],
