@@ -981,10 +981,9 @@ class GaussianMixture(BaseEstimator):
         sd = (var[:, None] if var.dim() == 1 else var).sqrt().expand_as(means)    # (K, D)
         log_w = torch.as_tensor(np.log(np.asarray(self.weights_, dtype=np.float64)))
         K, D = means.shape
-        rows = max(1, 2**21 // (K * D))
         out = []
-        for start in range(0, len(k), rows):
-            lo = (k[start:start + rows, None, :] / n_levels - means) / sd           # (n, K, D)
+        for rows in _blocks(len(k), K * D, k.device):
+            lo = (k[rows, None, :] / n_levels - means) / sd                          # (n, K, D)
             hi = lo + 1.0 / (n_levels * sd)
             out.append(torch.logsumexp(_log_normal_mass(lo, hi).sum(-1) + log_w, dim=1))
         return torch.cat(out).numpy()
