@@ -299,8 +299,8 @@ def test_the_ship_tool_run_again_after_a_stop_skips_the_models_it_had_shipped(tm
     monkeypatch.setattr(tool, "SHIPPED_MODELS", tmp_path / "models")
     monkeypatch.setattr(tool, "shipped_records", lambda: dict(records))
 
-    def fake_ship(name, runs):
-        assert runs == tmp_path / "runs"
+    def fake_ship(name, runs, threads=1):
+        assert runs == tmp_path / "runs" and threads == 1
         if name in stop:
             stop.discard(name)
             raise Stop
@@ -318,6 +318,10 @@ def test_the_ship_tool_run_again_after_a_stop_skips_the_models_it_had_shipped(tm
     assert shipped == ["gan_digits", "vae_digits"]  # gan_digits once: skipped the second time
     assert not list((tmp_path / "runs").glob("*.shipped"))
     assert tool.main(command) == 0 and shipped[2:] == ["gan_digits", "vae_digits"]
+    with pytest.raises(SystemExit):  # bad input: named, before anything is trained
+        tool.main(command + ["--threads", "0"])
+    assert shipped[4:] == [] and tool.threads_note(1) == "one CPU thread"
+    assert tool.threads_note(2) == "2 CPU threads"
 
 
 def test_the_book_says_how_often_a_run_is_saved():
