@@ -4,8 +4,9 @@ What it does, on the full Fashion-MNIST (60,000 training, 10,000 test images, 25
 
 * ``--train`` first trains the four shipped neural models (``tools/ship_models.py
   gan_fashion cgan_fashion vae_fashion cvae_fashion``: a convolutional GAN and VAE and their
-  conditional variants, seed 0, one CPU thread; about 4.7 hours on one core: 70 and 80
-  minutes for the GANs, 62 and 67 for the VAEs; each fit keeps its run in the course's cache,
+  conditional variants, seed 0, one CPU thread; about half a day of one core: some eight
+  hours for the GAN's 160,000 steps (168 ms a step on the AMD machine that made it), 80 minutes
+  for the conditional GAN, 62 and 67 for the VAEs; each fit keeps its run in the course's cache,
   ``runs/``, so that a stopped ``--train`` goes on where it stopped). Without it the
   script reads their records (``course_lib/assets/models/models.json``): training CPU
   seconds, the protocol's scores (5 draws of 2,000 images against 2,000 test images, mean ±
@@ -248,6 +249,14 @@ def saved_run(results: Path | None = None) -> dict:
     return {"rows": rows, "scale": scale, "head": head, "when": when}
 
 
+def how_trained(record: dict) -> str:
+    """The threads (and segments) of a shipped model's fit, as its record's ``by`` says them."""
+    by, marker = record.get("by", ""), "random_state 0, "
+    threads = by[by.rindex(marker) + len(marker):-1] if marker in by else "threads not recorded"
+    segments = record.get("segments")
+    return f"{segments} segments; {threads}" if segments else threads
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true")
@@ -293,8 +302,8 @@ def main(argv=None) -> int:
         "as asked; test bpp: held-out bits/px, 256 levels (VAE: IWAE k=20 of log p(x), an upper "
         "bound; GMM: dequantised density, an upper bound; histograms: exact); bpp | label: log p(x | y)",
         "# Neural rows: records written by tools/ship_models.py (course_lib/assets/models/models.json), "
-        "train CPU s of one thread, on " + "; ".join(
-            f"{n} {r['cpu']}" for n, r in shipped_records().items() if n in by),
+        "train CPU s, on " + "; ".join(
+            f"{n} {r['cpu']} ({how_trained(r)})" for n, r in shipped_records().items() if n in by),
         *table(rows),
         f"# GMM: {gmm['iters']} EM iterations, converged {gmm['converged']}",
     ]

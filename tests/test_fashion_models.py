@@ -246,24 +246,32 @@ def test_two_screens_side_by_side_keep_their_lines_under_their_own_headers(tmp_p
     assert lines.index("r1-10-b128 line") < ours[1]
 
 
-def test_the_gan_budget_ladder_still_falls_and_the_shipped_gan_beats_the_vae():
+def test_the_gan_budget_ladder_levels_off_at_the_shipped_budget_and_beats_the_vae():
     """Chapter 8's budget ladder: separate runs of the shipped GAN recipe (γ = 10) from 3,000 to
-    80,000 steps, the shipped 40,000-step model among them: every rung is separated from, and
-    better than, the one before; by a third or more per doubling of the steps up to the shipped
-    model and by less after it (the curve bends, but has not levelled off, as the page says);
-    and the shipped GAN, with CPU seconds within 15% of the conv VAE's, beats it."""
+    80,000 steps and the shipped model, the last rung: every rung up to 80,000 steps is separated
+    from, and better than, the one before, by a third or more per doubling up to 40,000 and by
+    less after it (the curve bends); the shipped model's doubling is the first within the spread
+    (levelled off by the course's rule, as the page says), its mean still lower. At equal budgets
+    the GAN beats the VAE: the 40,000-step rung, with CPU seconds within 15% of the conv VAE's, is
+    separated from it and better; so is the shipped GAN."""
     ladder = _gan_ladder()
     steps = [r[0] for r in ladder]
-    shipped = steps.index(shipped_records()["gan_fashion"]["params"]["n_steps"])
-    assert len(ladder) >= 5 and steps == sorted(set(steps)) and 0 < shipped < len(ladder) - 1
-    ratios = []
+    shipped = shipped_records()["gan_fashion"]["params"]["n_steps"]
+    assert len(ladder) >= 6 and steps == sorted(set(steps)) and steps[-1] == shipped
+    ratios, separated = [], []
     for (s0, _, f0, sd0, *_), (s1, _, f1, sd1, *_) in zip(ladder, ladder[1:]):
-        assert metrics.separated({"fid": (f0, sd0)}, {"fid": (f1, sd1)}, "fid") and f1 < f0
+        assert f1 < f0
+        separated.append(metrics.separated({"fid": (f0, sd0)}, {"fid": (f1, sd1)}, "fid"))
         ratios.append((f1 / f0) ** (1 / np.log2(s1 / s0)))  # FID ratio per doubling of the steps
-    assert max(ratios[:shipped]) < 0.7 < min(ratios[shipped:]) and max(ratios) < 0.85
+    assert all(separated[:-1]) and not separated[-1]
+    assert 2 * steps[-2] == shipped  # the last step is a doubling
+    at_40k = steps.index(40000)
+    assert max(ratios[:at_40k]) < 0.7 < min(ratios[at_40k:]) and ratios[at_40k:] == sorted(ratios[at_40k:])
     gan, vae = ROWS["gan_fashion"], ROWS["vae_fashion"]
     assert _separated("gan_fashion", "vae_fashion", "fid") and gan["fid"][0] < vae["fid"][0]
-    assert abs(gan["fit_cpu_s"] / vae["fit_cpu_s"] - 1) < 0.15
+    _, cpu_40k, fid_40k, sd_40k, *_ = ladder[at_40k]
+    assert abs(cpu_40k / vae["fit_cpu_s"] - 1) < 0.15
+    assert metrics.separated({"fid": (fid_40k, sd_40k)}, vae, "fid") and fid_40k < vae["fid"][0]
 
 
 def test_the_conditional_gan_levelled_off_and_beats_the_conditional_vae_with_less_compute():
