@@ -1,8 +1,8 @@
 """The shipped digit models are what tools/ship_models.py makes: refit with the tool's code,
 each scores within the spread of its record (minutes: the slowest test file).
 
-The Fashion-MNIST models of Chapter 8 take a quarter of an hour each to refit on one core, too
-long for `make test`: `tools/ship_models.py --check gan_fashion ...` does it by hand, and
+The Fashion-MNIST models of Chapter 8 take an hour or more each to refit on one core (the GAN's
+160,000 steps about eight), too long for `make test`: `tools/ship_models.py --check gan_fashion ...` does it by hand, and
 tests/test_fashion_models.py checks their records against the tool's recipes."""
 
 import importlib.util
