@@ -20,7 +20,7 @@ processor, and skips the models it had shipped before the stop (``DIR/<name>.shi
 all, and rounded differently; the record's ``by`` says how many (a resumed run's segments may
 differ: the 160,000-step ``gan_fashion`` ran its last segment on two, as its record says).
 
-``--check`` refits every model (minutes) and fails unless each score of the fresh fit lies within
+``--check`` refits every model (minutes for the digit models, hours for the Fashion-MNIST ones) and fails unless each score of the fresh fit lies within
 the spread (2 standard deviations of the draws, the course's ``separated`` rule) of the shipped
 record: the tool reproduces what ships.
 """
